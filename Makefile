@@ -1,0 +1,38 @@
+# The two commands: `make run` (the whole local stack, seeded) and `make test` (every test).
+# Both bootstrap a fresh machine: .venv with the pinned Python packages, Azurite from npm.
+# Later runs reuse the installs; a changed requirements file or lockfile reinstalls.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+PYTEST_ARGS ?=
+
+.PHONY: run test install lint typecheck clean
+
+run: install
+	$(PY) -m devtools.stack
+
+test: install
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+install: $(VENV)/.installed node_modules/.installed
+
+$(VENV)/bin/python:
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+
+$(VENV)/.installed: requirements.txt requirements-dev.txt $(VENV)/bin/python
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	$(PY) -m pip check
+	touch $@
+
+node_modules/.installed: package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+lint: install
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy
+
+clean:
+	rm -rf $(VENV) node_modules .run .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,88 @@
+"""Queue message types: one per work queue, JSON on the wire (base64-wrapped by the queue client).
+
+A message carries just enough to find the current state again (notifications are hints, not data)
+plus a correlation id that follows the change from the webhook to the write on the other side.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Self
+
+
+class InvalidMessage(ValueError):
+    """A queue message that can never be processed (bad JSON or shape); the text says why."""
+
+
+def utc_now_iso() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def new_correlation_id() -> str:
+    return uuid.uuid4().hex
+
+
+class _Message:
+    """JSON (de)serialisation shared by the message dataclasses."""
+
+    kind: str = ""
+
+    def to_json(self) -> str:
+        return json.dumps({"kind": self.kind, **asdict(self)}, separators=(",", ":"))  # type: ignore[call-overload]
+
+    @classmethod
+    def from_json(cls, text: str | bytes) -> Self:
+        try:
+            data = json.loads(text)
+        except ValueError as exc:
+            raise InvalidMessage(f"{cls.__name__}: not JSON ({exc})") from None
+        if not isinstance(data, dict) or data.pop("kind", None) != cls.kind:
+            raise InvalidMessage(f"{cls.__name__}: expected an object with kind={cls.kind!r}")
+        try:
+            message = cls(**data)
+        except TypeError as exc:
+            raise InvalidMessage(f"{cls.__name__}: {exc}") from None
+        message.validate()
+        return message
+
+    def validate(self) -> None:
+        raise NotImplementedError
+
+
+@dataclass(frozen=True)
+class ExchangeChange(_Message):
+    """Work for one mailbox on `exchange-changes`: bring its calendar changes to the planning board."""
+
+    kind = "exchange-change"
+    user_id: str
+    reason: str  # notification | resync | reconcile | lifecycle
+    correlation_id: str = field(default_factory=new_correlation_id)
+    received_at: str = field(default_factory=utc_now_iso)
+    full_resync: bool = False
+
+    def validate(self) -> None:
+        if not isinstance(self.user_id, str) or not self.user_id:
+            raise InvalidMessage("ExchangeChange: user_id is required")
+        if not isinstance(self.full_resync, bool):
+            raise InvalidMessage("ExchangeChange: full_resync must be a boolean")
+
+
+@dataclass(frozen=True)
+class PlanningChange(_Message):
+    """Work for one appointment on `planning-changes`: bring it to the assigned resources' calendars."""
+
+    kind = "planning-change"
+    appointment_guid: str
+    event: str  # created | updated | deleted | poll
+    correlation_id: str = field(default_factory=new_correlation_id)
+    received_at: str = field(default_factory=utc_now_iso)
+    appointment: dict[str, Any] | None = None  # the webhook's snapshot, when there was one
+
+    def validate(self) -> None:
+        if not isinstance(self.appointment_guid, str) or not self.appointment_guid:
+            raise InvalidMessage("PlanningChange: appointment_guid is required")
+        if self.event not in ("created", "updated", "deleted", "poll"):
+            raise InvalidMessage(f"PlanningChange: unknown event {self.event!r}")

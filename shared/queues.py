@@ -1,0 +1,34 @@
+"""Queue senders for the two work queues (Azure Storage queues through azure-storage-queue)."""
+
+from __future__ import annotations
+
+from azure.core.exceptions import ResourceExistsError
+
+from shared.messages import ExchangeChange, PlanningChange
+from shared.storage import EXCHANGE_CHANGES_QUEUE, PLANNING_CHANGES_QUEUE, WORK_QUEUES, StorageClients, poison_queue_name
+
+
+class WorkQueues:
+    """Enqueues work for the queue-triggered workers; messages are base64 text like the host expects."""
+
+    def __init__(self, clients: StorageClients) -> None:
+        self._clients = clients
+
+    def ensure(self) -> None:
+        """Create the work queues and their poison queues if missing (idempotent)."""
+        for name in WORK_QUEUES:
+            for queue in (name, poison_queue_name(name)):
+                try:
+                    self._clients.queue(queue).create_queue()
+                except ResourceExistsError:
+                    pass
+
+    def send_exchange_change(self, message: ExchangeChange, delay_seconds: int | None = None) -> None:
+        self._clients.queue(EXCHANGE_CHANGES_QUEUE).send_message(message.to_json(), visibility_timeout=delay_seconds)
+
+    def send_planning_change(self, message: PlanningChange, delay_seconds: int | None = None) -> None:
+        self._clients.queue(PLANNING_CHANGES_QUEUE).send_message(message.to_json(), visibility_timeout=delay_seconds)
+
+    def depth(self, queue: str) -> int:
+        """Approximate number of messages waiting (for the monitor and health)."""
+        return int(self._clients.queue(queue).get_queue_properties().approximate_message_count or 0)
