@@ -87,7 +87,7 @@ def start_azurite(
     else:
         location.mkdir(parents=True, exist_ok=True)
         args += ["--location", str(location)]
-    out = open(log, "ab") if log else subprocess.DEVNULL
+    out = open(log, "ab") if log else subprocess.DEVNULL  # noqa: SIM115 - owned by the child process
     process = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT, env=dict(os.environ))
     azurite = Azurite(process, *ports)
     deadline = time.monotonic() + 30

@@ -12,7 +12,7 @@ import azure.functions as func
 from shared.health import HealthReporter
 from shared.services import services
 
-bp = func.Blueprint()
+bp = func.Blueprint()  # type: ignore[no-untyped-call]
 _reporter: HealthReporter | None = None
 
 

@@ -29,7 +29,8 @@ from kiota_abstractions.authentication import (
 )
 from kiota_abstractions.method import Method
 from kiota_abstractions.request_information import RequestInformation
-from msgraph import GraphRequestAdapter, GraphServiceClient
+from msgraph.graph_request_adapter import GraphRequestAdapter
+from msgraph.graph_service_client import GraphServiceClient
 
 from shared.config import GraphAuthMode, GraphConfig
 
@@ -114,7 +115,7 @@ def _auth_provider(config: GraphConfig) -> AuthenticationProvider:
         identity = ManagedIdentityCredential(client_id=config.managed_identity_client_id)
 
         async def assertion() -> str:
-            return (await identity.get_token("api://AzureADTokenExchange/.default")).token
+            return str((await identity.get_token("api://AzureADTokenExchange/.default")).token)
 
         credential = ClientAssertionCredential(config.tenant_id, config.client_id, assertion)  # type: ignore[arg-type]
     return AzureIdentityAuthenticationProvider(credential, scopes=[f"https://{host}/.default"], allowed_hosts=[host])

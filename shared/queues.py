@@ -2,10 +2,18 @@
 
 from __future__ import annotations
 
+import contextlib
+
 from azure.core.exceptions import ResourceExistsError
 
 from shared.messages import ExchangeChange, PlanningChange
-from shared.storage import EXCHANGE_CHANGES_QUEUE, PLANNING_CHANGES_QUEUE, WORK_QUEUES, StorageClients, poison_queue_name
+from shared.storage import (
+    EXCHANGE_CHANGES_QUEUE,
+    PLANNING_CHANGES_QUEUE,
+    WORK_QUEUES,
+    StorageClients,
+    poison_queue_name,
+)
 
 
 class WorkQueues:
@@ -18,10 +26,8 @@ class WorkQueues:
         """Create the work queues and their poison queues if missing (idempotent)."""
         for name in WORK_QUEUES:
             for queue in (name, poison_queue_name(name)):
-                try:
+                with contextlib.suppress(ResourceExistsError):
                     self._clients.queue(queue).create_queue()
-                except ResourceExistsError:
-                    pass
 
     def send_exchange_change(self, message: ExchangeChange, delay_seconds: int | None = None) -> None:
         self._clients.queue(EXCHANGE_CHANGES_QUEUE).send_message(message.to_json(), visibility_timeout=delay_seconds)

@@ -7,6 +7,7 @@ Every write that two workers can meet goes through an ETag: `insert` fails on an
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -65,10 +66,8 @@ class TableRepository:
         self._client = client
 
     def ensure(self) -> None:
-        try:
+        with contextlib.suppress(ResourceExistsError):
             self._client.create_table()
-        except ResourceExistsError:
-            pass
 
     def get(self, partition_key: str, row_key: str) -> Row | None:
         try:

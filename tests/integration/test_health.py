@@ -1,0 +1,83 @@
+"""`GET /api/health` on the real function app under the dev host, against Azurite and both emulators."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from devtools.azurite import free_port
+from devtools.devhost import DevHost
+from devtools.serve import ServerThread
+from shared.config import reset_settings_cache
+from tests.integration.conftest import ROOT, stack_settings, wait_until
+
+
+@pytest.fixture(scope="module")
+def app_host(graph_emulator: ServerThread, scheduler_emulator: ServerThread,
+             storage_connection_string: str) -> Iterator[DevHost]:
+    port = free_port()
+    settings = stack_settings(graph_emulator, scheduler_emulator, storage_connection_string,
+                              f"http://127.0.0.1:{port}")
+    reset_settings_cache()
+    host = DevHost("function_app:app", ROOT, settings=settings, port=port, timers=False)
+    host.start()
+    try:
+        yield host
+    finally:
+        host.stop()
+        reset_settings_cache()
+
+
+def test_health_reports_every_dependency_without_secrets(app_host: DevHost) -> None:
+    response = httpx.get(f"{app_host.url}/api/health", timeout=30)
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["status"] == "ok"
+    assert {name: check["ok"] for name, check in body["checks"].items()} == {
+        "storage": True, "graph": True, "planning": True,
+    }
+    for secret in ("dev-api-key", "dev-graph-token", "dev-webhook-secret", "AccountKey", "Eby8vdM02"):
+        assert secret not in response.text
+
+
+def test_health_turns_503_and_names_the_dependency_that_fails(app_host: DevHost,
+                                                               scheduler_emulator: ServerThread) -> None:
+    fault = httpx.post(f"{scheduler_emulator.url}/_emulator/faults", json={"status": 503}, timeout=10)
+    assert fault.status_code in (200, 201)
+    try:
+        degraded = wait_until(lambda: (r := httpx.get(f"{app_host.url}/api/health", timeout=30)).status_code == 503
+                              and r, timeout=30, interval=0.5, what="health to report the Dime.Scheduler outage")
+        body = degraded.json()
+        assert body["status"] == "degraded"
+        assert body["checks"]["planning"]["ok"] is False and "503" in body["checks"]["planning"]["error"]
+        assert body["checks"]["graph"]["ok"] is True and body["checks"]["storage"]["ok"] is True
+    finally:
+        httpx.delete(f"{scheduler_emulator.url}/_emulator/faults", timeout=10)
+    wait_until(lambda: httpx.get(f"{app_host.url}/api/health", timeout=30).status_code == 200, timeout=30,
+               interval=0.5, what="health to recover once the fault is lifted")
+
+
+def test_health_needs_no_key_but_other_methods_are_refused(app_host: DevHost) -> None:
+    assert httpx.post(f"{app_host.url}/api/health", timeout=10).status_code == 405
+
+
+def test_start_up_fails_with_a_message_naming_the_missing_setting(tmp_path: Path) -> None:
+    values = json.loads((ROOT / "local.settings.sample.json").read_text())["Values"]
+    del values["DS_API_KEY"]
+    settings_file = tmp_path / "local.settings.json"
+    settings_file.write_text(json.dumps({"IsEncrypted": False, "Values": values}))
+    env = {k: v for k, v in os.environ.items() if k not in values and k != "DS_API_KEY"}
+    result = subprocess.run(
+        [sys.executable, "-m", "devtools.devhost", "--app", "function_app:app", "--root", str(ROOT),
+         "--settings", str(settings_file), "--port", str(free_port())],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=120,
+    )
+    assert result.returncode != 0
+    assert "DS_API_KEY is missing" in result.stdout + result.stderr
