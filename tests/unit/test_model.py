@@ -71,7 +71,8 @@ def test_graph_event_with_seven_digit_fractions_and_html_body() -> None:
         "importance": "high", "categories": ["Red"], "isAllDay": False, "type": "occurrence",
         "start": {"dateTime": "2026-01-05T09:00:00.0000000", "timeZone": "UTC"},
         "end": {"dateTime": "2026-01-05T10:00:00.0000000", "timeZone": "Europe/Brussels"},
-        "body": {"contentType": "html", "content": "<html><head><style>p{}</style></head><body><p>Line&nbsp;1</p>Two</body></html>"},
+        "body": {"contentType": "html", "content": "<html><head><style>p{}</style></head>"
+                                                   "<body><p>Line&nbsp;1</p>Two</body></html>"},
         "location": {"displayName": "Clinic"},
     })
     assert event.start == datetime(2026, 1, 5, 9, tzinfo=UTC)
