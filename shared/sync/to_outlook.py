@@ -111,8 +111,18 @@ def desired_event(appointment: Appointment) -> dict[str, Any]:
     }
 
 
+def _comparable(name: str, value: Any) -> Any:
+    """Exchange may re-wrap text (CRLF, trailing blanks): compare what a person would see."""
+    if name == "body" and isinstance(value, Mapping):
+        return " ".join(str(value.get("content", "")).split())
+    if name == "subject" and isinstance(value, str):
+        return value.strip()
+    return value
+
+
 def hashes_of(payload: Mapping[str, Any]) -> dict[str, str]:
-    return {name: field_hash(payload[name]) for name in EVENT_FIELDS}
+    """A hash per event field of what was (or would be) written; equal hashes mean no write."""
+    return {name: field_hash(_comparable(name, payload[name])) for name in EVENT_FIELDS}
 
 
 def new_transaction_id(appointment_guid: str, resource_no: str, nonce: str) -> str:
