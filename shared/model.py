@@ -215,10 +215,10 @@ def _assignments(data: Mapping[str, Any]) -> tuple[Assignment, ...]:
     found: dict[str, Assignment] = {}
     for index, item in enumerate(raw):
         resource = item.get("Resource") if isinstance(item, Mapping) and isinstance(item.get("Resource"), Mapping) else item
-        number = _pick(resource, "ResourceNo") if isinstance(resource, Mapping) else None
-        if not number:
+        if not isinstance(resource, Mapping) or not _pick(resource, "ResourceNo"):
             raise InvalidPayload(f"Assignments[{index}].Resource.ResourceNo: required")
-        found[str(number)] = Assignment(str(number), _opt(_pick(resource, "Email")))
+        number = str(_pick(resource, "ResourceNo"))
+        found[number] = Assignment(number, _opt(_pick(resource, "Email")))
     return tuple(found[k] for k in sorted(found))
 
 

@@ -122,7 +122,9 @@ def parse_rules(text: str) -> RuleSet:
 
 def _split(text: str) -> list[str]:
     """Split on `;` outside double quotes."""
-    parts, current, quoted = [], [], False
+    parts: list[str] = []
+    current: list[str] = []
+    quoted = False
     for char in text:
         if char == '"':
             quoted = not quoted
