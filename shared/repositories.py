@@ -115,7 +115,11 @@ class TableRepository:
 
     def partition(self, partition_key: str) -> Iterator[Row]:
         escaped = check_key(partition_key).replace("'", "''")
-        for entity in self._client.query_entities(f"PartitionKey eq '{escaped}'"):
+        return self.query(f"PartitionKey eq '{escaped}'")
+
+    def query(self, odata_filter: str) -> Iterator[Row]:
+        """Rows matching an OData filter built by this code (never from user input)."""
+        for entity in self._client.query_entities(odata_filter):
             yield _row(entity)
 
 

@@ -1,0 +1,59 @@
+"""The mappings table against Azurite: both look-up directions are point reads and stay consistent."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+
+from devtools.local_settings import local_values
+from shared.config import load_settings
+from shared.mappings import MappingStore, safe_key
+from shared.repositories import TableRepository
+from shared.storage import StorageClients
+from shared.sync.to_outlook import OutlookCopy
+from shared.sync.to_planning import BoardCopy
+
+
+@pytest.fixture()
+def store(storage_connection_string: str) -> MappingStore:
+    clients = StorageClients(load_settings(local_values(storage=storage_connection_string)).storage)
+    table = TableRepository(clients.table("m" + uuid.uuid4().hex[:12]))
+    table.ensure()
+    return MappingStore(table)
+
+
+def test_outlook_copy_round_trip_and_reverse_lookup(store: MappingStore) -> None:
+    pending = OutlookCopy("a1b2", "ALICE/01", "user-1", "dsx-a1b2-ALICE-n")
+    store.save_outlook_copy(pending)
+    assert store.outlook_copies("A1B2") == {"ALICE/01": pending}  # GUIDs are case-insensitive
+    done = OutlookCopy("a1b2", "ALICE/01", "user-1", "dsx-a1b2-ALICE-n", "AAk/ev+1==", {"subject": "h1"}, "ck1")
+    store.save_outlook_copy(done)
+    assert store.by_event("user-1", "AAk/ev+1==") == done
+    assert store.by_event("user-2", "AAk/ev+1==") is None
+    assert list(store.all_outlook_copies()) == [done]
+    store.delete_outlook_copy(done)
+    assert store.outlook_copies("a1b2") == {} and store.by_event("user-1", "AAk/ev+1==") is None
+
+
+def test_stale_index_row_is_not_trusted(store: MappingStore) -> None:
+    first = OutlookCopy("g", "BOB", "user-1", "t", "ev-old", {}, "ck")
+    store.save_outlook_copy(first)
+    store.save_outlook_copy(OutlookCopy("g", "BOB", "user-1", "t2", "ev-new", {}, "ck2"))
+    assert store.by_event("user-1", "ev-old") is None
+    assert isinstance(store.by_event("user-1", "ev-new"), OutlookCopy)
+
+
+def test_board_copies_mark_their_appointment_as_outlook_item(store: MappingStore) -> None:
+    copy = BoardCopy("user-1", "ev-7", "guid-7", "hash", "ck")
+    store.save_board_copy(copy)
+    assert store.by_event("user-1", "ev-7") == copy
+    assert store.is_outlook_item("GUID-7") and not store.is_outlook_item("guid-8")
+    assert store.board_copies("user-1") == [copy]
+    assert store.outlook_copies("guid-7") == {}
+    store.delete_board_copy(copy)
+    assert store.board_copies("user-1") == [] and not store.is_outlook_item("guid-7")
+
+
+def test_safe_key_encodes_forbidden_characters() -> None:
+    assert safe_key("a/b#c?d\\e\n") == "a%2Fb%23c%3Fd%5Ce%0A"
