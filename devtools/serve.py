@@ -33,7 +33,7 @@ class ServerThread:
         """Base URL, e.g. ``http://127.0.0.1:54321`` (no trailing slash)."""
         return f"http://{self.host}:{self.port}"
 
-    def start(self) -> "ServerThread":
+    def start(self) -> ServerThread:
         self._thread.start()
         self.call(self._start())
         return self
@@ -62,7 +62,7 @@ class ServerThread:
         self.loop.call_soon_threadsafe(self.loop.stop)
         self._thread.join(timeout=10)
 
-    def __enter__(self) -> "ServerThread":
+    def __enter__(self) -> ServerThread:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:

@@ -1,0 +1,43 @@
+"""The activity log against Azurite: newest first, per-item history, retention."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from devtools.local_settings import local_values
+from shared.activity import ActivityEntry, ActivityLog
+from shared.config import load_settings
+from shared.repositories import TableRepository
+from shared.storage import StorageClients
+
+
+@pytest.fixture()
+def log(storage_connection_string: str) -> ActivityLog:
+    clients = StorageClients(load_settings(local_values(storage=storage_connection_string)).storage)
+    table = TableRepository(clients.table("act" + uuid.uuid4().hex[:12]))
+    table.ensure()
+    return ActivityLog(table, retention_days=7)
+
+
+def test_entries_come_back_newest_first_with_item_history(log: ActivityLog) -> None:
+    now = datetime(2026, 11, 23, 12, tzinfo=UTC)
+    for minute, action in enumerate(["create", "update", "delete"]):
+        log.record(ActivityEntry("to_outlook", action, "applied", resource_no="ALICE", appointment_guid="G1",
+                                 at=now + timedelta(minutes=minute), latency_ms=120))
+    log.record(ActivityEntry("to_planning", "create", "failed", resource_no="BOB", event_id="Ev/1", error="Graph 503",
+                             at=now + timedelta(minutes=5)))
+    assert [e.action for e in log.recent(now=now + timedelta(minutes=10))] == ["create", "delete", "update", "create"]
+    assert [e.action for e in log.history("g1")] == ["delete", "update", "create"]
+    [failed] = log.history("Ev/1")
+    assert failed.error == "Graph 503" and failed.outcome == "failed" and failed.at == now + timedelta(minutes=5)
+
+
+def test_purge_removes_only_entries_past_retention(log: ActivityLog) -> None:
+    now = datetime(2026, 11, 23, 12, tzinfo=UTC)
+    log.record(ActivityEntry("system", "subscribe", "applied", at=now - timedelta(days=8)))
+    log.record(ActivityEntry("system", "subscribe", "applied", at=now - timedelta(days=1)))
+    assert log.purge(now=now) == 1
+    assert len(list(log.recent(days=10, now=now))) == 1
