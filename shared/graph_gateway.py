@@ -29,6 +29,7 @@ from kiota_abstractions.authentication import (
 )
 from kiota_abstractions.method import Method
 from kiota_abstractions.request_information import RequestInformation
+from kiota_http.middleware.options import RetryHandlerOption
 from msgraph.graph_request_adapter import GraphRequestAdapter
 from msgraph.graph_service_client import GraphServiceClient
 
@@ -147,7 +148,10 @@ def _graph_error(exc: APIError) -> GraphError:
 class ExchangeGateway:
     """Calendar, user and subscription operations against Microsoft Graph (or the emulator)."""
 
-    def __init__(self, config: GraphConfig) -> None:
+    def __init__(self, config: GraphConfig, max_retries: int = 0) -> None:
+        """`max_retries` is the SDK's in-process retry; 0 by default because a throttled or failed
+        change goes back to its queue with the `Retry-After` delay instead of holding a worker asleep."""
+        self._retry = RetryHandlerOption(delay=1, max_retries=max_retries, should_retry=max_retries > 0)
         adapter = GraphRequestAdapter(_auth_provider(config))
         adapter.base_url = config.base_url
         self._adapter = adapter
@@ -179,6 +183,7 @@ class ExchangeGateway:
         for key, value in (query or {}).items():
             info.query_parameters[key] = value
         info.headers.try_add("Accept", "application/json")
+        info.add_request_options([self._retry])
         for preference in prefer:
             info.headers.add("Prefer", preference)
         if body is not None:

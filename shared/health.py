@@ -17,7 +17,7 @@ from shared.config import describe
 from shared.services import Services
 
 CHECK_TIMEOUT_SECONDS = 5.0
-CACHE_SECONDS = 10.0
+CACHE_SECONDS = 5.0
 
 
 @dataclass(frozen=True)
