@@ -1,0 +1,95 @@
+"""Tracked-resource registry and resource settings against Azurite."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+
+import pytest
+
+from devtools.local_settings import local_values
+from shared.config import load_settings
+from shared.model import Sensitivity, ShowAs
+from shared.registry import ResourceRecord, ResourceRegistry, Status, SubscriptionIndex, client_state_hash
+from shared.repositories import AlreadyExists, ConcurrencyConflict, TableRepository
+from shared.resource_settings import SettingsError, SettingsStore, parse_settings, settings_to_json
+from shared.storage import StorageClients
+from shared.sync.to_planning import PrivateItems, ResourceSettings
+
+
+def table(connection: str, prefix: str) -> TableRepository:
+    clients = StorageClients(load_settings(local_values(storage=connection)).storage)
+    repo = TableRepository(clients.table(prefix + uuid.uuid4().hex[:12]))
+    repo.ensure()
+    return repo
+
+
+@pytest.fixture()
+def registry(storage_connection_string: str) -> ResourceRegistry:
+    return ResourceRegistry(table(storage_connection_string, "reg"))
+
+
+@pytest.fixture()
+def store(storage_connection_string: str) -> SettingsStore:
+    return SettingsStore(table(storage_connection_string, "set"))
+
+
+def test_registry_tracks_resources_and_indexes_users(registry: ResourceRegistry) -> None:
+    expiry = datetime(2026, 11, 25, 10, tzinfo=UTC)
+    registry.save(ResourceRecord("ALICE", "alice@x.example", "Alice", "user-a", subscription_id="s1",
+                                 subscription_expiry=expiry))
+    registry.save(ResourceRecord("ZED", "zed@x.example", status=Status.UNKNOWN_EMAIL, last_error="not a Graph user"))
+    assert set(registry.tracked()) == {"ALICE"}
+    assert registry.by_user("user-a").subscription_expiry == expiry  # type: ignore[union-attr]
+    updated = registry.update("ALICE", error_count=2, last_error="Graph 503")
+    assert updated is not None and registry.get("ALICE") == updated
+    assert registry.update("NOBODY", error_count=1) is None
+
+
+def test_subscription_index_checks_client_state_in_constant_time(registry: ResourceRegistry) -> None:
+    registry.remember_subscription(SubscriptionIndex("sub-1", "ALICE", "user-a", client_state_hash("s3cret")))
+    index = registry.subscription("sub-1")
+    assert index is not None and index.accepts("s3cret")
+    assert not index.accepts("S3CRET") and not index.accepts(None)
+    registry.forget_subscription("sub-1")
+    assert registry.subscription("sub-1") is None
+
+
+def test_settings_default_masked_private_items_and_follow_the_mode(store: SettingsStore) -> None:
+    assert store.ensure_account("ALICE") and not store.ensure_account("ALICE")
+    assert store.effective("ALICE").private_items is PrivateItems.MASKED
+    own = store.own("ALICE")
+    store.save_own("ALICE", parse_settings({"privateItems": "shown"}, own.settings), own.locks, own.etag)
+    assert store.effective("ALICE").private_items is PrivateItems.SHOWN
+    store.save_mode("global")
+    assert store.effective("ALICE").private_items is PrivateItems.MASKED
+    with pytest.raises(SettingsError):
+        store.save_mode("anarchy")
+
+
+def test_stale_settings_write_is_refused(store: SettingsStore) -> None:
+    store.ensure_account("BOB")
+    first = store.own("BOB")
+    store.save_own("BOB", first.settings, frozenset({"privateItems"}), first.etag)
+    with pytest.raises(ConcurrencyConflict):
+        store.save_own("BOB", first.settings, frozenset(), first.etag)
+    with pytest.raises(AlreadyExists):
+        store.save_own("BOB", first.settings, frozenset(), None)
+    assert store.own("BOB").locks == {"privateItems"}
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [({"colour": "red"}, "colour"), ({"showAs": ["busy", "asleep"]}, "showAs"), ({"showAs": "busy"}, "showAs"),
+     ({"privateItems": "visible"}, "privateItems"), ({"syncToPlanning": "yes"}, "syncToPlanning"),
+     (["not", "an", "object"], "body")],
+)
+def test_invalid_settings_name_the_field(body: object, field: str) -> None:
+    with pytest.raises(SettingsError) as caught:
+        parse_settings(body, ResourceSettings())
+    assert caught.value.field == field
+
+
+def test_settings_json_round_trip() -> None:
+    settings = ResourceSettings(False, frozenset({ShowAs.OOF}), frozenset({Sensitivity.PRIVATE}), PrivateItems.HIDDEN)
+    assert parse_settings(settings_to_json(settings), ResourceSettings(), partial=False) == settings
