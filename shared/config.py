@@ -17,6 +17,9 @@ from enum import StrEnum
 from typing import Any, TypeVar
 from urllib.parse import urlparse
 
+from shared.sync.rules import RuleError, RuleSet, parse_rules
+from shared.sync.to_planning import OutlookEditPolicy
+
 T = TypeVar("T")
 
 
@@ -119,6 +122,12 @@ SETTINGS: tuple[SettingSpec, ...] = (
     SettingSpec("RENEW_SUBSCRIPTIONS_SCHEDULE", "NCRONTAB of the renew_subscriptions timer.", default="0 0 * * * *"),
     SettingSpec("POLL_PLANNING_SCHEDULE", "NCRONTAB of the poll_planning timer.", default="0 */5 * * * *"),
     SettingSpec("RECONCILE_EXCHANGE_SCHEDULE", "NCRONTAB of the reconcile_exchange timer.", default="0 0 */6 * * *"),
+    SettingSpec("PLANNING_RULES", "Which appointments go to Outlook: `include|exclude <field> <op> <value>` rules "
+                "separated by `;` (see README, Planning rules). Empty: all of them.", default=""),
+    SettingSpec("OUTLOOK_EDIT_POLICY", "When a resource edits or deletes a planner's event in Outlook: restore_outlook "
+                "(the board wins), ignore, or update_planning.", default="restore_outlook"),
+    SettingSpec("WORK_MAX_ATTEMPTS", "Attempts for a change that fails transiently (throttled, service down) before it "
+                "is parked as failed on the monitor.", default="8"),
     SettingSpec("ADMIN_APP_ROLE", "App role that makes a signed-in user an admin of the connector.",
                 default="Connector.Admin"),
     SettingSpec("ACTIVITY_RETENTION_DAYS", "Days the activity log is kept.", default="30"),
@@ -196,6 +205,9 @@ class Settings:
     subscription_lifetime_minutes: int
     subscription_renewal_margin_minutes: int
     schedules: Schedules
+    planning_rules: RuleSet
+    outlook_edit_policy: OutlookEditPolicy
+    work_max_attempts: int
     admin_app_role: str
     activity_retention_days: int
     appinsights_connection_string: Secret | None
@@ -241,10 +253,13 @@ class _Reader:
 
     def parsed(self, name: str, parse: Callable[[str], T], fallback: T, what: str) -> T:
         value = self.raw(name)
-        if value is None:
+        if value is None or value == "":
             return fallback
         try:
             return parse(value)
+        except RuleError as exc:
+            self.problems.append(f"{name} is invalid: {exc}")
+            return fallback
         except (ValueError, TypeError):
             shown = "(hidden)" if _SPECS[name].secret else repr(value)
             self.problems.append(f"{name} is invalid: {shown} is not {what}")
@@ -335,6 +350,10 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
             poll_planning=r.schedule("POLL_PLANNING_SCHEDULE"),
             reconcile_exchange=r.schedule("RECONCILE_EXCHANGE_SCHEDULE"),
         ),
+        planning_rules=r.parsed("PLANNING_RULES", _parse_rules, RuleSet(), "a valid rule list"),
+        outlook_edit_policy=r.parsed("OUTLOOK_EDIT_POLICY", OutlookEditPolicy, OutlookEditPolicy.RESTORE_OUTLOOK,
+                                     "one of " + ", ".join(p.value for p in OutlookEditPolicy)),
+        work_max_attempts=r.integer("WORK_MAX_ATTEMPTS", 1, 50),
         admin_app_role=r.text("ADMIN_APP_ROLE"),
         activity_retention_days=r.integer("ACTIVITY_RETENTION_DAYS", 1, 3650),
         appinsights_connection_string=r.secret("APPLICATIONINSIGHTS_CONNECTION_STRING"),
@@ -345,6 +364,10 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     if r.problems:
         raise ConfigError(r.problems)
     return settings
+
+
+def _parse_rules(value: str) -> RuleSet:
+    return parse_rules(value)
 
 
 def _max_length(limit: int) -> Callable[[str], str]:

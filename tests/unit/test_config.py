@@ -102,3 +102,18 @@ def test_sample_settings_file_documents_every_setting_and_is_current() -> None:
     assert set(sample["Values"]) >= SETTING_NAMES
     assert set(sample["_documentation"]) >= SETTING_NAMES
     assert SAMPLE.read_text() == render(), "run `python -m devtools.local_settings` to regenerate the sample"
+
+
+def test_planning_rules_and_edit_policy_are_validated_at_start_up() -> None:
+    settings = load_settings(env(PLANNING_RULES="exclude category = Internal", OUTLOOK_EDIT_POLICY="ignore"))
+    assert settings.planning_rules.describe() == "exclude category = Internal"
+    assert settings.outlook_edit_policy.value == "ignore"
+    with pytest.raises(ConfigError) as caught:
+        load_settings(env(PLANNING_RULES="exclude colour = red"))
+    assert "PLANNING_RULES is invalid: rule 1" in str(caught.value) and "unknown field 'colour'" in str(caught.value)
+
+
+def test_readme_configuration_table_lists_every_setting() -> None:
+    readme = (SAMPLE.parent / "README.md").read_text()
+    missing = [name for name in SETTING_NAMES if f"| `{name}` |" not in readme]
+    assert missing == []
