@@ -10,9 +10,13 @@ from __future__ import annotations
 from functools import cached_property
 from typing import TYPE_CHECKING
 
+from shared.activity import ActivityLog
 from shared.config import Settings, get_settings
+from shared.mappings import MappingStore
 from shared.queues import WorkQueues
+from shared.registry import ResourceRegistry
 from shared.repositories import Repositories
+from shared.resource_settings import SettingsStore
 from shared.storage import StorageClients
 
 if TYPE_CHECKING:  # the gateways import msgraph / the Dime.Scheduler SDK: only when first used
@@ -31,6 +35,22 @@ class Services:
     @cached_property
     def repositories(self) -> Repositories:
         return Repositories(self.storage)
+
+    @cached_property
+    def mappings(self) -> MappingStore:
+        return MappingStore(self.repositories.mappings)
+
+    @cached_property
+    def registry(self) -> ResourceRegistry:
+        return ResourceRegistry(self.repositories.subscriptions)
+
+    @cached_property
+    def resource_settings(self) -> SettingsStore:
+        return SettingsStore(self.repositories.settings)
+
+    @cached_property
+    def activity(self) -> ActivityLog:
+        return ActivityLog(self.repositories.activity, self.settings.activity_retention_days)
 
     @cached_property
     def work_queues(self) -> WorkQueues:
