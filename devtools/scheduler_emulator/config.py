@@ -1,0 +1,128 @@
+"""Configuration of the Dime.Scheduler emulator: one dataclass, a default for every knob.
+
+Where Dime.Scheduler's real behaviour is not documented, the default is the harsher choice for the
+connector under test (it must cope with the worst plausible server), and a knob relaxes it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields, replace
+from typing import Any, Literal
+
+PayloadCasing = Literal["pascal", "camel"]
+
+# Knobs that the control plane may change at run time (PATCH /_emulator/config); the rest shape the
+# server itself (keys, ports) and are fixed when the app is created.
+RUNTIME_KNOBS = frozenset(
+    {
+        "import_fires_webhooks",
+        "sent_from_back_office_suppresses_webhooks",
+        "payload_casing",
+        "retry_base_seconds",
+        "retry_factor",
+        "retry_max_seconds",
+        "retry_max_attempts",
+        "delivery_timeout_seconds",
+        "event_header",
+        "accept_naive_dates",
+        "reject_unknown_parameters",
+        "strict_value_types",
+        "allow_exchange_procedures_on_planner_items",
+        "exchange_upsert_matches_exchange_id",
+        "max_webhooks",
+        "import_user",
+        "planner_user",
+    }
+)
+
+
+@dataclass
+class SchedulerEmulatorConfig:
+    """Every knob of the emulator. ``SchedulerEmulatorConfig()`` is the documented default."""
+
+    # --- access --------------------------------------------------------------------------------
+    api_keys: tuple[str, ...] = ("dev-api-key",)
+    """Accepted values of the ``X-API-KEY`` header; anything else (or none) is answered 401."""
+
+    # --- imports -------------------------------------------------------------------------------
+    import_fires_webhooks: bool = True
+    """Appointment changes made through ``POST /import`` fire webhooks, so the connector must
+    suppress the echoes of its own writes (harsher than staying silent)."""
+    sent_from_back_office_suppresses_webhooks: bool = False
+    """If true, an import call with ``SentFromBackOffice=True`` fires no webhook (undocumented in
+    Dime.Scheduler; off by default, the harsher choice)."""
+    accept_naive_dates: bool = False
+    """Dates without ``Z``/offset are rejected (400) unless this is true (then read as UTC)."""
+    reject_unknown_parameters: bool = True
+    """A parameter name the procedure does not declare is a 400, as SQL Server answers an unknown
+    stored-procedure parameter. (``mboc_upsertJob``/``mboc_upsertTask`` are minimal and lenient.)"""
+    strict_value_types: bool = True
+    """``ParameterValues`` must be strings (or null), as every SDK sends them; numbers or booleans
+    in JSON are a 400 unless this is false."""
+    allow_exchange_procedures_on_planner_items: bool = False
+    """``mboc_upsertExchangeAppointment``/``mboc_deleteExchangeAppointment`` aimed at an appointment
+    that was planned on the board are a 400 unless this is true."""
+    exchange_upsert_matches_exchange_id: bool = False
+    """Without AppointmentGuid/AppointmentId, ``mboc_upsertExchangeAppointment`` creates a new item
+    even if one with the same ExchangeId exists, unless this is true (then it updates that item)."""
+    import_user: str = "api"
+    """``LastModifiedUser``/``CreatedUser`` written by imports."""
+    planner_user: str = "planner"
+    """``LastModifiedUser``/``CreatedUser`` written by the planner control plane (unless the body
+    names one)."""
+
+    # --- webhooks ------------------------------------------------------------------------------
+    payload_casing: PayloadCasing = "pascal"
+    """``pascal``: the full ``appointment-incoming`` object; ``camel``: the flat camelCase shape of
+    that schema's example (appointmentGuid, sourceApp, ..., start, end)."""
+    retry_base_seconds: float = 0.2
+    retry_factor: float = 2.0
+    retry_max_seconds: float = 5.0
+    retry_max_attempts: int = 8
+    """Attempts per delivery (first try included); only HTTP 200 is a success."""
+    delivery_timeout_seconds: float = 10.0
+    event_header: str | None = None
+    """If set (e.g. ``X-Emulator-Event``), deliveries carry the event type in that header. Off by
+    default: Dime.Scheduler documents no such header, so the receiver must tell events apart by the
+    notification URL it subscribed with."""
+    max_webhooks: int = 100
+    """More subscriptions than this are answered 429, as the Swagger documents."""
+    delivery_log_limit: int = 2000
+
+    def with_overrides(self, changes: dict[str, Any]) -> SchedulerEmulatorConfig:
+        """A copy with run-time knobs changed; raises ``ValueError`` naming a bad knob or value."""
+        known = {f.name: f for f in fields(self)}
+        clean: dict[str, Any] = {}
+        for name, value in changes.items():
+            if name not in RUNTIME_KNOBS:
+                raise ValueError(f"unknown or fixed knob {name!r}; changeable: {sorted(RUNTIME_KNOBS)}")
+            current = getattr(self, name)
+            if name == "payload_casing":
+                if value not in ("pascal", "camel"):
+                    raise ValueError("payload_casing must be 'pascal' or 'camel'")
+            elif name == "event_header":
+                if value is not None and not (isinstance(value, str) and value):
+                    raise ValueError("event_header must be a non-empty string or null")
+            elif isinstance(current, bool):
+                if not isinstance(value, bool):
+                    raise ValueError(f"{name} must be a boolean")
+            elif isinstance(current, int | float):
+                if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
+                    raise ValueError(f"{name} must be a non-negative number")
+                if isinstance(current, int) and not isinstance(value, int):
+                    raise ValueError(f"{name} must be an integer")
+            elif isinstance(current, str) and not isinstance(value, str):
+                raise ValueError(f"{name} must be a string")
+            assert name in known
+            clean[name] = value
+        return replace(self, **clean)
+
+    def as_json(self) -> dict[str, Any]:
+        """JSON view for the control plane (without the API keys)."""
+        out: dict[str, Any] = {}
+        for f in fields(self):
+            if f.name == "api_keys":
+                continue
+            value = getattr(self, f.name)
+            out[f.name] = list(value) if isinstance(value, tuple) else value
+        return out

@@ -1,0 +1,88 @@
+"""Injected API faults: answer matching API requests with an error status and/or extra latency.
+
+A fault matches by HTTP method and route template (as ``GET /_emulator/stats`` spells them, e.g.
+``/appointment/{id}``); either may be omitted to match every API request. ``count`` limits how many
+requests it hits (unlimited when absent). The first matching fault wins.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+
+class FaultProblem(ValueError):
+    """An invalid fault definition."""
+
+
+@dataclass
+class ApiFault:
+    id: int
+    method: str | None
+    route: str | None
+    status: int | None
+    retry_after: float | None
+    latency_ms: int
+    remaining: int | None
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id, "method": self.method, "route": self.route, "status": self.status,
+            "retryAfter": self.retry_after, "latencyMs": self.latency_ms, "count": self.remaining,
+        }
+
+
+def _number(body: dict[str, Any], key: str, *, integer: bool = False) -> Any:
+    value = body.get(key)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
+        raise FaultProblem(f"'{key}' must be a non-negative number")
+    if integer and not isinstance(value, int):
+        raise FaultProblem(f"'{key}' must be an integer")
+    return value
+
+
+class ApiFaults:
+    def __init__(self) -> None:
+        self.faults: list[ApiFault] = []
+        self._next_id = 1
+
+    def add(self, body: Any) -> ApiFault:
+        if not isinstance(body, dict):
+            raise FaultProblem("the body must be a JSON object")
+        method, route = body.get("method"), body.get("route")
+        if method is not None and not isinstance(method, str):
+            raise FaultProblem("'method' must be a string")
+        if route is not None and not (isinstance(route, str) and route.startswith("/")):
+            raise FaultProblem("'route' must be a route template starting with '/', e.g. '/appointment/{id}'")
+        status = _number(body, "status", integer=True)
+        if status is not None and not 400 <= status <= 599:
+            raise FaultProblem("'status' must be an HTTP error status (400-599)")
+        latency = _number(body, "latencyMs", integer=True) or 0
+        if status is None and not latency:
+            raise FaultProblem("give 'status' and/or 'latencyMs'")
+        count = _number(body, "count", integer=True)
+        if count == 0:
+            raise FaultProblem("'count' must be at least 1 (omit it for no limit)")
+        fault = ApiFault(
+            self._next_id, method.upper() if method else None, (route.rstrip("/") or "/") if route else None,
+            status, _number(body, "retryAfter"), latency, count,
+        )
+        self._next_id += 1
+        self.faults.append(fault)
+        return fault
+
+    def take(self, method: str, route: str) -> ApiFault | None:
+        """The first fault matching this request, with one use consumed."""
+        for fault in self.faults:
+            if (fault.method in (None, method)) and (fault.route in (None, route)):
+                if fault.remaining is not None:
+                    fault.remaining -= 1
+                    if fault.remaining == 0:
+                        self.faults.remove(fault)
+                return fault
+        return None
+
+    def clear(self) -> None:
+        self.faults.clear()

@@ -1,0 +1,72 @@
+"""Small builders for the emulator tests: import calls as the SDKs send them, and seed data."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import httpx
+from dimescheduler import Result
+
+ALICE = {"resourceNo": "ALICE", "displayName": "Alice Smith", "email": "alice@contoso.com",
+         "exchangeIntegrationEnabled": True, "department": "Field", "resourceType": "Technician",
+         "sourceApp": "BC", "sourceType": "RES"}
+BOB = {"ResourceNo": "BOB", "DisplayName": "Bob Jones", "Email": "Bob@Contoso.com",
+       "ExchangeIntegrationEnabled": "False"}  # import-style keys and string values
+
+
+def call(procedure: str, **params: str | None) -> dict[str, Any]:
+    """One ``/import`` call; every value a string (or None), as the SDKs send them."""
+    return {"StoredProcedureName": procedure, "ParameterNames": list(params), "ParameterValues": list(params.values())}
+
+
+def exchange_item(guid: str, *, email: str = "alice@contoso.com", start: str = "2026-01-05 09:00:00Z",
+                  end: str = "2026-01-05 10:00:00Z", subject: str = "Dentist", **extra: str | None) -> dict[str, Any]:
+    return call(
+        "mboc_upsertExchangeAppointment", AppointmentGuid=guid, ExchangeId=f"AAMk-{guid[:8]}",
+        ICalUId=f"ical-{guid[:8]}", Start=start, End=end, Subject=subject, Body="private", Importance="0",
+        ResourceEmail=email, ShowAs="3", Sensitivity="1", Categories="Red;Blue", CreatedByExchange="True", **extra,
+    )
+
+
+def job_and_task(job: str = "J1", task: str = "T1") -> list[dict[str, Any]]:
+    return [
+        call("mboc_upsertJob", SourceApp="BC", SourceType="JOB", JobNo=job, ShortDescription="Job"),
+        call("mboc_upsertTask", SourceApp="BC", SourceType="JOB", JobNo=job, TaskNo=task, ShortDescription="Task"),
+    ]
+
+
+def planning_appointment(guid: str, *, resource: str = "ALICE", start: str = "2026-01-05T13:00:00.000Z",
+                         end: str = "2026-01-05T14:00:00.000Z", subject: str = "Install", **extra: str | None
+                         ) -> dict[str, Any]:
+    params: dict[str, str | None] = {"SentFromBackOffice": "True"} | extra
+    return call(
+        "mboc_upsertAppointment", AppointmentId="0", AppointmentGuid=guid, SourceApp="BC", SourceType="JOB",
+        JobNo="J1", TaskNo="T1", ResourceNo=resource, Subject=subject, Body="Boiler", Start=start, End=end,
+        **params,
+    )
+
+
+def content(result: Result | httpx.Response) -> dict[str, Any]:
+    """The JSON inside an import answer's ``Content`` string."""
+    body = result.json() if isinstance(result, httpx.Response) else (result.data or result.error)
+    assert set(body) >= {"Content", "ContentType", "StatusCode"}, body
+    assert body["ContentType"] == "application/json"
+    parsed: dict[str, Any] = json.loads(body["Content"])
+    assert parsed["Status"] == body["StatusCode"]
+    return parsed
+
+
+def seed_people(ctl: httpx.Client) -> None:
+    ctl.post("/seed", json={"resources": [ALICE, BOB]}).raise_for_status()
+
+
+def planner_body(**extra: Any) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "Subject": "Service visit", "Body": "Replace filter",
+        "StartDate": "2026-01-06T08:00:00Z", "EndDate": "2026-01-06T09:30:00Z",
+        "Importance": 1, "Task": {"TaskNo": "T1", "Job": {"SourceApp": "BC", "SourceType": "JOB", "JobNo": "J1"}},
+        "Category": {"DisplayName": "Confirmed", "Color": "#00FF00"},
+        "Assignments": [{"Resource": {"ResourceNo": "ALICE"}}],
+    }
+    return body | extra
