@@ -99,7 +99,9 @@ def main(argv: list[str] | None = None) -> int:
     def on_signal(signum: int, frame: FrameType | None) -> None:
         raise KeyboardInterrupt
 
-    signal.signal(signal.SIGTERM, on_signal)
+    # Installed explicitly: a shell that starts `make run` in the background leaves SIGINT ignored.
+    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, on_signal)
     azurite = None
     try:
         print("starting Azurite ...")
@@ -126,8 +128,6 @@ def main(argv: list[str] | None = None) -> int:
         print(
             "\nThe local stack is up:\n"
             f"  function app        {app_url}/api/health  (dev function key: dev-function-key)\n"
-            f"  settings page       {app_url}/api/ui/\n"
-            f"  admin monitor       {app_url}/api/ui/admin\n"
             f"  Graph emulator      {graph_url}/v1.0   control plane {graph_url}/_emulator/stats\n"
             f"  Dime.Scheduler emu  {scheduler_url}   (X-API-KEY: dev-api-key)  control plane {scheduler_url}/_emulator/stats\n"
             f"  Azurite             blob {PORTS['blob']}, queue {PORTS['queue']}, table {PORTS['table']}\n"

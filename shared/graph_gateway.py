@@ -94,7 +94,6 @@ def _auth_provider(config: GraphConfig) -> AuthenticationProvider:
         CertificateCredential,
         ClientAssertionCredential,
         ClientSecretCredential,
-        ManagedIdentityCredential,
     )
     from kiota_authentication_azure.azure_identity_authentication_provider import (
         AzureIdentityAuthenticationProvider,
@@ -112,13 +111,16 @@ def _auth_provider(config: GraphConfig) -> AuthenticationProvider:
         )
     else:
         # Secretless: the user-assigned managed identity is a federated credential of the app
-        # registration; its token for api://AzureADTokenExchange is the client assertion.
-        identity = ManagedIdentityCredential(client_id=config.managed_identity_client_id)
+        # registration; its token for api://AzureADTokenExchange is the client assertion. The
+        # credential calls `assertion` synchronously, so it uses the sync identity credential.
+        from azure.identity import ManagedIdentityCredential as SyncManagedIdentityCredential
 
-        async def assertion() -> str:
-            return str((await identity.get_token("api://AzureADTokenExchange/.default")).token)
+        identity = SyncManagedIdentityCredential(client_id=config.managed_identity_client_id)
 
-        credential = ClientAssertionCredential(config.tenant_id, config.client_id, assertion)  # type: ignore[arg-type]
+        def assertion() -> str:
+            return str(identity.get_token("api://AzureADTokenExchange/.default").token)
+
+        credential = ClientAssertionCredential(config.tenant_id, config.client_id, assertion)
     return AzureIdentityAuthenticationProvider(credential, scopes=[f"https://{host}/.default"], allowed_hosts=[host])
 
 
