@@ -22,8 +22,8 @@ from types import FrameType
 
 import httpx
 
-from devtools.azurite import start_azurite
-from devtools.local_settings import SAMPLE
+from devtools.azurite import connection_string, start_azurite
+from devtools.local_settings import SAMPLE, local_values
 from devtools.seed import seed_demo_tenant
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -83,17 +83,31 @@ def ensure_local_settings() -> Path:
     return settings
 
 
+def write_port_settings(ports: dict[str, int], graph_url: str, scheduler_url: str, app_url: str) -> Path:
+    """Settings for a stack on non-contract ports (the user's local.settings.json stays untouched)."""
+    import json
+
+    values = local_values(graph_url=f"{graph_url}/v1.0", scheduler_url=scheduler_url, public_url=app_url,
+                          storage=connection_string(ports["blob"], ports["queue"], ports["table"]))
+    path = RUN_DIR / "ports.settings.json"
+    path.write_text(json.dumps({"IsEncrypted": False, "Values": values}, indent=2))
+    return path
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--no-seed", action="store_true", help="start empty (no demo tenant)")
+    parser.add_argument("--ports", type=lambda v: [int(p) for p in v.split(",")], metavar="APP,GRAPH,DS,BLOB,QUEUE,TABLE",
+                        help="other ports than the contract ones (tests); settings then come from .run/ports.settings.json")
     args = parser.parse_args(argv)
+    ports = dict(zip(PORTS, args.ports, strict=True)) if args.ports else dict(PORTS)
 
-    busy = [f"{name} ({port})" for name, port in PORTS.items() if port_in_use(port)]
+    busy = [f"{name} ({port})" for name, port in ports.items() if port_in_use(port)]
     if busy:
         print("Ports already in use: " + ", ".join(busy) + ". Is another `make run` still running?", file=sys.stderr)
         return 1
     RUN_DIR.mkdir(exist_ok=True)
-    ensure_local_settings()
+    settings_file = ensure_local_settings()
     stack = Stack()
 
     def on_signal(signum: int, frame: FrameType | None) -> None:
@@ -105,32 +119,36 @@ def main(argv: list[str] | None = None) -> int:
     azurite = None
     try:
         print("starting Azurite ...")
-        azurite = start_azurite(PORTS["blob"], PORTS["queue"], PORTS["table"], location=RUN_DIR / "azurite",
+        # A stack on other ports (a test) keeps Azurite in memory: the developer's data stays untouched.
+        azurite = start_azurite(ports["blob"], ports["queue"], ports["table"],
+                                location=None if args.ports else RUN_DIR / "azurite",
                                 log=RUN_DIR / "azurite.log")
         py = sys.executable
         print("starting the Graph and Dime.Scheduler emulators ...")
         graph = stack.spawn("graph-emulator", [py, "-m", "devtools.graph_emulator", "--host", HOST,
-                                               "--port", str(PORTS["graph"])])
+                                               "--port", str(ports["graph"])])
         scheduler = stack.spawn("scheduler-emulator", [py, "-m", "devtools.scheduler_emulator", "--host", HOST,
-                                                       "--port", str(PORTS["scheduler"])])
-        graph_url = f"http://{HOST}:{PORTS['graph']}"
-        scheduler_url = f"http://{HOST}:{PORTS['scheduler']}"
+                                                       "--port", str(ports["scheduler"])])
+        graph_url = f"http://{HOST}:{ports['graph']}"
+        scheduler_url = f"http://{HOST}:{ports['scheduler']}"
         wait_for_http(f"{graph_url}/_emulator/stats", process=graph)
         wait_for_http(f"{scheduler_url}/_emulator/stats", process=scheduler)
         if not args.no_seed:
             summary = seed_demo_tenant(graph_url, scheduler_url)
             print(f"seeded demo tenant: {summary}")
         print("starting the function app under the dev host ...")
+        app_url = f"http://{HOST}:{ports['devhost']}"
+        if args.ports:
+            settings_file = write_port_settings(ports, graph_url, scheduler_url, app_url)
         devhost = stack.spawn("devhost", [py, "-m", "devtools.devhost", "--app", "function_app:app", "--root", str(ROOT),
-                                          "--host", HOST, "--port", str(PORTS["devhost"])])
-        app_url = f"http://{HOST}:{PORTS['devhost']}"
+                                          "--settings", str(settings_file), "--host", HOST, "--port", str(ports["devhost"])])
         wait_for_http(f"{app_url}/admin/host/status", timeout=120, process=devhost)
         print(
             "\nThe local stack is up:\n"
             f"  function app        {app_url}/api/health  (dev function key: dev-function-key)\n"
             f"  Graph emulator      {graph_url}/v1.0   control plane {graph_url}/_emulator/stats\n"
             f"  Dime.Scheduler emu  {scheduler_url}   (X-API-KEY: dev-api-key)  control plane {scheduler_url}/_emulator/stats\n"
-            f"  Azurite             blob {PORTS['blob']}, queue {PORTS['queue']}, table {PORTS['table']}\n"
+            f"  Azurite             blob {ports['blob']}, queue {ports['queue']}, table {ports['table']}\n"
             f"  logs                {RUN_DIR}/*.log\n"
             "Press Ctrl-C to stop.",
             flush=True,
