@@ -8,11 +8,16 @@ import logging
 
 import azure.functions as func
 
+from functions.exchange_sync import bp as exchange_sync_bp
+from functions.graph_webhooks import bp as graph_webhooks_bp
 from functions.health import bp as health_bp
+from functions.planning_sync import bp as planning_sync_bp
+from functions.scheduler_webhooks import bp as scheduler_webhooks_bp
 from shared.config import describe, get_settings
 
 _settings = get_settings()
 logging.getLogger(__name__).info("Connector configuration: %s", describe(_settings))
 
 app = func.FunctionApp()
-app.register_functions(health_bp)
+for blueprint in (health_bp, graph_webhooks_bp, exchange_sync_bp, scheduler_webhooks_bp, planning_sync_bp):
+    app.register_functions(blueprint)

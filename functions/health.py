@@ -9,20 +9,15 @@ import json
 
 import azure.functions as func
 
-from shared.health import HealthReporter
 from shared.services import services
 
 bp = func.Blueprint()  # type: ignore[no-untyped-call]
-_reporter: HealthReporter | None = None
 
 
 @bp.function_name("health")
 @bp.route(route="health", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
 async def health(req: func.HttpRequest) -> func.HttpResponse:
-    global _reporter
-    if _reporter is None:
-        _reporter = HealthReporter(services())
-    report = await _reporter.report()
+    report = await services().health.report()
     status = 200 if report["status"] == "ok" else 503
     return func.HttpResponse(json.dumps(report), status_code=status, mimetype="application/json",
                              headers={"Cache-Control": "no-store"})

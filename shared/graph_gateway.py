@@ -34,29 +34,10 @@ from msgraph.graph_request_adapter import GraphRequestAdapter
 from msgraph.graph_service_client import GraphServiceClient
 
 from shared.config import GraphAuthMode, GraphConfig
+from shared.errors import GraphError
 
 IMMUTABLE_ID = 'IdType="ImmutableId"'
 UTC_TIMEZONE = 'outlook.timezone="UTC"'
-TRANSIENT_STATUSES = frozenset({429, 500, 502, 503, 504})
-
-
-class GraphError(Exception):
-    """A Graph call failed: status, Graph error code, and how long Graph asked us to wait."""
-
-    def __init__(self, status: int, code: str, message: str, retry_after: float | None = None) -> None:
-        self.status = status
-        self.code = code
-        self.retry_after = retry_after
-        super().__init__(f"Graph {status} {code}: {message}")
-
-    @property
-    def transient(self) -> bool:
-        """Worth retrying later (throttled or a server-side hiccup)."""
-        return self.status in TRANSIENT_STATUSES
-
-    @property
-    def not_found(self) -> bool:
-        return self.status == 404
 
 
 @dataclass(frozen=True)

@@ -52,6 +52,11 @@ class _Message:
         raise NotImplementedError
 
 
+def _check_attempt(attempt: Any) -> None:
+    if not isinstance(attempt, int) or isinstance(attempt, bool) or attempt < 0:
+        raise InvalidMessage("attempt must be a non-negative integer")
+
+
 @dataclass(frozen=True)
 class ExchangeChange(_Message):
     """Work for one mailbox on `exchange-changes`: bring its calendar changes to the planning board."""
@@ -62,10 +67,12 @@ class ExchangeChange(_Message):
     correlation_id: str = field(default_factory=new_correlation_id)
     received_at: str = field(default_factory=utc_now_iso)
     full_resync: bool = False
+    attempt: int = 0  # how many times this change was already tried (transient failures)
 
     def validate(self) -> None:
         if not isinstance(self.user_id, str) or not self.user_id:
             raise InvalidMessage("ExchangeChange: user_id is required")
+        _check_attempt(self.attempt)
         if not isinstance(self.full_resync, bool):
             raise InvalidMessage("ExchangeChange: full_resync must be a boolean")
 
@@ -80,8 +87,10 @@ class PlanningChange(_Message):
     correlation_id: str = field(default_factory=new_correlation_id)
     received_at: str = field(default_factory=utc_now_iso)
     appointment: dict[str, Any] | None = None  # the webhook's snapshot, when there was one
+    attempt: int = 0  # how many times this change was already tried (transient failures)
 
     def validate(self) -> None:
+        _check_attempt(self.attempt)
         if not isinstance(self.appointment_guid, str) or not self.appointment_guid:
             raise InvalidMessage("PlanningChange: appointment_guid is required")
         if self.event not in ("created", "updated", "deleted", "poll"):

@@ -23,23 +23,10 @@ from dimescheduler.api.crud import CrudApi
 from dimescheduler.result import Result
 
 from shared.config import PlanningConfig
+from shared.errors import PlanningError
 
-TRANSIENT_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
 WEBHOOK_EVENTS: tuple[str, ...] = ("AppointmentCreated", "AppointmentUpdated", "AppointmentDeleted")
 _CHANGE_TYPES = {"AppointmentCreated": "Create", "AppointmentUpdated": "Update", "AppointmentDeleted": "Delete"}
-
-
-class PlanningError(Exception):
-    """A Dime.Scheduler call failed; `transient` says whether retrying later can help."""
-
-    def __init__(self, status: int, message: str, retry_after: float | None = None) -> None:
-        self.status = status
-        self.retry_after = retry_after
-        super().__init__(f"Dime.Scheduler {status}: {message}")
-
-    @property
-    def transient(self) -> bool:
-        return self.status in TRANSIENT_STATUSES or self.status == 0
 
 
 class BaseUrlTransport(httpx.BaseTransport):

@@ -11,7 +11,7 @@ from functools import cached_property
 from typing import TYPE_CHECKING
 
 from shared.activity import ActivityLog
-from shared.config import Settings, get_settings
+from shared.config import Settings, get_settings, reset_settings_cache
 from shared.mappings import MappingStore
 from shared.queues import WorkQueues
 from shared.registry import ResourceRegistry
@@ -21,6 +21,7 @@ from shared.storage import StorageClients
 
 if TYPE_CHECKING:  # the gateways import msgraph / the Dime.Scheduler SDK: only when first used
     from shared.graph_gateway import ExchangeGateway
+    from shared.health import HealthReporter
     from shared.planning_gateway import PlanningGateway
 
 
@@ -63,6 +64,12 @@ class Services:
         return ExchangeGateway(self.settings.graph)
 
     @cached_property
+    def health(self) -> HealthReporter:
+        from shared.health import HealthReporter
+
+        return HealthReporter(self)
+
+    @cached_property
     def planning(self) -> PlanningGateway:
         from shared.planning_gateway import PlanningGateway
 
@@ -73,7 +80,15 @@ _services: Services | None = None
 
 
 def services() -> Services:
+    """The process's services. Functions hold no state of their own: everything long-lived is here."""
     global _services
     if _services is None:
         _services = Services(get_settings())
     return _services
+
+
+def reset_services() -> None:
+    """Forget the settings and every client (tests that start the app again with other settings)."""
+    global _services
+    _services = None
+    reset_settings_cache()

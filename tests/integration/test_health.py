@@ -15,7 +15,7 @@ import pytest
 from devtools.azurite import free_port
 from devtools.devhost import DevHost
 from devtools.serve import ServerThread
-from shared.config import reset_settings_cache
+from shared.services import reset_services
 from tests.integration.conftest import ROOT, stack_settings, wait_until
 
 
@@ -25,14 +25,14 @@ def app_host(graph_emulator: ServerThread, scheduler_emulator: ServerThread,
     port = free_port()
     settings = stack_settings(graph_emulator, scheduler_emulator, storage_connection_string,
                               f"http://127.0.0.1:{port}")
-    reset_settings_cache()
+    reset_services()
     host = DevHost("function_app:app", ROOT, settings=settings, port=port, timers=False)
     host.start()
     try:
         yield host
     finally:
         host.stop()
-        reset_settings_cache()
+        reset_services()
 
 
 def test_health_reports_every_dependency_without_secrets(app_host: DevHost) -> None:

@@ -1,0 +1,83 @@
+"""Retry policy: transient failures come back later with Retry-After, permanent ones are parked visibly."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+
+from devtools.local_settings import local_values
+from shared.activity import ActivityEntry, ActivityLog
+from shared.config import load_settings
+from shared.errors import GraphError, PlanningError
+from shared.messages import PlanningChange
+from shared.repositories import TableRepository
+from shared.storage import StorageClients, poison_queue_name
+from shared.workers.retry import Transient, backoff_seconds, classify, handle_failure
+
+
+@pytest.fixture()
+def clients(storage_connection_string: str) -> StorageClients:
+    return StorageClients(load_settings(local_values(storage=storage_connection_string)).storage)
+
+
+@pytest.fixture()
+def queue(clients: StorageClients) -> str:
+    name = "work" + uuid.uuid4().hex[:10]
+    clients.queue(name).create_queue()
+    clients.queue(poison_queue_name(name)).create_queue()
+    return name
+
+
+@pytest.fixture()
+def activity(clients: StorageClients) -> ActivityLog:
+    table = TableRepository(clients.table("act" + uuid.uuid4().hex[:10]))
+    table.ensure()
+    return ActivityLog(table)
+
+
+def entry() -> ActivityEntry:
+    return ActivityEntry("to_outlook", "create", "applied", resource_no="ALICE", appointment_guid="g1")
+
+
+def test_throttled_change_comes_back_after_retry_after(clients: StorageClients, queue: str, activity: ActivityLog) -> None:
+    failure = classify(GraphError(429, "TooManyRequests", "slow down", retry_after=3))
+    assert failure is not None and failure.transient
+    outcome = handle_failure(clients, activity, queue, PlanningChange("g1", "created"), failure, 8, entry())
+    assert outcome.outcome == "retrying" and outcome.delay_seconds == 3
+    assert clients.queue(queue).peek_messages() == []  # hidden for Retry-After
+    [logged] = activity.history("g1")
+    assert logged.outcome == "retrying" and "429" in logged.error and "attempt 1 of 8" in logged.detail
+
+
+def test_permanent_failure_is_parked_on_the_poison_queue_and_logged(clients: StorageClients, queue: str,
+                                                                    activity: ActivityLog) -> None:
+    failure = classify(GraphError(400, "ErrorInvalidRequest", "bad body"))
+    assert failure is not None and not failure.transient
+    outcome = handle_failure(clients, activity, queue, PlanningChange("g1", "created"), failure, 8, entry())
+    assert outcome.outcome == "poisoned"
+    [parked] = clients.queue(poison_queue_name(queue)).peek_messages()
+    assert PlanningChange.from_json(parked.content).appointment_guid == "g1"
+    [logged] = activity.history("g1")
+    assert logged.outcome == "failed" and "cannot be applied" in logged.detail
+
+
+def test_transient_failure_gives_up_after_the_last_attempt(clients: StorageClients, queue: str,
+                                                           activity: ActivityLog) -> None:
+    failure = classify(PlanningError(503, "down"))
+    assert failure is not None
+    outcome = handle_failure(clients, activity, queue, PlanningChange("g1", "created", attempt=7), failure, 8, entry())
+    assert outcome.outcome == "poisoned"
+    assert "gave up after 8 attempts" in activity.history("g1")[0].detail
+
+
+def test_unknown_exceptions_are_left_to_the_host() -> None:
+    assert classify(ValueError("bug")) is None
+    transient = classify(Transient("mailbox busy", retry_after=2))
+    assert transient is not None and transient.transient and transient.retry_after == 2
+
+
+def test_backoff_honours_retry_after_and_caps() -> None:
+    assert backoff_seconds(0, None) == 5 and backoff_seconds(2, None) == 20
+    assert backoff_seconds(0, 0.4) == 1 and backoff_seconds(0, 12.5) == 13
+    assert backoff_seconds(30, None) == 900 and backoff_seconds(0, 10_000) == 900
