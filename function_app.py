@@ -14,8 +14,10 @@ from functions.health import bp as health_bp
 from functions.planning_sync import bp as planning_sync_bp
 from functions.scheduler_webhooks import bp as scheduler_webhooks_bp
 from shared.config import describe, get_settings
+from shared.telemetry import configure_telemetry
 
 _settings = get_settings()
+configure_telemetry(_settings)
 logging.getLogger(__name__).info("Connector configuration: %s", describe(_settings))
 
 app = func.FunctionApp()

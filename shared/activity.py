@@ -72,6 +72,9 @@ class ActivityLog:
         self._retention = retention_days
 
     def record(self, entry: ActivityEntry) -> ActivityEntry:
+        from shared.telemetry import on_activity
+
+        on_activity(entry)
         row = entry.to_row()
         self._table.upsert(_day(entry.at), _row_key(entry), row)
         if entry.item_key:

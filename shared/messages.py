@@ -68,6 +68,7 @@ class ExchangeChange(_Message):
     received_at: str = field(default_factory=utc_now_iso)
     full_resync: bool = False
     attempt: int = 0  # how many times this change was already tried (transient failures)
+    trace_context: str = ""  # W3C traceparent of the webhook that caused it: one trace per change
 
     def validate(self) -> None:
         if not isinstance(self.user_id, str) or not self.user_id:
@@ -88,6 +89,7 @@ class PlanningChange(_Message):
     received_at: str = field(default_factory=utc_now_iso)
     appointment: dict[str, Any] | None = None  # the webhook's snapshot, when there was one
     attempt: int = 0  # how many times this change was already tried (transient failures)
+    trace_context: str = ""  # W3C traceparent of the webhook that caused it: one trace per change
 
     def validate(self) -> None:
         _check_attempt(self.attempt)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+from dataclasses import replace
 
 from azure.core.exceptions import ResourceExistsError
 
@@ -14,6 +15,7 @@ from shared.storage import (
     StorageClients,
     poison_queue_name,
 )
+from shared.telemetry import current_trace_context
 
 
 class WorkQueues:
@@ -30,9 +32,11 @@ class WorkQueues:
                     self._clients.queue(queue).create_queue()
 
     def send_exchange_change(self, message: ExchangeChange, delay_seconds: int | None = None) -> None:
+        message = replace(message, trace_context=message.trace_context or current_trace_context())
         self._clients.queue(EXCHANGE_CHANGES_QUEUE).send_message(message.to_json(), visibility_timeout=delay_seconds)
 
     def send_planning_change(self, message: PlanningChange, delay_seconds: int | None = None) -> None:
+        message = replace(message, trace_context=message.trace_context or current_trace_context())
         self._clients.queue(PLANNING_CHANGES_QUEUE).send_message(message.to_json(), visibility_timeout=delay_seconds)
 
     def depth(self, queue: str) -> int:
