@@ -15,40 +15,18 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import IntEnum
 from typing import Any
-from urllib.parse import urlparse
 
 import httpx
 from dimescheduler import DimeSchedulerClient, Environment, RetryConfig
 from dimescheduler.api.crud import CrudApi
 from dimescheduler.result import Result
 
+from shared.base_url_transport import BaseUrlTransport
 from shared.config import PlanningConfig
 from shared.errors import PlanningError
 
 WEBHOOK_EVENTS: tuple[str, ...] = ("AppointmentCreated", "AppointmentUpdated", "AppointmentDeleted")
 _CHANGE_TYPES = {"AppointmentCreated": "Create", "AppointmentUpdated": "Update", "AppointmentDeleted": "Delete"}
-
-
-class BaseUrlTransport(httpx.BaseTransport):
-    """Sends every request to `base_url` instead of the SDK's built-in environment host."""
-
-    def __init__(self, base_url: str, inner: httpx.BaseTransport | None = None) -> None:
-        parsed = urlparse(base_url)
-        self._scheme = parsed.scheme
-        self._host = parsed.hostname or ""
-        self._port = parsed.port
-        self._prefix = parsed.path.rstrip("/")
-        self._inner = inner or httpx.HTTPTransport()
-
-    def handle_request(self, request: httpx.Request) -> httpx.Response:
-        request.url = request.url.copy_with(
-            scheme=self._scheme, host=self._host, port=self._port, path=self._prefix + request.url.path
-        )
-        request.headers["Host"] = request.url.netloc.decode()
-        return self._inner.handle_request(request)
-
-    def close(self) -> None:
-        self._inner.close()
 
 
 def _environment_for(base_url: str) -> Environment | None:

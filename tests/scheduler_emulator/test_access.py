@@ -109,9 +109,9 @@ def test_transport_rewrites_host_and_keeps_a_path_prefix() -> None:
         seen.append(f"{request.url} host={request.headers['Host']}")
         return httpx.Response(200, json=[])
 
-    from devtools.scheduler_emulator.sdk import EmulatorTransport
+    from shared.base_url_transport import BaseUrlTransport
 
-    transport = EmulatorTransport("http://127.0.0.1:7073/prefix/", inner=httpx.MockTransport(record))
+    transport = BaseUrlTransport("http://127.0.0.1:7073/prefix/", inner=httpx.MockTransport(record))
     with DimeSchedulerClient(API_KEY, transport=transport, retry=False) as client:
         client.appointments.get("2026-01-05T00:00:00+00:00", "2026-01-06T00:00:00Z", ["R 1", "R2"])
     assert seen == [
