@@ -21,14 +21,16 @@ from aiohttp import web
 from aiohttp.typedefs import Middleware
 from multidict import CIMultiDict
 
+from .easyauth import easy_auth_middleware
 from .invocation import Invoker
 from .loader import FunctionSpec
 from .routes import RouteTemplate
 
 log = logging.getLogger("devhost")
 
-# The one place to plug request middlewares in (applied to functions and admin routes alike).
-DEFAULT_MIDDLEWARES: list[Middleware] = []
+# The one place to plug request middlewares in (applied to functions and admin routes alike):
+# the dev-only stand-in for App Service Authentication (see easyauth.py).
+DEFAULT_MIDDLEWARES: list[Middleware] = [easy_auth_middleware()]
 
 _HOME = "<html><body><h1>Your Functions app is up and running (devhost)</h1></body></html>"
 

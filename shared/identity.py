@@ -1,0 +1,76 @@
+"""Who is calling: the Easy Auth principal (`X-MS-CLIENT-PRINCIPAL`) turned into a connector role.
+
+In Azure, App Service Authentication sits in front of the app: it signs the user in with Entra ID,
+strips any `X-MS-CLIENT-PRINCIPAL*` header a client sends, and injects its own. The code trusts the
+header only because of that (see README, Security, and infra/app/auth.bicep). Locally, the dev host's
+dev-only sign-in page sets the same header; that page does not exist outside the dev host.
+
+A caller is an **admin** when the principal carries the app role named by `ADMIN_APP_ROLE`, and a
+**resource** when its email / preferred_username / upn claim matches a tracked resource's email
+(case-insensitive). Anything else is signed in but has no access (403).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+PRINCIPAL_HEADER = "x-ms-client-principal"
+EMAIL_CLAIMS = ("preferred_username", "email", "emails", "upn",
+                "http://schemas.xmlsoap.org/ws/2005/05/identity/claims/emailaddress",
+                "http://schemas.xmlsoap.org/ws/2005/05/identity/claims/upn")
+ROLE_CLAIMS = ("roles", "http://schemas.microsoft.com/ws/2008/06/identity/claims/role")
+
+
+class Unauthenticated(Exception):
+    """No principal (or an unreadable one): 401."""
+
+
+@dataclass(frozen=True)
+class Principal:
+    name: str
+    emails: frozenset[str]
+    roles: frozenset[str]
+
+    def is_admin(self, admin_role: str) -> bool:
+        return admin_role in self.roles
+
+
+def parse_principal(headers: Mapping[str, str]) -> Principal:
+    """Decode the Easy Auth header; raise `Unauthenticated` when it is missing or malformed."""
+    raw = next((v for k, v in headers.items() if k.lower() == PRINCIPAL_HEADER), None)
+    if not raw:
+        raise Unauthenticated("sign-in required")
+    try:
+        data = json.loads(base64.b64decode(raw + "=" * (-len(raw) % 4), validate=False))
+    except (binascii.Error, ValueError, UnicodeDecodeError):
+        raise Unauthenticated("the sign-in header is not readable") from None
+    if not isinstance(data, dict) or not isinstance(data.get("claims"), list):
+        raise Unauthenticated("the sign-in header has no claims")
+    role_type = str(data.get("role_typ") or "roles")
+    name_type = str(data.get("name_typ") or "name")
+    emails: set[str] = set()
+    roles: set[str] = set()
+    name = ""
+    for claim in data["claims"]:
+        if not isinstance(claim, dict):
+            continue
+        kind, value = str(claim.get("typ", "")), str(claim.get("val", ""))
+        if kind in EMAIL_CLAIMS and "@" in value:
+            emails.add(value.strip().lower())
+        if kind in ROLE_CLAIMS or kind == role_type:
+            roles.add(value)
+        if kind == name_type and not name:
+            name = value
+    return Principal(name or next(iter(sorted(emails)), ""), frozenset(emails), frozenset(roles))
+
+
+def encode_principal(name: str, email: str, roles: tuple[str, ...] = ()) -> str:
+    """The header value Easy Auth would send (used by the dev sign-in and the tests)."""
+    claims = [{"typ": "name", "val": name}, {"typ": "preferred_username", "val": email}]
+    claims += [{"typ": "roles", "val": role} for role in roles]
+    body = {"auth_typ": "aad", "claims": claims, "name_typ": "name", "role_typ": "roles"}
+    return base64.b64encode(json.dumps(body).encode()).decode()
