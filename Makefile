@@ -7,13 +7,19 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PYTEST_ARGS ?=
 
-.PHONY: run test install lint typecheck clean
+.PHONY: run test install browser lint typecheck clean
 
 run: install
 	$(PY) -m devtools.stack
 
-test: install
+test: install browser
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+# Browser tests drive Debian's Chromium through Playwright (never `playwright install`: it downloads).
+browser:
+	@command -v chromium >/dev/null || { \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium; }
 
 install: $(VENV)/.installed node_modules/.installed
 

@@ -7,8 +7,12 @@ that tests can build their own `Services` from their own `Settings`.
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Callable
 from functools import cached_property
 from typing import TYPE_CHECKING
+
+from azure.core.exceptions import HttpResponseError
 
 from shared.activity import ActivityLog
 from shared.config import Settings, get_settings, reset_settings_cache
@@ -22,7 +26,9 @@ from shared.storage import StorageClients
 if TYPE_CHECKING:  # the gateways import msgraph / the Dime.Scheduler SDK: only when first used
     from shared.graph_gateway import ExchangeGateway
     from shared.health import HealthReporter
+    from shared.monitor import Monitor
     from shared.planning_gateway import PlanningGateway
+    from shared.settings_api import SettingsApi
 
 
 class Services:
@@ -35,7 +41,9 @@ class Services:
 
     @cached_property
     def repositories(self) -> Repositories:
-        return Repositories(self.storage)
+        repositories = Repositories(self.storage)
+        _ensure("tables", repositories.ensure)
+        return repositories
 
     @cached_property
     def mappings(self) -> MappingStore:
@@ -55,13 +63,28 @@ class Services:
 
     @cached_property
     def work_queues(self) -> WorkQueues:
-        return WorkQueues(self.storage)
+        queues = WorkQueues(self.storage)
+        _ensure("queues", queues.ensure)
+        return queues
 
     @cached_property
     def exchange(self) -> ExchangeGateway:
         from shared.graph_gateway import ExchangeGateway
 
         return ExchangeGateway(self.settings.graph)
+
+    @cached_property
+    def settings_api(self) -> SettingsApi:
+        from shared.settings_api import SettingsApi
+
+        return SettingsApi(self.registry, self.resource_settings, self.settings.admin_app_role)
+
+    @cached_property
+    def monitor(self) -> Monitor:
+        from shared.monitor import Monitor
+
+        return Monitor(self.registry, self.activity, self.mappings, self.work_queues, self.storage,
+                       self.settings.activity_retention_days)
 
     @cached_property
     def health(self) -> HealthReporter:
@@ -74,6 +97,15 @@ class Services:
         from shared.planning_gateway import PlanningGateway
 
         return PlanningGateway(self.settings.planning)
+
+
+def _ensure(what: str, create: Callable[[], None]) -> None:
+    """Create the tables / queues once per process (a fresh Azurite has none). In Azure, Bicep creates
+    them and the identity may lack the right to: that is logged, not fatal."""
+    try:
+        create()
+    except HttpResponseError as exc:
+        logging.getLogger(__name__).warning("could not create the %s (%s); expecting them to exist", what, exc.status_code)
 
 
 _services: Services | None = None

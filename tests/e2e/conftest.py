@@ -77,7 +77,8 @@ def start_stack(storage_connection_string: str) -> Iterator[Callable[..., Stack]
     started: list[tuple[DevHost, ServerThread, ServerThread]] = []
 
     def start(graph_config: GraphEmulatorConfig | None = None,
-              scheduler_config: SchedulerEmulatorConfig | None = None, **overrides: str) -> Stack:
+              scheduler_config: SchedulerEmulatorConfig | None = None, app_ref: str = "function_app:app",
+              root: Path = ROOT, **overrides: str) -> Stack:
         graph = ServerThread(create_graph_app(graph_config or GraphEmulatorConfig())).start()
         scheduler = ServerThread(create_scheduler_app(scheduler_config or SchedulerEmulatorConfig())).start()
         port = free_port()
@@ -85,7 +86,7 @@ def start_stack(storage_connection_string: str) -> Iterator[Callable[..., Stack]
                                 public_url=f"http://127.0.0.1:{port}", storage=storage_connection_string)
         settings.update(overrides)
         reset_services()
-        app = DevHost("function_app:app", ROOT, settings=settings, port=port, timers=False)
+        app = DevHost(app_ref, root, settings=settings, port=port, timers=False)
         app.start()
         started.append((app, graph, scheduler))
         return Stack(app, graph, scheduler, settings)

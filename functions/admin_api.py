@@ -1,0 +1,96 @@
+"""`/api/admin/...`: the admin monitor's API (Easy Auth principal with the admin app role).
+
+Routes are written with their `api/` prefix because host.json sets `routePrefix` to "": the
+Functions host refuses function routes that start with `admin` (its own admin API lives at
+`/admin`), and `api/admin/...` keeps the design's contract URLs.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import azure.functions as func
+
+from functions.http_util import answer
+from shared.monitor import parse_filter
+from shared.services import services
+from shared.settings_api import authenticate, check_same_origin
+
+bp = func.Blueprint()  # type: ignore[no-untyped-call]
+ADMIN = func.AuthLevel.ANONYMOUS  # authorisation is the Easy Auth principal's admin role, checked in code
+
+
+def _admin(req: func.HttpRequest, changes_state: bool = False) -> Any:
+    principal = authenticate(req.headers)
+    services().settings_api.require_admin(principal)
+    if changes_state:
+        check_same_origin(req.headers, services().settings.public_url)
+    return principal
+
+
+@bp.function_name("admin_resources")
+@bp.route(route="api/admin/resources", methods=["GET"], auth_level=ADMIN)
+def admin_resources(req: func.HttpRequest) -> func.HttpResponse:
+    return answer(lambda: (_admin(req), {"resources": services().monitor.resources()})[1])
+
+
+@bp.function_name("admin_resource_settings")
+@bp.route(route="api/admin/resources/{resource_no}/settings", methods=["GET", "PUT"], auth_level=ADMIN)
+def admin_resource_settings(req: func.HttpRequest) -> func.HttpResponse:
+    resource_no = req.route_params["resource_no"]
+
+    def call() -> Any:
+        principal = _admin(req, changes_state=req.method == "PUT")
+        api = services().settings_api
+        if req.method == "GET":
+            return api.get_resource_settings(principal, resource_no)
+        return api.put_resource_settings(principal, resource_no, req.headers, req.get_body())
+
+    return answer(call)
+
+
+@bp.function_name("admin_defaults")
+@bp.route(route="api/admin/defaults", methods=["GET", "PUT"], auth_level=ADMIN)
+def admin_defaults(req: func.HttpRequest) -> func.HttpResponse:
+    def call() -> Any:
+        principal = _admin(req, changes_state=req.method == "PUT")
+        api = services().settings_api
+        if req.method == "GET":
+            return api.get_defaults(principal)
+        return api.put_defaults(principal, req.headers, req.get_body())
+
+    return answer(call)
+
+
+@bp.function_name("admin_activity")
+@bp.route(route="api/admin/activity", methods=["GET"], auth_level=ADMIN)
+def admin_activity(req: func.HttpRequest) -> func.HttpResponse:
+    def call() -> Any:
+        _admin(req)
+        flt, limit, before = parse_filter(dict(req.params))
+        return services().monitor.activity(flt, limit, before)
+
+    return answer(call)
+
+
+@bp.function_name("admin_item")
+@bp.route(route="api/admin/activity/{key}", methods=["GET"], auth_level=ADMIN)
+def admin_item(req: func.HttpRequest) -> func.HttpResponse:
+    return answer(lambda: (_admin(req), services().monitor.item(req.route_params["key"]))[1])
+
+
+@bp.function_name("admin_queues")
+@bp.route(route="api/admin/queues", methods=["GET"], auth_level=ADMIN)
+def admin_queues(req: func.HttpRequest) -> func.HttpResponse:
+    return answer(lambda: (_admin(req), {"queues": services().monitor.queues(),
+                                         "failed": services().monitor.failed()})[1])
+
+
+@bp.function_name("admin_retry")
+@bp.route(route="api/admin/failed/{queue}/{message_id}/retry", methods=["POST"], auth_level=ADMIN)
+def admin_retry(req: func.HttpRequest) -> func.HttpResponse:
+    def call() -> Any:
+        _admin(req, changes_state=True)
+        return services().monitor.retry(req.route_params["queue"], req.route_params["message_id"])
+
+    return answer(call)
