@@ -4,7 +4,8 @@ In Azure, Easy Auth signs users in with Entra ID and injects `X-MS-CLIENT-PRINCI
 reads that header. Locally there is no Entra ID, so the dev host offers:
 - `GET /.auth/login/dev`: a form to pick a user (email) and, optionally, the admin app role;
 - `POST /.auth/login/dev`: signs in: a cookie holding the principal, then a redirect (`post_login_redirect_uri`);
-- `GET /.auth/me`: the current principal as JSON (like Easy Auth's), `GET /.auth/logout`: signs out.
+- `GET /.auth/me`: the current principal as JSON (like Easy Auth's), `GET /.auth/logout`: signs out,
+  `/.auth/login/aad` (Easy Auth's Entra ID login) redirects to the dev form.
 While signed in, every request gets the cookie's principal as `X-MS-CLIENT-PRINCIPAL` (replacing any
 the client sent, as Easy Auth does). Without the cookie, requests pass through unchanged, so tests can
 send the header themselves exactly as Easy Auth would. None of this exists outside the dev host.
@@ -67,6 +68,8 @@ def easy_auth_middleware() -> Callable[..., Awaitable[web.StreamResponse]]:
             response.set_cookie(COOKIE, encode_principal(email.split("@")[0], email, roles), httponly=True,
                                 samesite="Strict", path="/")
             raise response
+        if path == "/.auth/login/aad":  # where Easy Auth would send the browser: the dev page instead
+            raise web.HTTPFound("/.auth/login/dev?" + request.query_string)
         if path == "/.auth/logout":
             response = web.HTTPFound("/.auth/login/dev")
             response.del_cookie(COOKIE, path="/")
