@@ -68,6 +68,17 @@ def _json_body(body: bytes) -> Any:
         raise ApiError(400, f"the body is not JSON: {exc}", "body") from None
 
 
+def _json_object(body: bytes, known: tuple[str, ...]) -> dict[str, Any]:
+    """The body as a JSON object with only `known` fields; 400 naming the first offender."""
+    data = _json_body(body)
+    if not isinstance(data, dict):
+        raise ApiError(400, "expected a JSON object", "body")
+    unknown = [k for k in data if k not in known]
+    if unknown:
+        raise ApiError(400, f"unknown field (known: {', '.join(known)})", unknown[0])
+    return data
+
+
 def _etag(headers: Mapping[str, str]) -> str:
     lowered = {k.lower(): v for k, v in headers.items()}
     value = lowered.get("if-match")
@@ -156,12 +167,7 @@ class SettingsApi:
     def put_resource_settings(self, principal: Principal, resource_no: str, headers: Mapping[str, str],
                               body: bytes) -> Answer:
         self.require_admin(principal)
-        data = _json_body(body)
-        if not isinstance(data, dict):
-            raise ApiError(400, "expected a JSON object", "body")
-        unknown = [k for k in data if k not in ("settings", "locks")]
-        if unknown:
-            raise ApiError(400, "unknown field (known: settings, locks)", unknown[0])
+        data = _json_object(body, ("settings", "locks"))
         locks = data.get("locks")
         if locks is not None and (not isinstance(locks, list) or any(x not in FIELDS for x in locks)):
             raise ApiError(400, f"locks must be a list of: {', '.join(FIELDS)}", "locks")
@@ -177,12 +183,7 @@ class SettingsApi:
     def put_defaults(self, principal: Principal, headers: Mapping[str, str], body: bytes) -> Answer:
         self.require_admin(principal)
         etag = _etag(headers)
-        data = _json_body(body)
-        if not isinstance(data, dict):
-            raise ApiError(400, "expected a JSON object", "body")
-        unknown = [k for k in data if k not in ("settings", "mode")]
-        if unknown:
-            raise ApiError(400, "unknown field (known: settings, mode)", unknown[0])
+        data = _json_object(body, ("settings", "mode"))
         defaults = self._store.defaults()
         if (None if etag == "new" else etag) != defaults.etag:
             raise ApiError(412, "the defaults changed since you read them: reload and try again")
