@@ -8,11 +8,14 @@ import logging
 
 import azure.functions as func
 
+from functions.admin_api import bp as admin_api_bp
 from functions.exchange_sync import bp as exchange_sync_bp
 from functions.graph_webhooks import bp as graph_webhooks_bp
 from functions.health import bp as health_bp
 from functions.planning_sync import bp as planning_sync_bp
 from functions.scheduler_webhooks import bp as scheduler_webhooks_bp
+from functions.settings_api import bp as settings_api_bp
+from functions.ui import bp as ui_bp
 from shared.config import describe, get_settings
 from shared.telemetry import configure_telemetry
 
@@ -21,5 +24,6 @@ configure_telemetry(_settings)
 logging.getLogger(__name__).info("Connector configuration: %s", describe(_settings))
 
 app = func.FunctionApp()
-for blueprint in (health_bp, graph_webhooks_bp, exchange_sync_bp, scheduler_webhooks_bp, planning_sync_bp):
+for blueprint in (health_bp, graph_webhooks_bp, exchange_sync_bp, scheduler_webhooks_bp, planning_sync_bp,
+                  settings_api_bp, admin_api_bp, ui_bp):
     app.register_functions(blueprint)

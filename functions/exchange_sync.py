@@ -1,7 +1,74 @@
-"""Outlook → planning: the exchange-changes worker and the sync_resources, renew_subscriptions and reconcile_exchange timers (issue 3)."""
+"""Outlook → planning (issue 3): the exchange-changes worker and the sync_resources,
+renew_subscriptions and reconcile_exchange timers.
+
+Thin shells: parse the trigger input, call the core in `shared/workers/`, log the outcome.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import logging
+
 import azure.functions as func
 
+from shared.activity import ActivityEntry
+from shared.messages import ExchangeChange, InvalidMessage
+from shared.registry import Status
+from shared.services import services
+from shared.storage import EXCHANGE_CHANGES_QUEUE, poison_queue_name
+from shared.telemetry import message_span
+
 bp = func.Blueprint()  # type: ignore[no-untyped-call]
+log = logging.getLogger(__name__)
+
+
+@bp.function_name("apply_exchange_changes")
+@bp.queue_trigger(arg_name="msg", queue_name=EXCHANGE_CHANGES_QUEUE, connection="AzureWebJobsStorage")
+async def apply_exchange_changes(msg: func.QueueMessage) -> None:
+    from shared.workers.to_planning import apply_exchange_change
+
+    app = services()
+    try:
+        message = ExchangeChange.from_json(msg.get_body())
+    except InvalidMessage as exc:
+        # Never processable: park it where the monitor shows it instead of retrying five times.
+        await asyncio.to_thread(app.storage.queue(poison_queue_name(EXCHANGE_CHANGES_QUEUE)).send_message,
+                                msg.get_body().decode("utf-8", "replace"))
+        await asyncio.to_thread(app.activity.record, ActivityEntry(
+            direction="to_planning", action="sync", outcome="failed", error=str(exc),
+            detail=f"unreadable message parked on {poison_queue_name(EXCHANGE_CHANGES_QUEUE)}"))
+        return
+    with message_span("apply_exchange_changes", msg.get_body()):
+        await apply_exchange_change(app, message)
+
+
+@bp.function_name("sync_resources")
+@bp.timer_trigger(arg_name="timer", schedule="%SYNC_RESOURCES_SCHEDULE%")
+async def sync_resources(timer: func.TimerRequest) -> None:
+    from shared.workers.resources import sync_resources as run
+
+    report = await run(services())
+    log.info("sync_resources: %d newly tracked, %d untracked, %d unknown email, %d unchanged, %d error(s)",
+             len(report.tracked), len(report.untracked), len(report.unknown_email), report.unchanged,
+             len(report.errors))
+
+
+@bp.function_name("renew_subscriptions")
+@bp.timer_trigger(arg_name="timer", schedule="%RENEW_SUBSCRIPTIONS_SCHEDULE%")
+async def renew_subscriptions(timer: func.TimerRequest) -> None:
+    from shared.workers.subscriptions import renew_subscriptions as run
+
+    report = await run(services())
+    log.info("renew_subscriptions: %d renewed, %d recreated, %d created, %d failed",
+             report.renewed, report.recreated, report.created, report.failed)
+
+
+@bp.function_name("reconcile_exchange")
+@bp.timer_trigger(arg_name="timer", schedule="%RECONCILE_EXCHANGE_SCHEDULE%")
+def reconcile_exchange(timer: func.TimerRequest) -> None:
+    """Safety net for missed notifications: one delta round per tracked mailbox."""
+    app = services()
+    records = [r for r in app.registry.all() if r.status == Status.TRACKED and r.user_id]
+    for record in records:
+        app.work_queues.send_exchange_change(ExchangeChange(user_id=record.user_id, reason="reconcile"))
+    log.info("reconcile_exchange: %d mailbox(es) enqueued", len(records))

@@ -1,7 +1,81 @@
-"""Graph webhooks: graph_notifications and graph_lifecycle (issue 3)."""
+"""Graph webhooks: `graph_notifications` and `graph_lifecycle` (issue 3).
+
+Thin shells over `shared/webhook_intake.py`: handshake, parse, verify each item's subscription and
+clientState, then enqueue one `ExchangeChange` per mailbox and answer 202. Nothing here calls Graph
+or Dime.Scheduler for a change notification, and this module's imports never reach msgraph (the
+lifecycle path loads the gateway only when it has a verified event to act on).
+"""
 
 from __future__ import annotations
 
+import logging
+
 import azure.functions as func
 
+from shared.activity import ActivityEntry
+from shared.messages import ExchangeChange
+from shared.services import Services, services
+from shared.telemetry import change_span
+from shared.webhook_intake import IntakeError, Verified, coalesce, lifecycle_events, parse_body, verify
+
 bp = func.Blueprint()  # type: ignore[no-untyped-call]
+log = logging.getLogger(__name__)
+
+
+def _handshake(req: func.HttpRequest) -> func.HttpResponse | None:
+    token = req.params.get("validationToken")
+    if token is None:
+        return None
+    return func.HttpResponse(token, status_code=200, mimetype="text/plain", charset="utf-8")
+
+
+def _verified(req: func.HttpRequest, app: Services, kind: str) -> Verified | func.HttpResponse:
+    try:
+        items = parse_body(req.get_body())
+    except IntakeError as exc:
+        return func.HttpResponse(exc.reason, status_code=exc.status, mimetype="text/plain")
+    verified = verify(items, app.registry.subscription)
+    if verified.rejected:
+        # A security event: counted and recorded, with no content and nothing in the response.
+        log.warning("graph %s: dropped %d item(s) with an unknown subscription or a wrong clientState",
+                    kind, verified.rejected)
+        app.activity.record(ActivityEntry(direction="to_planning", action=kind, outcome="rejected",
+                                          detail=f"{verified.rejected} item(s) with an unknown subscription or a "
+                                                 "wrong clientState dropped (security event)"))
+    return verified
+
+
+@bp.function_name("graph_notifications")
+@bp.route(route="api/graph/notifications", methods=["POST"], auth_level=func.AuthLevel.ANONYMOUS)
+def graph_notifications(req: func.HttpRequest) -> func.HttpResponse:
+    handshake = _handshake(req)
+    if handshake is not None:
+        return handshake
+    app = services()
+    verified = _verified(req, app, "notification")
+    if isinstance(verified, func.HttpResponse):
+        return verified
+    with change_span("graph_notifications", ""):  # each enqueued change continues this trace
+        for user_id in coalesce(verified):
+            app.work_queues.send_exchange_change(ExchangeChange(user_id=user_id, reason="notification"))
+    return func.HttpResponse(status_code=202)
+
+
+@bp.function_name("graph_lifecycle")
+@bp.route(route="api/graph/lifecycle", methods=["POST"], auth_level=func.AuthLevel.ANONYMOUS)
+async def graph_lifecycle(req: func.HttpRequest) -> func.HttpResponse:
+    import asyncio
+
+    handshake = _handshake(req)
+    if handshake is not None:
+        return handshake
+    app = services()
+    verified = await asyncio.to_thread(_verified, req, app, "lifecycle")
+    if isinstance(verified, func.HttpResponse):
+        return verified
+    events = lifecycle_events(verified)
+    if events:
+        from shared.workers.subscriptions import handle_lifecycle
+
+        await handle_lifecycle(app, events)
+    return func.HttpResponse(status_code=202)

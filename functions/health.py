@@ -15,7 +15,7 @@ bp = func.Blueprint()  # type: ignore[no-untyped-call]
 
 
 @bp.function_name("health")
-@bp.route(route="health", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
+@bp.route(route="api/health", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
 async def health(req: func.HttpRequest) -> func.HttpResponse:
     report = await services().health.report()
     status = 200 if report["status"] == "ok" else 503

@@ -180,6 +180,18 @@ class ExchangeGateway:
         parsed = json.loads(raw)
         return parsed if isinstance(parsed, dict) else {"value": parsed}
 
+    async def batch(self, body: Mapping[str, Any]) -> dict[str, Any]:
+        """`POST /$batch` with a body built by `shared.graph_batcher.build_batch`; the answer's JSON.
+
+        The batch itself failing (throttled, 5xx) raises GraphError with its Retry-After; inner
+        failures come back inside the answer, one response per request id."""
+        result = await self._send(Method.POST, url=f"{str(self._adapter.base_url).rstrip('/')}/$batch", body=body)
+        return result or {}
+
+    @property
+    def base_url(self) -> str:
+        return str(self._adapter.base_url).rstrip("/")
+
     def _user(self, user_id: str) -> Any:
         return self.client.users.by_user_id(user_id)
 

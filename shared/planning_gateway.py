@@ -171,6 +171,55 @@ class PlanningGateway:
         return ImportResult(bool(content.get("Success", True)), str(content.get("Message", "")),
                             list(content.get("Appointments") or []))
 
+    # -- Outlook → planning writes (issue 3) -------------------------------------------------
+    def upsert_exchange_appointment(self, appointment_guid: str, exchange_id: str, resource_email: str,
+                                    item: Mapping[str, Any]) -> None:
+        """Mirror one Outlook item on the board (`mboc_upsertExchangeAppointment`); `item` is `board_item()`."""
+        self.run_import([Procedure("mboc_upsertExchangeAppointment", {
+            "AppointmentGuid": appointment_guid,
+            "ExchangeId": exchange_id,
+            "ICalUId": str(item.get("ICalUId") or ""),
+            "Start": item["Start"],
+            "End": item["End"],
+            "Subject": str(item.get("Subject") or ""),
+            "Body": str(item.get("Body") or ""),
+            "Importance": int(item.get("Importance") or 0),
+            "ResourceEmail": resource_email,
+            "ShowAs": int(item["ShowAs"]),
+            "Sensitivity": int(item["Sensitivity"]),
+            "Categories": [str(c) for c in item.get("Categories") or ()],
+            "CreatedByExchange": True,
+            "IsAllDayEvent": bool(item.get("IsAllDayEvent")),
+            "Location": str(item.get("Location") or ""),
+        })])
+
+    def delete_exchange_appointment(self, appointment_guid: str, exchange_id: str, resource_email: str) -> None:
+        """Remove an Outlook item from the board (`mboc_deleteExchangeAppointment`; idempotent)."""
+        self.run_import([Procedure("mboc_deleteExchangeAppointment", {
+            "AppointmentGuid": appointment_guid, "ExchangeId": exchange_id, "ResourceEmail": resource_email,
+        })])
+
+    def update_planner_appointment(self, appointment: Mapping[str, Any], subject: str, body: str,
+                                   start: datetime, end: datetime, all_day: bool) -> None:
+        """Move/retitle a planner's appointment (`mboc_upsertAppointment`), keeping job, task and resources.
+
+        `appointment` is its current `appointment-incoming` payload (from `get_appointment`).
+        """
+        task = appointment.get("Task")
+        job = task.get("Job") if isinstance(task, Mapping) else None
+        job = job if isinstance(job, Mapping) else {}
+        guid = appointment.get("AppointmentGuid") or appointment.get("appointmentGuid")
+        self.run_import([Procedure("mboc_upsertAppointment", {
+            "AppointmentGuid": str(guid),
+            "SourceApp": str(job.get("SourceApp") or appointment.get("SourceApp") or self._source_app),
+            "SourceType": str(job.get("SourceType") or appointment.get("SourceType") or self._source_app[:10]),
+            "Subject": subject,
+            "Body": body,
+            "Start": start,
+            "End": end,
+            "IsAllDayEvent": all_day,
+        })])
+
     # -- webhooks ---------------------------------------------------------------------------
     def _hooks(self, event: str) -> CrudApi:
         # The SDK has no webhook accessor; its generic CRUD accessor posts to any route.

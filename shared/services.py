@@ -17,8 +17,9 @@ from azure.core.exceptions import HttpResponseError
 from shared.activity import ActivityLog
 from shared.config import Settings, get_settings, reset_settings_cache
 from shared.mappings import MappingStore
+from shared.messages import ExchangeChange
 from shared.queues import WorkQueues
-from shared.registry import ResourceRegistry
+from shared.registry import ResourceRecord, ResourceRegistry
 from shared.repositories import Repositories
 from shared.resource_settings import SettingsStore
 from shared.storage import StorageClients
@@ -77,7 +78,12 @@ class Services:
     def settings_api(self) -> SettingsApi:
         from shared.settings_api import SettingsApi
 
-        return SettingsApi(self.registry, self.resource_settings, self.settings.admin_app_role)
+        def resync(records: list[ResourceRecord]) -> None:
+            for record in records:
+                if record.user_id:
+                    self.work_queues.send_exchange_change(ExchangeChange(record.user_id, reason="settings"))
+
+        return SettingsApi(self.registry, self.resource_settings, self.settings.admin_app_role, resync)
 
     @cached_property
     def monitor(self) -> Monitor:

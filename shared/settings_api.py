@@ -12,7 +12,7 @@ Functions turn requests into calls here and `ApiError`s into responses. Rules:
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlparse
@@ -87,11 +87,18 @@ def _etag(headers: Mapping[str, str]) -> str:
     return value
 
 
+SettingsChanged = Callable[[list[ResourceRecord]], None]
+
+
 class SettingsApi:
-    def __init__(self, registry: ResourceRegistry, store: SettingsStore, admin_role: str) -> None:
+    def __init__(self, registry: ResourceRegistry, store: SettingsStore, admin_role: str,
+                 on_change: SettingsChanged | None = None) -> None:
+        """`on_change` gets the resources whose effective settings may have changed (their mailboxes
+        are re-synced right away, so the board follows within seconds instead of at the next timer)."""
         self._registry = registry
         self._store = store
         self._admin_role = admin_role
+        self._on_change = on_change or (lambda records: None)
 
     # -- who ------------------------------------------------------------------------------------
     def resource_of(self, principal: Principal) -> ResourceRecord:
@@ -151,6 +158,7 @@ class SettingsApi:
                                             own.etag)
         except (ConcurrencyConflict, AlreadyExists):
             raise ApiError(412, "these settings changed since you read them: reload and try again") from None
+        self._on_change([record])
         return Answer(self._view(record, for_admin=admin).body, new_etag)
 
     # -- admin ------------------------------------------------------------------------------------
@@ -199,4 +207,5 @@ class SettingsApi:
             raise ApiError(412, "the defaults changed since you read them: reload and try again") from None
         if "mode" in data:
             self._store.save_mode(data["mode"])
+        self._on_change([r for r in self._registry.all() if r.status == "tracked"])
         return Answer({"settings": settings_to_json(updated), "mode": self._store.mode()}, new_etag)

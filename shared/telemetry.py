@@ -69,6 +69,21 @@ def change_span(name: str, trace_context: str, **attributes: str) -> Iterator[tr
         yield span
 
 
+@contextmanager
+def message_span(name: str, body: bytes | str) -> Iterator[trace.Span]:
+    """`change_span` for a queue message: continues the trace its producer wrote into it."""
+    import json
+
+    try:
+        data = json.loads(body)
+    except ValueError:
+        data = {}
+    data = data if isinstance(data, dict) else {}
+    with change_span(name, str(data.get("trace_context") or ""),
+                     correlation_id=str(data.get("correlation_id") or "")) as span:
+        yield span
+
+
 def on_activity(entry: ActivityEntry) -> None:
     """Metrics and one log line for an activity entry (ids and outcome only)."""
     attributes = {"direction": entry.direction, "action": entry.action, "outcome": entry.outcome}

@@ -68,7 +68,7 @@ def match(method: str, segments: list[str]) -> tuple[Route | None, list[str], bo
                 if not segment:
                     break
                 params.append(segment)
-            elif part.lower() != segment.lower():
+            elif part.lower() != segment.lower().removesuffix("()"):  # OData function call: delta() == delta
                 break
         else:
             if route.method == method:

@@ -163,3 +163,13 @@ def test_moved_item_changes_regular_id_in_delta(graph: Graph) -> None:
     changes, _, _ = full_round(graph, regular_link)
     assert [(c["id"], "@removed" in c) for c in changes] == [(created["id"], True), (moved["id"], False)]
     assert full_round(graph, immutable_link, headers={"Prefer": 'IdType="ImmutableId"'})[0] == []
+
+
+def test_function_call_form_delta_parens_is_the_same_route(graph: Graph) -> None:
+    # msgraph-sdk's request builder writes `calendarView/delta()`; Graph accepts both forms.
+    graph.user()
+    graph.client.post(MAILBOX + "/events", json=event_body("one"))
+    items, _, _ = full_round(graph, url=DELTA + "()", params=WINDOW)
+    assert [i["subject"] for i in items] == ["one"]
+    stats = graph.client.get("/_emulator/stats").json()["requests"]
+    assert stats["GET /v1.0/users/{id}/calendarView/delta"] >= 1

@@ -1,0 +1,87 @@
+"""The per-mailbox lease and cursor against Azurite: one writer, nothing lost, takeover after a crash."""
+
+from __future__ import annotations
+
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from devtools.local_settings import local_values
+from shared.config import load_settings
+from shared.cursors import CursorStore, LeaseLost
+from shared.repositories import TableRepository
+from shared.storage import StorageClients
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+@pytest.fixture()
+def table(storage_connection_string: str) -> TableRepository:
+    clients = StorageClients(load_settings(local_values(storage=storage_connection_string)).storage)
+    repo = TableRepository(clients.table("cur" + uuid.uuid4().hex[:12]))
+    repo.ensure()
+    return repo
+
+
+def test_concurrent_messages_for_one_mailbox_make_one_writer_and_one_more_round(table: TableRepository) -> None:
+    store = CursorStore(table)
+    with ThreadPoolExecutor(8) as pool:
+        leases = list(pool.map(lambda i: store.acquire("user-1", f"run-{i}"), range(8)))
+    held = [lease for lease in leases if lease is not None]
+    assert len(held) == 1  # the other seven set Pending and completed
+    lease, again = store.finish(held[0])
+    assert again  # work arrived during the round: go round once more
+    lease, again = store.finish(lease)
+    assert not again
+    state = store.get("user-1")
+    assert state is not None and state.lease_owner == "" and not state.pending
+
+
+def test_a_checkpoint_keeps_pending_work_written_meanwhile(table: TableRepository) -> None:
+    store = CursorStore(table)
+    lease = store.acquire("user-2", "run-1", full=True)
+    assert lease is not None and lease.state.full_required
+    assert store.acquire("user-2", "run-2") is None  # sets Pending with its own ETag write
+    lease = store.checkpoint(lease, link="next-1")  # the stale ETag conflicts, is re-read and merged
+    assert lease.state.link == "next-1" and lease.state.pending
+    lease = store.checkpoint(lease, link="delta-1", full_required=False)
+    lease, again = store.finish(lease)
+    assert again and not lease.state.full_required
+    _, again = store.finish(lease)
+    assert not again
+    state = store.get("user-2")
+    assert state is not None and state.link == "delta-1"
+
+
+def test_a_crashed_runs_lease_expires_and_is_taken_over(table: TableRepository) -> None:
+    clock = Clock()
+    store = CursorStore(table, ttl=timedelta(minutes=5), clock=clock)
+    crashed = store.acquire("user-3", "crashed")
+    assert crashed is not None
+    assert store.acquire("user-3", "run-2") is None
+    clock.now += timedelta(minutes=6)
+    taker = store.acquire("user-3", "run-3")
+    assert taker is not None and taker.owner == "run-3"
+    with pytest.raises(LeaseLost):
+        store.checkpoint(crashed, link="stale")  # the slow run stops writing
+    state = store.get("user-3")
+    assert state is not None and state.link == "" and state.lease_owner == "run-3"
+
+
+def test_abandon_releases_and_request_full_forces_the_next_round_full(table: TableRepository) -> None:
+    store = CursorStore(table)
+    lease = store.acquire("user-4", "run-1")
+    assert lease is not None
+    lease = store.checkpoint(lease, link="delta-0", full_required=False)
+    store.abandon(lease)
+    store.request_full("user-4")
+    again = store.acquire("user-4", "run-2")
+    assert again is not None and again.state.full_required and again.state.link == "delta-0"

@@ -1,0 +1,63 @@
+"""The per-mailbox lease decisions (pure): take, finish, abandon."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from shared.cursors import CursorState, LeaseLost, abandon_state, finish_state, take
+
+NOW = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
+TTL = timedelta(minutes=5)
+
+
+def test_a_free_mailbox_is_taken() -> None:
+    state, taken = take(CursorState(full_required=False, link="d1"), "run-1", NOW, TTL, full=False)
+    assert taken and state.lease_owner == "run-1" and state.lease_until == NOW + TTL
+    assert state.link == "d1" and not state.full_required
+
+
+def test_a_busy_mailbox_records_pending_work_instead() -> None:
+    held, _ = take(CursorState(full_required=False), "run-1", NOW, TTL, full=False)
+    state, taken = take(held, "run-2", NOW + timedelta(seconds=30), TTL, full=False)
+    assert not taken and state.pending and not state.pending_full and state.lease_owner == "run-1"
+    state, taken = take(state, "run-3", NOW + timedelta(seconds=31), TTL, full=True)
+    assert not taken and state.pending and state.pending_full  # a full request is never downgraded
+
+
+def test_an_expired_lease_is_taken_over() -> None:
+    held, _ = take(CursorState(full_required=False), "crashed", NOW, TTL, full=False)
+    state, taken = take(held, "run-2", NOW + TTL + timedelta(seconds=1), TTL, full=False)
+    assert taken and state.lease_owner == "run-2"
+
+
+def test_pending_work_at_the_end_of_a_round_means_one_more_round() -> None:
+    held, _ = take(CursorState(full_required=False), "run-1", NOW, TTL, full=False)
+    busy, _ = take(held, "run-2", NOW, TTL, full=True)
+    state, again = finish_state(busy, "run-1", NOW + timedelta(seconds=5), TTL)
+    assert again and state.lease_owner == "run-1" and not state.pending and state.full_required
+    state, again = finish_state(state, "run-1", NOW + timedelta(seconds=9), TTL)
+    assert not again and state.lease_owner == "" and state.lease_until is None
+
+
+def test_finishing_a_lease_someone_else_took_over_is_refused() -> None:
+    held, _ = take(CursorState(), "run-2", NOW, TTL, full=False)
+    with pytest.raises(LeaseLost):
+        finish_state(held, "run-1", NOW, TTL)
+
+
+def test_abandoning_releases_the_lease_but_keeps_pending_work() -> None:
+    held, _ = take(CursorState(full_required=False), "run-1", NOW, TTL, full=False)
+    busy, _ = take(held, "run-2", NOW, TTL, full=False)
+    state = abandon_state(busy, "run-1")
+    assert state.lease_owner == "" and state.pending
+    assert abandon_state(busy, "someone-else") == busy
+
+
+def test_the_row_round_trips() -> None:
+    state = CursorState(link="https://g/delta?$deltatoken=x", full_required=False, settings_hash="h",
+                        lease_owner="o", lease_until=NOW, pending=True, pending_full=True, last_round_at=NOW,
+                        last_full_at=NOW - timedelta(days=1))
+    assert CursorState.from_row(state.to_row()) == state
+    assert CursorState.from_row({}) == CursorState()

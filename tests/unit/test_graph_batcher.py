@@ -1,0 +1,119 @@
+"""JSON batching: batch assembly, response matching by id, per-mailbox limits and Retry-After."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+
+from shared.errors import GraphError
+from shared.graph_batcher import GraphBatcher, WriteRequest, WriteResponse, build_batch, inner_error, match_responses
+
+
+def write(mailbox: str, n: int, method: str = "POST") -> WriteRequest:
+    body = {"subject": f"s{n}"} if method != "DELETE" else None
+    return WriteRequest(method, f"/users/{mailbox}/events" + ("" if method == "POST" else f"/e{n}"), mailbox, body,
+                        ('IdType="ImmutableId"', 'outlook.timezone="UTC"'))
+
+
+def test_build_batch_gives_ids_relative_urls_and_content_type_for_bodies() -> None:
+    body = build_batch([("0", write("u1", 1)), ("1", write("u2", 2, "DELETE"))])
+    first, second = body["requests"]
+    assert first == {"id": "0", "method": "POST", "url": "/users/u1/events", "body": {"subject": "s1"},
+                     "headers": {"Prefer": 'IdType="ImmutableId", outlook.timezone="UTC"',
+                                 "Content-Type": "application/json"}}
+    assert second["method"] == "DELETE" and "body" not in second and "Content-Type" not in second["headers"]
+
+
+def test_build_batch_refuses_more_than_twenty() -> None:
+    with pytest.raises(ValueError):
+        build_batch([(str(i), write("u", i)) for i in range(21)])
+
+
+def test_responses_are_matched_by_id_in_any_order_and_missing_ones_are_retryable() -> None:
+    answer = {"responses": [
+        {"id": "2", "status": 429, "headers": {"Retry-After": "7"}, "body": {"error": {"code": "TooManyRequests"}}},
+        {"id": "0", "status": 201, "body": {"id": "AAA", "changeKey": "ck"}},
+        {"id": "99", "status": 200},  # not ours: ignored
+    ]}
+    matched = match_responses(["0", "1", "2"], answer)
+    assert matched["0"].ok and matched["0"].json()["id"] == "AAA"
+    assert matched["1"].status == 503  # absent from the answer: unknown outcome, retried
+    error = inner_error(matched["2"])
+    assert error.status == 429 and error.transient and error.retry_after == 7 and error.code == "TooManyRequests"
+
+
+def test_inner_error_keeps_graphs_code_and_message() -> None:
+    error = inner_error(WriteResponse(404, {}, {"error": {"code": "ErrorItemNotFound", "message": "gone"}}))
+    assert error.not_found and error.code == "ErrorItemNotFound" and "gone" in str(error)
+
+
+class FakeGraph:
+    """Answers batches like Graph (responses reversed, to prove matching by id) and records them."""
+
+    def __init__(self, statuses: dict[str, tuple[int, dict[str, str]]] | None = None, delay: float = 0.01) -> None:
+        self.batches: list[list[dict[str, Any]]] = []
+        self.statuses = statuses or {}
+        self.delay = delay
+        self.in_flight: dict[str, int] = {}
+        self.max_in_flight: dict[str, int] = {}
+        self.fail_next: GraphError | None = None
+
+    async def send(self, body: dict[str, Any]) -> dict[str, Any]:
+        requests = body["requests"]
+        self.batches.append(requests)
+        mailboxes = {r["url"].split("/")[2] for r in requests}
+        for m in mailboxes:
+            self.in_flight[m] = self.in_flight.get(m, 0) + 1
+            self.max_in_flight[m] = max(self.max_in_flight.get(m, 0), self.in_flight[m])
+        try:
+            await asyncio.sleep(self.delay)
+            if self.fail_next is not None:
+                error, self.fail_next = self.fail_next, None
+                raise error
+            responses = []
+            for r in reversed(requests):
+                status, headers = self.statuses.get(r["url"].split("/")[2], (201, {}))
+                responses.append({"id": r["id"], "status": status, "headers": headers,
+                                  "body": {"id": "ev-" + r["body"]["subject"]} if r.get("body") else None})
+            return {"responses": responses}
+        finally:
+            for m in mailboxes:
+                self.in_flight[m] -= 1
+
+
+async def test_concurrent_writes_share_round_trips_within_the_limits() -> None:
+    graph = FakeGraph()
+    batcher = GraphBatcher(graph.send, window_seconds=0.02)
+    requests = [write(f"u{i % 5}", i) for i in range(40)]
+    responses = await asyncio.gather(*(batcher.submit(r) for r in requests))
+    assert [r.json()["id"] for r in responses] == [f"ev-s{i}" for i in range(40)]
+    assert len(graph.batches) < len(requests)
+    assert all(len(batch) <= 20 for batch in graph.batches)
+    for batch in graph.batches:  # at most 4 requests of one mailbox in a batch
+        per: dict[str, int] = {}
+        for r in batch:
+            per[r["url"]] = per.get(r["url"], 0) + 1
+        assert max(per.values()) <= 4
+    assert max(graph.max_in_flight.values()) == 1  # one batch in flight per mailbox
+
+
+async def test_an_inner_429_fails_that_write_and_pauses_its_mailbox_only() -> None:
+    graph = FakeGraph({"slow": (429, {"Retry-After": "30"})})
+    batcher = GraphBatcher(graph.send, window_seconds=0.01)
+    throttled, fine = await asyncio.gather(batcher.submit(write("slow", 1)), batcher.submit(write("fast", 2)))
+    assert throttled.status == 429 and fine.status == 201
+    with pytest.raises(GraphError) as caught:  # paused: fails at once, without a request
+        await batcher.submit(write("slow", 3))
+    assert caught.value.status == 429 and caught.value.retry_after is not None and caught.value.retry_after > 25
+    assert (await batcher.submit(write("fast", 4))).ok
+    assert len(graph.batches) == 2
+
+
+async def test_a_throttled_batch_fails_each_write_transiently_with_its_retry_after() -> None:
+    graph = FakeGraph()
+    graph.fail_next = GraphError(429, "TooManyRequests", "slow down", retry_after=3)
+    batcher = GraphBatcher(graph.send, window_seconds=0.01)
+    results = await asyncio.gather(batcher.submit(write("a", 1)), batcher.submit(write("b", 2)), return_exceptions=True)
+    assert all(isinstance(r, GraphError) and r.transient and r.retry_after == 3 for r in results)
