@@ -143,9 +143,13 @@ def main(argv: list[str] | None = None) -> int:
         devhost = stack.spawn("devhost", [py, "-m", "devtools.devhost", "--app", "function_app:app", "--root", str(ROOT),
                                           "--settings", str(settings_file), "--host", HOST, "--port", str(ports["devhost"])])
         wait_for_http(f"{app_url}/admin/host/status", timeout=120, process=devhost)
+        # Track the demo resources now rather than at the next 15-minute tick (as an admin would run it).
+        httpx.post(f"{app_url}/admin/functions/sync_resources", json={"input": ""}, timeout=30).raise_for_status()
         print(
             "\nThe local stack is up:\n"
             f"  function app        {app_url}/api/health  (dev function key: dev-function-key)\n"
+            f"  settings page       {app_url}/api/ui/      (dev sign-in: {app_url}/.auth/login/dev)\n"
+            f"  admin monitor       {app_url}/api/ui/admin\n"
             f"  Graph emulator      {graph_url}/v1.0   control plane {graph_url}/_emulator/stats\n"
             f"  Dime.Scheduler emu  {scheduler_url}   (X-API-KEY: dev-api-key)  control plane {scheduler_url}/_emulator/stats\n"
             f"  Azurite             blob {ports['blob']}, queue {ports['queue']}, table {ports['table']}\n"

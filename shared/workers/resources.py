@@ -7,7 +7,8 @@ a user Graph knows (`get_user`). Each run:
    a failure there is logged and recorded, the run goes on);
 2. **newly tracked** resource (or its mailbox changed): registry record (status `tracked`, user id),
    settings account from the global defaults (`ensure_account`), a Graph subscription
-   (`shared/workers/subscriptions.py`), then a first **full** sync of the window is enqueued;
+   (`shared/workers/subscriptions.py`), then a first **full** sync of the window is enqueued, and
+   the planning window is polled so the resource's planned appointments reach its Outlook now;
 3. **unknown email** (Graph has no such user): status `unknown_email` with the error on the monitor
    (`GET /api/admin/resources`). It is looked up again on the next run (one cheap call per run),
    never retried through the queue and never raised: one bad address does not fail the timer;
@@ -101,6 +102,15 @@ async def sync_resources(services: Services) -> ResourceReport:
             await _untrack(services, record, "the resource is no longer in Dime.Scheduler", report)
         except (GraphError, PlanningError) as exc:
             report.errors.append(f"{record.resource_no}: {exc}")
+    if report.tracked:
+        # The other direction's first sync: a newly tracked resource's planned appointments go to its
+        # Outlook now, not at the next poll_planning tick.
+        from shared.workers.poll import poll_planning
+
+        try:
+            await _io(poll_planning, services)
+        except PlanningError as exc:
+            report.errors.append(f"first planning sync: {exc}")
     return report
 
 

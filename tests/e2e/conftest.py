@@ -14,7 +14,7 @@ from typing import Any
 import httpx
 import pytest
 
-from devtools.azurite import free_port
+from devtools.azurite import free_port, start_azurite
 from devtools.devhost import DevHost
 from devtools.graph_emulator import GraphEmulatorConfig
 from devtools.graph_emulator import create_app as create_graph_app
@@ -72,9 +72,14 @@ class Stack:
 
 
 @pytest.fixture(scope="module")
-def start_stack(storage_connection_string: str) -> Iterator[Callable[..., Stack]]:
-    """A factory: `start_stack(graph_config=..., scheduler_config=..., **settings)` (once per module)."""
+def start_stack() -> Iterator[Callable[..., Stack]]:
+    """A factory: `start_stack(graph_config=..., scheduler_config=..., **settings)` (once per module).
+
+    Each module gets its own in-memory Azurite (about a second to start), so no table row or queue
+    message of one module can leak into another's."""
     started: list[tuple[DevHost, ServerThread, ServerThread]] = []
+    azurite = start_azurite()
+    storage_connection_string = azurite.connection_string
 
     def start(graph_config: GraphEmulatorConfig | None = None,
               scheduler_config: SchedulerEmulatorConfig | None = None, app_ref: str = "function_app:app",
@@ -99,3 +104,4 @@ def start_stack(storage_connection_string: str) -> Iterator[Callable[..., Stack]
             graph.stop()
             scheduler.stop()
         reset_services()
+        azurite.stop()

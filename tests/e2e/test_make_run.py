@@ -13,8 +13,10 @@ from pathlib import Path
 import httpx
 
 from devtools.azurite import free_port
+from tests.integration.conftest import wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
+GRAPH = {"Authorization": "Bearer dev-graph-token"}
 
 
 def children(pid: int) -> set[int]:
@@ -55,10 +57,19 @@ def test_stack_starts_seeds_serves_health_and_stops_cleanly_on_ctrl_c() -> None:
 
         health = httpx.get(f"{app}/api/health", timeout=30)
         assert health.status_code == 200 and health.json()["status"] == "ok"
-        users = httpx.get(f"{graph}/v1.0/users", headers={"Authorization": "Bearer dev-graph-token"}, timeout=10).json()
+        users = httpx.get(f"{graph}/v1.0/users", headers=GRAPH, timeout=10).json()
         assert {u["userPrincipalName"] for u in users["value"]} >= {"alice@contoso.example", "bob@contoso.example"}
         resources = httpx.get(f"{scheduler}/resource", headers={"X-API-KEY": "dev-api-key"}, timeout=10).json()
         assert sum(1 for r in resources if r["exchangeIntegrationEnabled"]) == 3
+
+        # The demo tenant syncs both ways right away: Outlook items reach the board, appointments reach Outlook.
+        wait_until(lambda: any(a.get("Subject") == "Customer kick-off" for a in
+                               httpx.get(f"{scheduler}/_emulator/appointments", timeout=10).json()),
+                   timeout=60, what="Alice's Outlook meeting on the planning board")
+        alice = httpx.get(f"{graph}/v1.0/users/alice@contoso.example", headers=GRAPH, timeout=10).json()["id"]
+        wait_until(lambda: any(e["subject"] == "Boiler maintenance, Main St 12" for e in
+                               httpx.get(f"{graph}/v1.0/users/{alice}/events", headers=GRAPH, timeout=10).json()["value"]),
+                   timeout=60, what="the planner's appointment in Alice's Outlook")
 
         spawned = children(process.pid)
         assert len(spawned) >= 4  # Azurite, both emulators, the dev host
