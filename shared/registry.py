@@ -13,7 +13,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from shared.mappings import safe_key
@@ -108,6 +108,18 @@ class ResourceRegistry:
         updated = replace(record, **changes)
         self.save(updated)
         return updated
+
+    def note_sync(self, resource_no: str, direction: str, now: datetime) -> None:
+        """Show the last sync of one direction on the monitor. The row has no ETag guard and
+        sync_resources owns its status, so write rarely (once a minute at most) and only while the
+        resource is tracked; a successful sync also clears the last error."""
+        field = "last_sync_to_planning" if direction == "to_planning" else "last_sync_to_outlook"
+        current = self.get(resource_no)
+        if current is None or current.status != Status.TRACKED:
+            return
+        last = getattr(current, field)
+        if last is None or now - last > timedelta(minutes=1) or current.last_error:
+            self.update(resource_no, **{field: now, "last_error": ""})
 
     def by_user(self, user_id: str) -> ResourceRecord | None:
         row = self._table.get("user", safe_key(user_id))

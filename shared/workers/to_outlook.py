@@ -337,8 +337,10 @@ async def _run_in_order(ctx: _Context, actions: list[Action]) -> None:
 
 
 async def _persist(ctx: _Context, store: Callable[[OutlookCopy], None], copy: OutlookCopy, entry: ActivityEntry) -> None:
-    """The mapping after a confirmed write, and its activity entry (independent rows: written together)."""
-    await asyncio.gather(_io(store, copy), _io(ctx.services.activity.record, entry))
+    """The mapping after a confirmed write, its activity entry and the monitor's last-sync time
+    (independent rows: written together)."""
+    await asyncio.gather(_io(store, copy), _io(ctx.services.activity.record, entry),
+                         _io(ctx.services.registry.note_sync, copy.resource_no, "to_outlook", datetime.now(UTC)))
 
 
 def _events_url(user_id: str, event_id: str | None = None) -> str:

@@ -364,15 +364,7 @@ class ExchangeToPlanning:
 
 
 def _note_sync(services: Services, resource_no: str) -> None:
-    """Show the last sync on the monitor. The registry row has no ETag guard and sync_resources owns its
-    status, so write rarely (once a minute at most) and only while the resource is still tracked;
-    the exact time of every round is `LastRoundAt` on the cursor."""
-    current = services.registry.get(resource_no)
-    if current is None or current.status != Status.TRACKED:
-        return
-    last = current.last_sync_to_planning
-    if last is None or _now() - last > timedelta(minutes=1) or current.last_error:
-        services.registry.update(resource_no, last_sync_to_planning=_now(), last_error="")
+    services.registry.note_sync(resource_no, "to_planning", _now())
 
 
 def _verb(action: Action) -> str:

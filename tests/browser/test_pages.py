@@ -107,5 +107,7 @@ def test_admin_retries_a_failed_change_after_the_fault_is_lifted(browser: Browse
                         if e["subject"] == "Boiler maintenance"], timeout=30, what="the retried event in Outlook")
     page.reload()
     expect(page.locator("#activity tr", has_text="applied").first).to_be_visible()
+    alice_row = page.locator("#resources tr", has_text="ALICE")
+    expect(alice_row.locator("td").nth(5)).not_to_have_text("—")  # last sync to Outlook is shown
     expect(page.locator("#failed")).to_contain_text("Nothing has failed.")
     page.screenshot(path=str(ARTIFACTS / "monitor-after-retry.png"), full_page=True)
