@@ -11,12 +11,12 @@ import logging
 
 import azure.functions as func
 
-from shared.activity import ActivityEntry
 from shared.messages import ExchangeChange, InvalidMessage
 from shared.registry import Status
 from shared.services import services
-from shared.storage import EXCHANGE_CHANGES_QUEUE, poison_queue_name
+from shared.storage import EXCHANGE_CHANGES_QUEUE
 from shared.telemetry import message_span
+from shared.workers.retry import park_invalid_message
 
 bp = func.Blueprint()  # type: ignore[no-untyped-call]
 log = logging.getLogger(__name__)
@@ -31,12 +31,8 @@ async def apply_exchange_changes(msg: func.QueueMessage) -> None:
     try:
         message = ExchangeChange.from_json(msg.get_body())
     except InvalidMessage as exc:
-        # Never processable: park it where the monitor shows it instead of retrying five times.
-        await asyncio.to_thread(app.storage.queue(poison_queue_name(EXCHANGE_CHANGES_QUEUE)).send_message,
-                                msg.get_body().decode("utf-8", "replace"))
-        await asyncio.to_thread(app.activity.record, ActivityEntry(
-            direction="to_planning", action="sync", outcome="failed", error=str(exc),
-            detail=f"unreadable message parked on {poison_queue_name(EXCHANGE_CHANGES_QUEUE)}"))
+        await asyncio.to_thread(park_invalid_message, app.storage, app.activity, EXCHANGE_CHANGES_QUEUE, "to_planning",
+                                msg.get_body().decode("utf-8", "replace"), str(exc))
         return
     with message_span("apply_exchange_changes", msg.get_body()):
         await apply_exchange_change(app, message)

@@ -49,7 +49,7 @@ from shared.graph_batcher import GraphBatcher, WriteRequest, WriteResponse, inne
 from shared.messages import InvalidMessage, PlanningChange
 from shared.model import Appointment, InvalidPayload, parse_utc
 from shared.repositories import AlreadyExists, ConcurrencyConflict, TableRepository
-from shared.storage import PLANNING_CHANGES_QUEUE, poison_queue_name
+from shared.storage import PLANNING_CHANGES_QUEUE
 from shared.sync.to_outlook import (
     TAG_PROPERTY_ID,
     Action,
@@ -63,7 +63,7 @@ from shared.sync.to_outlook import (
     new_transaction_id,
     plan,
 )
-from shared.workers.retry import Failure, Transient, classify, handle_failure
+from shared.workers.retry import Failure, Transient, classify, handle_failure, park_invalid_message
 
 if TYPE_CHECKING:
     from shared.services import Services
@@ -186,18 +186,6 @@ def _failure_of(exc: BaseException) -> Failure | None:
     return classify(exc)
 
 
-def park_invalid_message(services: Services, raw: str, error: str) -> None:
-    """A queue message that can never be processed goes to the poison queue as it came, logged as failed."""
-    queue = poison_queue_name(PLANNING_CHANGES_QUEUE)
-    try:
-        services.storage.queue(queue).send_message(raw)
-    except ResourceNotFoundError:
-        services.work_queues.ensure()
-        services.storage.queue(queue).send_message(raw)
-    services.activity.record(ActivityEntry("to_outlook", "sync", "failed", error=error,
-                                           detail=f"invalid queue message; parked on {queue}"))
-
-
 # -- the worker -------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class _Context:
@@ -224,7 +212,8 @@ async def handle_planning_message(services: Services, body: bytes | str) -> None
     try:
         message = PlanningChange.from_json(text)
     except InvalidMessage as exc:
-        await _io(park_invalid_message, services, text, str(exc))
+        await _io(park_invalid_message, services.storage, services.activity, PLANNING_CHANGES_QUEUE, "to_outlook",
+                  text, str(exc))
         return
     await apply_planning_change(services, message)
 

@@ -587,3 +587,19 @@ def test_unknown_emails_are_reported_once_and_untracked_resources_leave_the_boar
     assert stack.services.mappings.board_copies(bob.user_id) == []
     # Alice is untouched.
     assert board(stack, ALICE)
+
+
+def test_an_unreadable_queue_message_is_parked_visibly_not_retried(stack: Stack) -> None:
+    from shared.storage import EXCHANGE_CHANGES_QUEUE, poison_queue_name
+
+    stack.services.work_queues.ensure()  # so the test can watch the poison queue from the start
+    poison = stack.services.storage.queue(poison_queue_name(EXCHANGE_CHANGES_QUEUE))
+    poison.clear_messages()
+    stack.run_function("apply_exchange_changes", "this is not an exchange change")
+    wait_until(lambda: poison.peek_messages(), TIMEOUT, what="the invalid message on the poison queue")
+    [parked] = poison.peek_messages()
+    assert parked.content == "this is not an exchange change" and parked.dequeue_count == 0
+    failed = [e for e in stack.services.activity.recent() if e.direction == "to_planning" and e.outcome == "failed"
+              and "invalid queue message" in e.detail]
+    assert failed and "ExchangeChange" in failed[0].error
+    poison.clear_messages()

@@ -81,3 +81,11 @@ def test_backoff_honours_retry_after_and_caps() -> None:
     assert backoff_seconds(0, None) == 5 and backoff_seconds(2, None) == 20
     assert backoff_seconds(0, 0.4) == 1 and backoff_seconds(0, 12.5) == 13
     assert backoff_seconds(30, None) == 900 and backoff_seconds(0, 10_000) == 900
+
+
+def test_parking_creates_a_missing_poison_queue(clients: StorageClients, activity: ActivityLog) -> None:
+    queue = "fresh" + uuid.uuid4().hex[:10]  # neither the queue nor its poison queue exists yet
+    failure = classify(GraphError(400, "ErrorInvalidRequest", "bad body"))
+    assert failure is not None
+    assert handle_failure(clients, activity, queue, PlanningChange("g2", "created"), failure, 8, entry()).outcome == "poisoned"
+    assert len(clients.queue(poison_queue_name(queue)).peek_messages()) == 1
