@@ -15,7 +15,6 @@ import azure.functions as func
 from shared.scheduler_notifications import Rejection, parse_notification
 from shared.services import services
 from shared.telemetry import change_span
-from shared.workers.to_outlook import enqueue_planning_change
 
 bp = func.Blueprint()  # type: ignore[no-untyped-call]
 log = logging.getLogger(__name__)
@@ -38,5 +37,5 @@ def scheduler_notifications(req: func.HttpRequest) -> func.HttpResponse:
             log.warning("Dime.Scheduler notification rejected: %s", exc.message)
         return _json(exc.status, {"error": exc.message})
     with change_span("scheduler_notifications", ""):  # the worker continues this trace
-        enqueue_planning_change(svc, change)
+        svc.work_queues.send_planning_change(change)
     return _json(200, {"accepted": True, "correlationId": change.correlation_id})

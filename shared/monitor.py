@@ -15,7 +15,7 @@ from typing import Any
 from shared.activity import ActivityEntry, ActivityLog
 from shared.mappings import MappingStore
 from shared.messages import ExchangeChange, InvalidMessage, PlanningChange
-from shared.queues import WorkQueues
+from shared.queues import WorkQueues, send_text
 from shared.registry import ResourceRegistry
 from shared.storage import WORK_QUEUES, StorageClients, poison_queue_name
 
@@ -176,7 +176,7 @@ class Monitor:
             content = replace(change, attempt=0).to_json()
         except InvalidMessage:
             pass  # re-queued as it is: the worker parks it again with the reason
-        self._clients.queue(queue).send_message(content)
+        send_text(self._clients, queue, content)
         poison.delete_message(found)
         return {"queue": queue, "id": message_id, "requeued": True, **_describe(queue, content)}
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 from dataclasses import replace
 
-from azure.core.exceptions import ResourceExistsError
+from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError
 
 from shared.messages import ExchangeChange, PlanningChange
 from shared.storage import (
@@ -16,6 +16,18 @@ from shared.storage import (
     poison_queue_name,
 )
 from shared.telemetry import current_trace_context
+
+
+def send_text(clients: StorageClients, queue: str, content: str, delay_seconds: int | None = None) -> None:
+    """Send one message, creating the queue the first time (a fresh storage account, or a poison
+    queue nothing has written to yet)."""
+    client = clients.queue(queue)
+    try:
+        client.send_message(content, visibility_timeout=delay_seconds)
+    except ResourceNotFoundError:
+        with contextlib.suppress(ResourceExistsError):
+            client.create_queue()
+        client.send_message(content, visibility_timeout=delay_seconds)
 
 
 class WorkQueues:
@@ -33,11 +45,11 @@ class WorkQueues:
 
     def send_exchange_change(self, message: ExchangeChange, delay_seconds: int | None = None) -> None:
         message = replace(message, trace_context=message.trace_context or current_trace_context())
-        self._clients.queue(EXCHANGE_CHANGES_QUEUE).send_message(message.to_json(), visibility_timeout=delay_seconds)
+        send_text(self._clients, EXCHANGE_CHANGES_QUEUE, message.to_json(), delay_seconds)
 
     def send_planning_change(self, message: PlanningChange, delay_seconds: int | None = None) -> None:
         message = replace(message, trace_context=message.trace_context or current_trace_context())
-        self._clients.queue(PLANNING_CHANGES_QUEUE).send_message(message.to_json(), visibility_timeout=delay_seconds)
+        send_text(self._clients, PLANNING_CHANGES_QUEUE, message.to_json(), delay_seconds)
 
     def depth(self, queue: str) -> int:
         """Approximate number of messages waiting (for the monitor and health)."""

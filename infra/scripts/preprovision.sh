@@ -36,21 +36,29 @@ if [ -n "${AZURE_TENANT_ID:-}" ] && [ "$AZURE_TENANT_ID" != "$az_tenant" ]; then
   die "az is signed in to tenant $az_tenant but azd deploys to $AZURE_TENANT_ID: run 'az login --tenant $AZURE_TENANT_ID'."
 fi
 
-# ---- Graph app ---------------------------------------------------------------------------
-if [ -n "${GRAPH_CLIENT_ID:-}" ]; then
-  az ad app show --id "$GRAPH_CLIENT_ID" --query appId -o tsv >/dev/null \
-    || die "GRAPH_CLIENT_ID=$GRAPH_CLIENT_ID is not an app registration in tenant $az_tenant."
-  graph_app_id="$GRAPH_CLIENT_ID"
-  log "Graph app: using $graph_app_id (GRAPH_CLIENT_ID)."
-else
-  graph_app_id=$(find_app_by_name "$GRAPH_APP_NAME")
-  if [ -z "$graph_app_id" ]; then
-    graph_app_id=$(az ad app create --display-name "$GRAPH_APP_NAME" --sign-in-audience AzureADMyOrg --query appId -o tsv)
-    log "Graph app: created '$GRAPH_APP_NAME' ($graph_app_id)."
-  else
-    log "Graph app: found '$GRAPH_APP_NAME' ($graph_app_id)."
+# The app registration given by id (must exist), else the one with this display name, else a new one.
+# Prints the appId; logs what it did.
+ensure_app() {
+  local label="$1" id_var="$2" given_id="$3" name="$4" app_id
+  if [ -n "$given_id" ]; then
+    az ad app show --id "$given_id" --query appId -o tsv >/dev/null \
+      || die "$id_var=$given_id is not an app registration in tenant $az_tenant."
+    log "$label: using $given_id ($id_var)."
+    printf '%s' "$given_id"
+    return
   fi
-fi
+  app_id=$(find_app_by_name "$name")
+  if [ -z "$app_id" ]; then
+    app_id=$(az ad app create --display-name "$name" --sign-in-audience AzureADMyOrg --query appId -o tsv)
+    log "$label: created '$name' ($app_id)."
+  else
+    log "$label: found '$name' ($app_id)."
+  fi
+  printf '%s' "$app_id"
+}
+
+# ---- Graph app ---------------------------------------------------------------------------
+graph_app_id=$(ensure_app "Graph app" GRAPH_CLIENT_ID "${GRAPH_CLIENT_ID:-}" "$GRAPH_APP_NAME")
 
 # Application permissions, looked up by name on the Microsoft Graph service principal.
 graph_roles=$(az ad sp show --id "$GRAPH_RESOURCE_APP_ID" --query "appRoles[?value=='Calendars.ReadWrite' || value=='User.Read.All'].{id:id,value:value}" -o json)
@@ -68,20 +76,7 @@ ensure_service_principal "$graph_app_id" >/dev/null
 azd env set GRAPH_CLIENT_ID "$graph_app_id"
 
 # ---- Sign-in app -------------------------------------------------------------------------
-if [ -n "${AUTH_CLIENT_ID:-}" ]; then
-  az ad app show --id "$AUTH_CLIENT_ID" --query appId -o tsv >/dev/null \
-    || die "AUTH_CLIENT_ID=$AUTH_CLIENT_ID is not an app registration in tenant $az_tenant."
-  signin_app_id="$AUTH_CLIENT_ID"
-  log "Sign-in app: using $signin_app_id (AUTH_CLIENT_ID)."
-else
-  signin_app_id=$(find_app_by_name "$SIGNIN_APP_NAME")
-  if [ -z "$signin_app_id" ]; then
-    signin_app_id=$(az ad app create --display-name "$SIGNIN_APP_NAME" --sign-in-audience AzureADMyOrg --query appId -o tsv)
-    log "Sign-in app: created '$SIGNIN_APP_NAME' ($signin_app_id)."
-  else
-    log "Sign-in app: found '$SIGNIN_APP_NAME' ($signin_app_id)."
-  fi
-fi
+signin_app_id=$(ensure_app "Sign-in app" AUTH_CLIENT_ID "${AUTH_CLIENT_ID:-}" "$SIGNIN_APP_NAME")
 
 # Easy Auth signs users in with an ID token (no client secret).
 az ad app update --id "$signin_app_id" --enable-id-token-issuance true

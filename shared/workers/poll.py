@@ -20,7 +20,6 @@ from shared.messages import PlanningChange
 from shared.model import Appointment, InvalidPayload
 from shared.services import Services
 from shared.sync.to_outlook import OutlookCopy, TrackedResource, plan
-from shared.workers.to_outlook import enqueue_planning_change
 
 log = logging.getLogger(__name__)
 
@@ -83,7 +82,7 @@ def poll_planning(services: Services, now: datetime | None = None) -> PollResult
         if _needs_work(services, still, tracked, known):
             result.enqueued.append(guid)
     for guid in result.enqueued:
-        enqueue_planning_change(services, PlanningChange(appointment_guid=guid, event="poll"))
+        services.work_queues.send_planning_change(PlanningChange(appointment_guid=guid, event="poll"))
     log.info("poll_planning: %d appointments in the window, %d copies, %d changes enqueued",
              result.window_appointments, result.copies, len(result.enqueued))
     return result

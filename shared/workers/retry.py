@@ -12,15 +12,13 @@ retries per host.json and poisons after `maxDequeueCount`.
 
 from __future__ import annotations
 
-import contextlib
 from dataclasses import dataclass, replace
 from typing import Protocol
-
-from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError
 
 from shared.activity import ActivityEntry, ActivityLog
 from shared.errors import GraphError, PlanningError
 from shared.messages import ExchangeChange, PlanningChange
+from shared.queues import send_text
 from shared.storage import StorageClients, poison_queue_name
 
 MAX_DELAY_SECONDS = 900  # a queue message may be hidden for up to 7 days; 15 min keeps retries timely
@@ -58,17 +56,6 @@ def backoff_seconds(attempt: int, retry_after: float | None) -> int:
     return int(min(max(base if retry_after is None else retry_after, 1), MAX_DELAY_SECONDS) + 0.999)
 
 
-def _send(clients: StorageClients, queue: str, content: str, delay: int | None = None) -> None:
-    """Send, creating the queue the first time (a poison queue may not exist yet)."""
-    client = clients.queue(queue)
-    try:
-        client.send_message(content, visibility_timeout=delay)
-    except ResourceNotFoundError:
-        with contextlib.suppress(ResourceExistsError):
-            client.create_queue()
-        client.send_message(content, visibility_timeout=delay)
-
-
 class Message(Protocol):
     attempt: int
     correlation_id: str
@@ -95,11 +82,11 @@ def handle_failure(
     next_attempt = message.attempt + 1
     if failure.transient and next_attempt < max_attempts:
         delay = backoff_seconds(message.attempt, failure.retry_after)
-        _send(clients, queue, replace(message, attempt=next_attempt).to_json(), delay)
+        send_text(clients, queue, replace(message, attempt=next_attempt).to_json(), delay)
         activity.record(replace(entry, outcome="retrying", error=failure.error,
                                 detail=f"attempt {next_attempt} of {max_attempts}, next in {delay} s"))
         return RetryOutcome("retrying", delay)
-    _send(clients, poison_queue_name(queue), replace(message, attempt=next_attempt).to_json())
+    send_text(clients, poison_queue_name(queue), replace(message, attempt=next_attempt).to_json())
     why = f"gave up after {next_attempt} attempts" if failure.transient else "cannot be applied"
     activity.record(replace(entry, outcome="failed", error=failure.error, detail=f"{why}; parked on {poison_queue_name(queue)}"))
     return RetryOutcome("poisoned")
@@ -110,5 +97,5 @@ def park_invalid_message(clients: StorageClients, activity: ActivityLog, queue: 
     """A queue message that can never be processed goes to the poison queue as it came, logged as
     failed (the host would otherwise retry it `maxDequeueCount` times for nothing)."""
     poison = poison_queue_name(queue)
-    _send(clients, poison, raw)
+    send_text(clients, poison, raw)
     activity.record(ActivityEntry(direction, "sync", "failed", error=error, detail=f"invalid queue message; parked on {poison}"))

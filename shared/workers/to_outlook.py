@@ -41,8 +41,6 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import quote
 
-from azure.core.exceptions import ResourceNotFoundError
-
 from shared.activity import ActivityEntry
 from shared.errors import GraphError
 from shared.graph_batcher import GraphBatcher, WriteRequest, WriteResponse, inner_error
@@ -74,16 +72,6 @@ LEASE_SECONDS = 120  # longer than any one change takes; a crashed worker's leas
 LEASE_BUSY_RETRY_SECONDS = 2
 TRACKED_TTL_SECONDS = 5.0  # how stale the tracked-resource list may be (a newly assigned one is re-read at once)
 T = TypeVar("T")
-
-
-# -- enqueueing (the webhook and the poll) -------------------------------------------------------
-def enqueue_planning_change(services: Services, change: PlanningChange) -> None:
-    """Put a change on `planning-changes`, creating the queues on first use."""
-    try:
-        services.work_queues.send_planning_change(change)
-    except ResourceNotFoundError:
-        services.work_queues.ensure()
-        services.work_queues.send_planning_change(change)
 
 
 # -- per-process runtime: the batcher and the per-appointment locks, bound to one event loop ------
