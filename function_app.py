@@ -8,6 +8,8 @@ import logging
 
 import azure.functions as func
 
+from connector.config import describe, get_settings
+from connector.telemetry import configure_telemetry
 from functions.admin_api import bp as admin_api_bp
 from functions.exchange_sync import bp as exchange_sync_bp
 from functions.graph_webhooks import bp as graph_webhooks_bp
@@ -16,8 +18,6 @@ from functions.planning_sync import bp as planning_sync_bp
 from functions.scheduler_webhooks import bp as scheduler_webhooks_bp
 from functions.settings_api import bp as settings_api_bp
 from functions.ui import bp as ui_bp
-from shared.config import describe, get_settings
-from shared.telemetry import configure_telemetry
 
 _settings = get_settings()
 configure_telemetry(_settings)

@@ -1,4 +1,4 @@
-"""The local stack's app settings: `local.settings.sample.json`, generated from `shared.config.SETTINGS`.
+"""The local stack's app settings: `local.settings.sample.json`, generated from `connector.config.SETTINGS`.
 
 `python -m devtools.local_settings` rewrites the sample; a test holds the committed file equal to
 what this module generates, so every setting the code reads is documented in it.
@@ -10,7 +10,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from shared.config import SETTINGS
+from connector.config import SETTINGS
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLE = ROOT / "local.settings.sample.json"

@@ -11,16 +11,18 @@ from typing import Any
 
 import azure.functions as func
 
+from connector.services import services
+from connector.web.identity import Principal
+from connector.web.monitor import parse_filter
+from connector.web.settings_api import authenticate, check_same_origin
 from functions.http_util import answer
-from shared.monitor import parse_filter
-from shared.services import services
-from shared.settings_api import authenticate, check_same_origin
 
 bp = func.Blueprint()  # type: ignore[no-untyped-call]
 ADMIN = func.AuthLevel.ANONYMOUS  # authorisation is the Easy Auth principal's admin role, checked in code
 
 
-def _admin(req: func.HttpRequest, changes_state: bool = False) -> Any:
+def _admin(req: func.HttpRequest, changes_state: bool = False) -> Principal:
+    """Refuse (ApiError 401/403) unless the caller is an admin; a write must also come from our own origin."""
     principal = authenticate(req.headers)
     services().settings_api.require_admin(principal)
     if changes_state:
@@ -31,7 +33,11 @@ def _admin(req: func.HttpRequest, changes_state: bool = False) -> Any:
 @bp.function_name("admin_resources")
 @bp.route(route="api/admin/resources", methods=["GET"], auth_level=ADMIN)
 def admin_resources(req: func.HttpRequest) -> func.HttpResponse:
-    return answer(lambda: (_admin(req), {"resources": services().monitor.resources()})[1])
+    def call() -> Any:
+        _admin(req)
+        return {"resources": services().monitor.resources()}
+
+    return answer(call)
 
 
 @bp.function_name("admin_resource_settings")
@@ -76,14 +82,21 @@ def admin_activity(req: func.HttpRequest) -> func.HttpResponse:
 @bp.function_name("admin_item")
 @bp.route(route="api/admin/activity/{key}", methods=["GET"], auth_level=ADMIN)
 def admin_item(req: func.HttpRequest) -> func.HttpResponse:
-    return answer(lambda: (_admin(req), services().monitor.item(req.route_params["key"]))[1])
+    def call() -> Any:
+        _admin(req)
+        return services().monitor.item(req.route_params["key"])
+
+    return answer(call)
 
 
 @bp.function_name("admin_queues")
 @bp.route(route="api/admin/queues", methods=["GET"], auth_level=ADMIN)
 def admin_queues(req: func.HttpRequest) -> func.HttpResponse:
-    return answer(lambda: (_admin(req), {"queues": services().monitor.queues(),
-                                         "failed": services().monitor.failed()})[1])
+    def call() -> Any:
+        _admin(req)
+        return {"queues": services().monitor.queues(), "failed": services().monitor.failed()}
+
+    return answer(call)
 
 
 @bp.function_name("admin_retry")

@@ -1,7 +1,7 @@
-"""Outlook → planning (issue 3): the exchange-changes worker and the sync_resources,
+"""Outlook → planning: the exchange-changes worker and the sync_resources,
 renew_subscriptions and reconcile_exchange timers.
 
-Thin shells: parse the trigger input, call the core in `shared/workers/`, log the outcome.
+Thin shells: parse the trigger input, call the core in `connector/workers/`, log the outcome.
 """
 
 from __future__ import annotations
@@ -11,12 +11,11 @@ import logging
 
 import azure.functions as func
 
-from shared.messages import ExchangeChange, InvalidMessage
-from shared.registry import Status
-from shared.services import services
-from shared.storage import EXCHANGE_CHANGES_QUEUE
-from shared.telemetry import message_span
-from shared.workers.retry import park_invalid_message
+from connector.messages import ExchangeChange, InvalidMessage
+from connector.services import services
+from connector.stores.storage import EXCHANGE_CHANGES_QUEUE
+from connector.telemetry import message_span
+from connector.workers.retry import park_invalid_message
 
 bp = func.Blueprint()  # type: ignore[no-untyped-call]
 log = logging.getLogger(__name__)
@@ -25,7 +24,7 @@ log = logging.getLogger(__name__)
 @bp.function_name("apply_exchange_changes")
 @bp.queue_trigger(arg_name="msg", queue_name=EXCHANGE_CHANGES_QUEUE, connection="AzureWebJobsStorage")
 async def apply_exchange_changes(msg: func.QueueMessage) -> None:
-    from shared.workers.to_planning import apply_exchange_change
+    from connector.workers.to_planning import apply_exchange_change
 
     app = services()
     try:
@@ -41,7 +40,7 @@ async def apply_exchange_changes(msg: func.QueueMessage) -> None:
 @bp.function_name("sync_resources")
 @bp.timer_trigger(arg_name="timer", schedule="%SYNC_RESOURCES_SCHEDULE%")
 async def sync_resources(timer: func.TimerRequest) -> None:
-    from shared.workers.resources import sync_resources as run
+    from connector.workers.resources import sync_resources as run
 
     report = await run(services())
     log.info("sync_resources: %d newly tracked, %d untracked, %d unknown email, %d unchanged, %d error(s)",
@@ -52,7 +51,7 @@ async def sync_resources(timer: func.TimerRequest) -> None:
 @bp.function_name("renew_subscriptions")
 @bp.timer_trigger(arg_name="timer", schedule="%RENEW_SUBSCRIPTIONS_SCHEDULE%")
 async def renew_subscriptions(timer: func.TimerRequest) -> None:
-    from shared.workers.subscriptions import renew_subscriptions as run
+    from connector.workers.subscriptions import renew_subscriptions as run
 
     report = await run(services())
     log.info("renew_subscriptions: %d renewed, %d recreated, %d created, %d failed",
@@ -63,8 +62,6 @@ async def renew_subscriptions(timer: func.TimerRequest) -> None:
 @bp.timer_trigger(arg_name="timer", schedule="%RECONCILE_EXCHANGE_SCHEDULE%")
 def reconcile_exchange(timer: func.TimerRequest) -> None:
     """Safety net for missed notifications: one delta round per tracked mailbox."""
-    app = services()
-    records = [r for r in app.registry.all() if r.status == Status.TRACKED and r.user_id]
-    for record in records:
-        app.work_queues.send_exchange_change(ExchangeChange(user_id=record.user_id, reason="reconcile"))
-    log.info("reconcile_exchange: %d mailbox(es) enqueued", len(records))
+    from connector.workers.reconcile import reconcile_exchange as run
+
+    log.info("reconcile_exchange: %d mailbox(es) enqueued", run(services()))

@@ -1,6 +1,6 @@
-"""Graph webhooks: `graph_notifications` and `graph_lifecycle` (issue 3).
+"""Graph webhooks: `graph_notifications` and `graph_lifecycle`.
 
-Thin shells over `shared/webhook_intake.py`: handshake, parse, verify each item's subscription and
+Thin shells over `connector/web/graph_intake.py`: handshake, parse, verify each item's subscription and
 clientState, then enqueue one `ExchangeChange` per mailbox and answer 202. Nothing here calls Graph
 or Dime.Scheduler for a change notification, and this module's imports never reach msgraph (the
 lifecycle path loads the gateway only when it has a verified event to act on).
@@ -12,11 +12,11 @@ import logging
 
 import azure.functions as func
 
-from shared.activity import ActivityEntry
-from shared.messages import ExchangeChange
-from shared.services import Services, services
-from shared.telemetry import change_span
-from shared.webhook_intake import IntakeError, Verified, coalesce, lifecycle_events, parse_body, verify
+from connector.messages import ExchangeChange
+from connector.services import Services, services
+from connector.stores.activity import ActivityEntry
+from connector.telemetry import change_span
+from connector.web.graph_intake import IntakeError, Verified, coalesce, lifecycle_events, parse_body, verify
 
 bp = func.Blueprint()  # type: ignore[no-untyped-call]
 log = logging.getLogger(__name__)
@@ -75,7 +75,7 @@ async def graph_lifecycle(req: func.HttpRequest) -> func.HttpResponse:
         return verified
     events = lifecycle_events(verified)
     if events:
-        from shared.workers.subscriptions import handle_lifecycle
+        from connector.workers.subscriptions import handle_lifecycle
 
         await handle_lifecycle(app, events)
     return func.HttpResponse(status_code=202)

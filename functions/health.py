@@ -9,7 +9,7 @@ import json
 
 import azure.functions as func
 
-from shared.services import services
+from connector.services import services
 
 bp = func.Blueprint()  # type: ignore[no-untyped-call]
 

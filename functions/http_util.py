@@ -8,8 +8,8 @@ from typing import Any
 
 import azure.functions as func
 
-from shared.monitor import MonitorError
-from shared.settings_api import Answer, ApiError
+from connector.web.monitor import MonitorError
+from connector.web.settings_api import Answer, ApiError
 
 JSON = "application/json"
 

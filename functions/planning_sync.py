@@ -1,14 +1,14 @@
-"""Planning → Outlook: the planning-changes worker and the poll_planning timer (issue 4)."""
+"""Planning → Outlook: the planning-changes worker and the poll_planning timer."""
 
 from __future__ import annotations
 
 import azure.functions as func
 
-from shared.services import services
-from shared.storage import PLANNING_CHANGES_QUEUE
-from shared.telemetry import message_span
-from shared.workers.poll import poll_planning as poll
-from shared.workers.to_outlook import handle_planning_message
+from connector.services import services
+from connector.stores.storage import PLANNING_CHANGES_QUEUE
+from connector.telemetry import message_span
+from connector.workers.poll import poll_planning as poll
+from connector.workers.to_outlook import handle_planning_message
 
 bp = func.Blueprint()  # type: ignore[no-untyped-call]
 

@@ -12,9 +12,9 @@ import logging
 
 import azure.functions as func
 
-from shared.scheduler_notifications import Rejection, parse_notification
-from shared.services import services
-from shared.telemetry import change_span
+from connector.services import services
+from connector.telemetry import change_span
+from connector.web.scheduler_intake import Rejection, parse_notification
 
 bp = func.Blueprint()  # type: ignore[no-untyped-call]
 log = logging.getLogger(__name__)

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import azure.functions as func
 
+from connector.services import services
+from connector.web.settings_api import Answer, authenticate, check_same_origin
 from functions.http_util import answer
-from shared.services import services
-from shared.settings_api import Answer, authenticate, check_same_origin
 
 bp = func.Blueprint()  # type: ignore[no-untyped-call]
 

@@ -2,7 +2,7 @@
 
 Core Tools cannot be installed offline, so ``make run`` and the tests run the function app here,
 with the real host's semantics (HTTP routing and keys, queue polling/retries/poison, timers, the
-admin API). Nothing in ``functions/`` or ``shared/`` may import this package.
+admin API). Nothing in ``functions/`` or ``connector/`` may import this package.
 
 CLI: ``python -m devtools.devhost [--app function_app:app] [--root .] [--settings local.settings.json]
 [--host 127.0.0.1] [--port 7071] [--no-timers] [-v]``.

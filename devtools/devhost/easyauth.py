@@ -21,7 +21,7 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
-from shared.identity import encode_principal
+from connector.web.identity import encode_principal
 
 COOKIE = "devhost_principal"
 DEMO_USERS = ("alice@contoso.example", "bob@contoso.example", "carol@contoso.example", "admin@contoso.example")

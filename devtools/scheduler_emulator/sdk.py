@@ -2,7 +2,7 @@
 
     client = DimeSchedulerClient("dev-api-key", transport=emulator_transport("http://127.0.0.1:7073"))
 
-The rewriting transports are the connector's own (``shared.base_url_transport``), so the tests use
+The rewriting transports are the connector's own (``connector.gateways.transport``), so the tests use
 exactly what the planning gateway uses.
 """
 
@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import httpx
 
-from shared.base_url_transport import AsyncBaseUrlTransport, BaseUrlTransport
+from connector.gateways.transport import AsyncBaseUrlTransport, BaseUrlTransport
 
 
 def emulator_transport(base_url: str) -> httpx.BaseTransport:

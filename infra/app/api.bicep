@@ -1,5 +1,5 @@
 // The function app on a Flex Consumption plan, running as the user-assigned identity, and its app
-// settings. Every setting here is one that shared/config.py declares in SETTINGS (the code reads
+// settings. Every setting here is one that connector/config.py declares in SETTINGS (the code reads
 // nothing else) or one the Functions host itself reads; tests/infra/test_bicep.py holds this file
 // against SETTINGS. Secrets are Key Vault references, resolved by the platform with the identity
 // named in keyVaultReferenceIdentity.
@@ -157,47 +157,47 @@ param activityRetentionDays string
 var connectorPublicUrl = empty(publicUrl) ? 'https://${name}.azurewebsites.net' : publicUrl
 
 var appSettings = {
-  // Functions host (queue triggers, timer leases) and shared/storage.py (table and queue clients,
-  // via shared/config.py StorageConfig): identity-based storage, no account key anywhere.
+  // Functions host (queue triggers, timer leases) and connector/stores/storage.py (table and queue clients,
+  // via connector/config.py StorageConfig): identity-based storage, no account key anywhere.
   AzureWebJobsStorage__accountName: storageAccountName
-  // Functions host and shared/config.py: 'managedidentity' selects token auth for storage.
+  // Functions host and connector/config.py: 'managedidentity' selects token auth for storage.
   AzureWebJobsStorage__credential: 'managedidentity'
-  // Functions host and shared/storage.py: which identity (the user-assigned one) gets the token.
+  // Functions host and connector/stores/storage.py: which identity (the user-assigned one) gets the token.
   AzureWebJobsStorage__clientId: identityClientId
   // Host-owned: the Functions host and the telemetry setup in function_app.py send telemetry here.
   APPLICATIONINSIGHTS_CONNECTION_STRING: applicationInsightsConnectionString
   // Host-owned: local auth is disabled on Application Insights, so the host authenticates with
   // the user-assigned identity (Monitoring Metrics Publisher).
   APPLICATIONINSIGHTS_AUTHENTICATION_STRING: 'ClientId=${identityClientId};Authorization=AAD'
-  // shared/graph_gateway.py: Graph endpoint (national clouds differ).
+  // connector/gateways/graph.py: Graph endpoint (national clouds differ).
   GRAPH_BASE_URL: graphBaseUrl
-  // shared/graph_gateway.py: client_secret, certificate or managed_identity (secretless).
+  // connector/gateways/graph.py: client_secret, certificate or managed_identity (secretless).
   GRAPH_AUTH_MODE: graphAuthMode
-  // shared/graph_gateway.py: tenant whose mailboxes are synced (token authority).
+  // connector/gateways/graph.py: tenant whose mailboxes are synced (token authority).
   GRAPH_TENANT_ID: graphTenantId
-  // shared/graph_gateway.py: the Graph app registration (Calendars.ReadWrite, User.Read.All).
+  // connector/gateways/graph.py: the Graph app registration (Calendars.ReadWrite, User.Read.All).
   GRAPH_CLIENT_ID: graphClientId
-  // shared/graph_gateway.py (managed_identity mode) and azure-identity: the user-assigned identity
+  // connector/gateways/graph.py (managed_identity mode) and azure-identity: the user-assigned identity
   // whose token is the federated client assertion for the Graph app.
   AZURE_CLIENT_ID: identityClientId
-  // shared/planning_gateway.py: Dime.Scheduler API endpoint.
+  // connector/gateways/planning.py: Dime.Scheduler API endpoint.
   DS_BASE_URL: dimeSchedulerBaseUrl
-  // shared/planning_gateway.py: X-API-KEY for Dime.Scheduler (Key Vault reference).
+  // connector/gateways/planning.py: X-API-KEY for Dime.Scheduler (Key Vault reference).
   DS_API_KEY: '@Microsoft.KeyVault(SecretUri=${keyVaultUri}secrets/${dsApiKeySecretName})'
-  // shared/planning_gateway.py: SourceApp under which the connector registers its webhooks.
+  // connector/gateways/planning.py: SourceApp under which the connector registers its webhooks.
   DS_SOURCE_APP: dimeSchedulerSourceApp
-  // shared/config.py Settings: base of the webhook URLs given to Graph subscriptions and
+  // connector/config.py Settings: base of the webhook URLs given to Graph subscriptions and
   // Dime.Scheduler webhook registrations.
   CONNECTOR_PUBLIC_URL: connectorPublicUrl
   // functions/ scheduler_notifications: shared secret Dime.Scheduler webhooks must carry (Key Vault reference).
   SCHEDULER_WEBHOOK_SECRET: '@Microsoft.KeyVault(SecretUri=${keyVaultUri}secrets/${webhookSecretName})'
-  // shared/sync: planning board to Outlook direction on/off.
+  // connector/sync: planning board to Outlook direction on/off.
   SYNC_TO_EXCHANGE_ENABLED: syncToExchangeEnabled
-  // shared/sync: Outlook to planning board direction on/off.
+  // connector/sync: Outlook to planning board direction on/off.
   SYNC_TO_PLANNING_ENABLED: syncToPlanningEnabled
-  // shared/sync and the timers: start of the sync window, days before today.
+  // connector/sync and the timers: start of the sync window, days before today.
   SYNC_WINDOW_PAST_DAYS: syncWindowPastDays
-  // shared/sync and the timers: end of the sync window, days after today.
+  // connector/sync and the timers: end of the sync window, days after today.
   SYNC_WINDOW_FUTURE_DAYS: syncWindowFutureDays
   // sync_resources / renew_subscriptions: lifetime asked for Graph subscriptions.
   SUBSCRIPTION_LIFETIME_MINUTES: subscriptionLifetimeMinutes
@@ -211,9 +211,9 @@ var appSettings = {
   POLL_PLANNING_SCHEDULE: pollPlanningSchedule
   // Timer trigger of reconcile_exchange (%RECONCILE_EXCHANGE_SCHEDULE%).
   RECONCILE_EXCHANGE_SCHEDULE: reconcileExchangeSchedule
-  // shared/sync/rules.py via shared/sync/to_outlook.py: which appointments go to Outlook.
+  // connector/sync/rules.py via connector/sync/to_outlook.py: which appointments go to Outlook.
   PLANNING_RULES: planningRules
-  // shared/sync/to_planning.py: what to do when someone edits or deletes a planner's event in Outlook.
+  // connector/sync/to_planning.py: what to do when someone edits or deletes a planner's event in Outlook.
   OUTLOOK_EDIT_POLICY: outlookEditPolicy
   // Queue workers: attempts for a transient failure before the change is parked as failed.
   WORK_MAX_ATTEMPTS: workMaxAttempts
@@ -224,12 +224,12 @@ var appSettings = {
 }
 
 var graphSecretSettings = (graphAuthMode == 'client_secret') ? {
-  // shared/graph_gateway.py (client_secret mode): the Graph app's client secret (Key Vault reference).
+  // connector/gateways/graph.py (client_secret mode): the Graph app's client secret (Key Vault reference).
   GRAPH_CLIENT_SECRET: '@Microsoft.KeyVault(SecretUri=${keyVaultUri}secrets/${graphClientSecretName})'
 } : {}
 
 var graphCertificateSettings = (graphAuthMode == 'certificate') ? {
-  // shared/graph_gateway.py (certificate mode): PEM certificate + key (Key Vault reference to the
+  // connector/gateways/graph.py (certificate mode): PEM certificate + key (Key Vault reference to the
   // secret behind the Key Vault certificate).
   GRAPH_CLIENT_CERTIFICATE: '@Microsoft.KeyVault(SecretUri=${keyVaultUri}secrets/${graphClientCertificateName})'
 } : {}

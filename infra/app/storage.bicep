@@ -28,7 +28,7 @@ param identityPrincipalId string
 ])
 param skuName string = 'Standard_LRS'
 
-// Queues named in shared/ (queue triggers in functions/ and the admin monitor's poison view). The
+// Queues named in connector/stores/ (queue triggers in functions/ and the admin monitor's poison view). The
 // host would create the -poison queues on first failure; creating them up front lets the monitor
 // read them from day one.
 var queueNames = [
@@ -38,7 +38,7 @@ var queueNames = [
   'planning-changes-poison'
 ]
 
-// Tables the repositories in shared/ read and write (see docs/deployment.md).
+// Tables the repositories in connector/stores/ read and write (see docs/deployment.md).
 var tableNames = [
   'mappings'
   'subscriptions'
@@ -56,7 +56,7 @@ var roleIds = [
   storageBlobDataOwner
   // Host queue triggers and poison handling; the code enqueues and the monitor retries poison.
   storageQueueDataContributor
-  // The repositories in shared/ (mappings, subscriptions, settings, activity, cursors).
+  // The repositories in connector/stores/ (mappings, subscriptions, settings, activity, cursors).
   storageTableDataContributor
 ]
 

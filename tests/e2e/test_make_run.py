@@ -13,7 +13,7 @@ from pathlib import Path
 import httpx
 
 from devtools.azurite import free_port
-from tests.integration.conftest import wait_until
+from devtools.local_stack import wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
 GRAPH = {"Authorization": "Bearer dev-graph-token"}

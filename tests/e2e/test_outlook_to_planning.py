@@ -1,4 +1,4 @@
-"""Issue 3 end to end: Outlook (Graph emulator) → the connector under the dev host → the planning board
+"""End to end, Outlook → planning: Outlook (Graph emulator) → the connector under the dev host → the planning board
 (Dime.Scheduler emulator), with Azurite. Each test acts as a person would (edits a calendar through the
 Graph API, flips a setting, runs a timer through the admin call) and checks what a planner sees on the
 board (`/_emulator/appointments`) and what an operator sees (subscriptions, activity, DS write counts).
@@ -16,10 +16,10 @@ from typing import Any
 
 import pytest
 
+from connector.stores.activity import ActivityEntry
+from connector.stores.registry import Status
+from connector.sync.to_planning import PRIVATE_SUBJECT
 from devtools.graph_emulator import GraphEmulatorConfig
-from shared.activity import ActivityEntry
-from shared.registry import Status
-from shared.sync.to_planning import PRIVATE_SUBJECT
 from tests.e2e.conftest import Stack, wait_until
 
 PREFIX = "O3" + uuid.uuid4().hex[:4].upper()  # unique resource numbers per run (shared Azurite)
@@ -262,7 +262,7 @@ def _own_settings(stack: Stack, **changes: Any) -> None:
 
 
 def test_private_items_are_masked_by_default_and_follow_the_resources_setting(stack: Stack, alice: Outlook) -> None:
-    from shared.sync.to_planning import PrivateItems
+    from connector.sync.to_planning import PrivateItems
 
     dentist = next(a for a in board(stack, ALICE) if a["Sensitivity"] == 3)
     assert dentist["Subject"] == PRIVATE_SUBJECT and dentist["Body"] == "" and dentist["Location"] == ""
@@ -283,7 +283,7 @@ def test_private_items_are_masked_by_default_and_follow_the_resources_setting(st
 
 
 def test_filtered_show_as_and_sensitivity_values_do_not_flow(stack: Stack, alice: Outlook) -> None:
-    from shared.model import Sensitivity
+    from connector.model import Sensitivity
 
     try:
         _own_settings(stack, sensitivity=frozenset({Sensitivity.NORMAL, Sensitivity.PRIVATE}))
@@ -590,7 +590,7 @@ def test_unknown_emails_are_reported_once_and_untracked_resources_leave_the_boar
 
 
 def test_an_unreadable_queue_message_is_parked_visibly_not_retried(stack: Stack) -> None:
-    from shared.storage import EXCHANGE_CHANGES_QUEUE, poison_queue_name
+    from connector.stores.storage import EXCHANGE_CHANGES_QUEUE, poison_queue_name
 
     stack.services.work_queues.ensure()  # so the test can watch the poison queue from the start
     poison = stack.services.storage.queue(poison_queue_name(EXCHANGE_CHANGES_QUEUE))
@@ -599,7 +599,9 @@ def test_an_unreadable_queue_message_is_parked_visibly_not_retried(stack: Stack)
     wait_until(lambda: poison.peek_messages(), TIMEOUT, what="the invalid message on the poison queue")
     [parked] = poison.peek_messages()
     assert parked.content == "this is not an exchange change" and parked.dequeue_count == 0
-    failed = [e for e in stack.services.activity.recent() if e.direction == "to_planning" and e.outcome == "failed"
-              and "invalid queue message" in e.detail]
-    assert failed and "ExchangeChange" in failed[0].error
+    # The activity entry follows the park (the monitor shows it a moment later).
+    failed = wait_until(lambda: [e for e in stack.services.activity.recent() if e.direction == "to_planning"
+                                 and e.outcome == "failed" and "invalid queue message" in e.detail],
+                        TIMEOUT, what="the failed activity entry")
+    assert "ExchangeChange" in failed[0].error
     poison.clear_messages()

@@ -11,10 +11,10 @@ from datetime import UTC, datetime, timedelta
 import httpx
 import pytest
 
-from shared.storage import PLANNING_CHANGES_QUEUE, poison_queue_name
-from shared.sync.to_outlook import TRANSACTION_PREFIX
+from connector.stores.storage import PLANNING_CHANGES_QUEUE, poison_queue_name
+from connector.sync.status import TRANSACTION_PREFIX
+from devtools.planning_tenant import Tenant, appointment, replay_webhook, setup_tenant, tag_of
 from tests.e2e.conftest import Stack, wait_until
-from tests.e2e.planning_stack import Tenant, appointment, replay_webhook, setup_tenant, tag_of
 
 PEOPLE = ["ALICE", "BOB", "CAROL"]
 
@@ -36,7 +36,7 @@ def test_webhooks_are_registered_once_per_event_type(tenant: Tenant) -> None:
     hooks = tenant.stack.ds_api("GET", "/webhooks").json()
     assert sorted(h["event"] for h in hooks) == ["AppointmentCreated", "AppointmentDeleted", "AppointmentUpdated"]
     assert all("/api/scheduler/notifications?event=" in h["notificationURL"] for h in hooks)
-    from shared.workers.webhook_registration import ensure_scheduler_webhooks
+    from connector.workers.webhook_registration import ensure_scheduler_webhooks
 
     ensure_scheduler_webhooks(tenant.stack.services)  # a second run (as every sync_resources run does)
     assert len(tenant.stack.ds_api("GET", "/webhooks").json()) == 3
@@ -167,7 +167,7 @@ def test_poll_planning_repairs_missed_webhooks(tenant: Tenant) -> None:
     # In sync now: another poll enqueues nothing and writes nothing.
     wait_until(tenant.queue_idle, what="the planning queue drained")
     before = tenant.writes()
-    from shared.workers.poll import poll_planning
+    from connector.workers.poll import poll_planning
 
     assert poll_planning(tenant.stack.services).enqueued == []
     assert tenant.writes() == before

@@ -14,8 +14,8 @@ from collections.abc import Callable
 
 import pytest
 
+from devtools.planning_bulk import run_bulk
 from tests.e2e.conftest import Stack
-from tests.e2e.planning_bulk import run_bulk
 
 APPOINTMENTS = int(os.environ.get("BULK_APPOINTMENTS", "200"))
 RESOURCES = int(os.environ.get("BULK_RESOURCES", "50"))

@@ -8,9 +8,9 @@ from datetime import UTC, datetime, timedelta
 
 import httpx
 
-from shared.storage import EXCHANGE_CHANGES_QUEUE, PLANNING_CHANGES_QUEUE
+from connector.stores.storage import EXCHANGE_CHANGES_QUEUE, PLANNING_CHANGES_QUEUE
+from devtools.planning_tenant import appointment, email, setup_tenant
 from tests.e2e.conftest import Stack, wait_until
-from tests.e2e.planning_stack import appointment, email, setup_tenant
 
 PEOPLE = ["ECHO-ALICE", "ECHO-BOB"]
 

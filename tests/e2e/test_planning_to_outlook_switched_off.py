@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from devtools.planning_tenant import appointment, setup_tenant
 from tests.e2e.conftest import Stack, wait_until
-from tests.e2e.planning_stack import appointment, setup_tenant
 
 
 def test_nothing_is_written_to_outlook_when_the_direction_is_off(start_stack: Callable[..., Stack]) -> None:

@@ -9,8 +9,8 @@ from typing import Any
 import httpx
 import pytest
 
-from shared.identity import encode_principal
-from shared.registry import ResourceRecord
+from connector.stores.registry import ResourceRecord
+from connector.web.identity import encode_principal
 from tests.e2e.conftest import Stack
 
 ADMIN_ROLE = "Connector.Admin"

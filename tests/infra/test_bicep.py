@@ -1,5 +1,5 @@
 """Offline checks of infra/: Bicep syntax (pycep-parser), policy lint (checkov), and the facts the
-code relies on: the app settings equal what shared/config.py declares, secrets are Key Vault
+code relies on: the app settings equal what connector/config.py declares, secrets are Key Vault
 references, the Flex Consumption shape, the role assignments, and the Easy Auth exclusions.
 
 The tools run from .venv-infra (see conftest.py), once per session.
@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from shared.config import SETTINGS
+from connector.config import SETTINGS
 
 from .conftest import INFRA, INFRA_TIMEOUT, ROOT
 
@@ -135,15 +135,15 @@ def test_every_checkov_suppression_is_justified(checkov_report: dict[str, Any]) 
             f"{check['check_id']} on {check['resource']} is suppressed without a reason")
 
 
-# ---- app settings vs shared/config.py ---------------------------------------------------------
+# ---- app settings vs connector/config.py ---------------------------------------------------------
 
 def test_app_settings_are_exactly_what_the_code_reads(app_settings: dict[str, Any]) -> None:
     declared = {spec.name for spec in SETTINGS}
     assert declared >= LOCAL_ONLY_SETTINGS, "a local-only setting vanished from SETTINGS: update this test"
     expected = (declared - LOCAL_ONLY_SETTINGS) | HOST_OWNED_SETTINGS
     defined = set(app_settings)
-    assert defined - expected == set(), "settings in Bicep that shared.config.SETTINGS does not declare"
-    assert expected - defined == set(), "settings in shared.config.SETTINGS missing from infra/app/api.bicep"
+    assert defined - expected == set(), "settings in Bicep that connector.config.SETTINGS does not declare"
+    assert expected - defined == set(), "settings in connector.config.SETTINGS missing from infra/app/api.bicep"
 
 
 def test_local_only_and_flex_deprecated_settings_are_absent(app_settings: dict[str, Any]) -> None:

@@ -5,8 +5,7 @@ Every server listens on a free port, so a running `make run` never collides with
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -24,18 +23,6 @@ from devtools.serve import ServerThread
 
 ROOT = Path(__file__).resolve().parents[2]
 PROBE_ROOT = Path(__file__).resolve().parent / "apps" / "probe"
-
-
-def wait_until(check: Callable[[], Any], timeout: float = 15, interval: float = 0.1, what: str = "condition") -> Any:
-    """Poll `check` until it returns something truthy; fail after `timeout` seconds with `what`."""
-    deadline = time.monotonic() + timeout
-    while True:
-        result = check()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:g} s waiting for {what}")
-        time.sleep(interval)
 
 
 @pytest.fixture(scope="module")

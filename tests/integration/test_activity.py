@@ -7,11 +7,11 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from connector.config import load_settings
+from connector.stores.activity import ActivityEntry, ActivityLog
+from connector.stores.repositories import TableRepository
+from connector.stores.storage import StorageClients
 from devtools.local_settings import local_values
-from shared.activity import ActivityEntry, ActivityLog
-from shared.config import load_settings
-from shared.repositories import TableRepository
-from shared.storage import StorageClients
 
 
 @pytest.fixture()

@@ -8,11 +8,11 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from connector.config import load_settings
+from connector.stores.cursors import CursorStore, LeaseLost
+from connector.stores.repositories import TableRepository
+from connector.stores.storage import StorageClients
 from devtools.local_settings import local_values
-from shared.config import load_settings
-from shared.cursors import CursorStore, LeaseLost
-from shared.repositories import TableRepository
-from shared.storage import StorageClients
 
 
 class Clock:

@@ -12,11 +12,12 @@ from pathlib import Path
 import httpx
 import pytest
 
+from connector.services import reset_services
 from devtools.azurite import free_port
 from devtools.devhost import DevHost
+from devtools.local_stack import wait_until
 from devtools.serve import ServerThread
-from shared.services import reset_services
-from tests.integration.conftest import ROOT, stack_settings, wait_until
+from tests.integration.conftest import ROOT, stack_settings
 
 
 @pytest.fixture(scope="module")

@@ -6,13 +6,12 @@ import uuid
 
 import pytest
 
+from connector.config import load_settings
+from connector.stores.mappings import MappingStore
+from connector.stores.repositories import TableRepository, safe_key
+from connector.stores.storage import StorageClients
+from connector.sync.status import BoardCopy, OutlookCopy
 from devtools.local_settings import local_values
-from shared.config import load_settings
-from shared.mappings import MappingStore, safe_key
-from shared.repositories import TableRepository
-from shared.storage import StorageClients
-from shared.sync.to_outlook import OutlookCopy
-from shared.sync.to_planning import BoardCopy
 
 
 @pytest.fixture()

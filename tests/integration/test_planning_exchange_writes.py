@@ -8,11 +8,11 @@ from datetime import UTC, datetime, timedelta
 import httpx
 import pytest
 
+from connector.config import PlanningConfig, Secret
+from connector.errors import PlanningError
+from connector.gateways.planning import PlanningGateway
+from connector.sync.to_planning import board_guid
 from devtools.serve import ServerThread
-from shared.config import PlanningConfig, Secret
-from shared.errors import PlanningError
-from shared.planning_gateway import PlanningGateway
-from shared.sync.to_planning import board_guid
 
 START = datetime(2026, 5, 4, 9, 0, tzinfo=UTC)
 

@@ -8,15 +8,15 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from shared.repositories import TableRepository
-from shared.storage import StorageClients
-from shared.workers.to_outlook import LEASE_SECONDS, acquire_lease, release_lease
+from connector.stores.repositories import TableRepository
+from connector.stores.storage import StorageClients
+from connector.workers.to_outlook import LEASE_SECONDS, acquire_lease, release_lease
 
 
 @pytest.fixture()
 def cursors(storage_connection_string: str) -> TableRepository:
+    from connector.config import load_settings
     from devtools.local_settings import local_values
-    from shared.config import load_settings
 
     clients = StorageClients(load_settings(local_values(storage=storage_connection_string)).storage)
     table = TableRepository(clients.table("cur" + uuid.uuid4().hex[:10]))

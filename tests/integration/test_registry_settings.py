@@ -7,14 +7,14 @@ from datetime import UTC, datetime
 
 import pytest
 
+from connector.config import load_settings
+from connector.model import Sensitivity, ShowAs
+from connector.stores.registry import ResourceRecord, ResourceRegistry, Status, SubscriptionIndex, client_state_hash
+from connector.stores.repositories import AlreadyExists, ConcurrencyConflict, TableRepository
+from connector.stores.settings import SettingsError, SettingsStore, parse_settings, settings_to_json
+from connector.stores.storage import StorageClients
+from connector.sync.to_planning import PrivateItems, ResourceSettings
 from devtools.local_settings import local_values
-from shared.config import load_settings
-from shared.model import Sensitivity, ShowAs
-from shared.registry import ResourceRecord, ResourceRegistry, Status, SubscriptionIndex, client_state_hash
-from shared.repositories import AlreadyExists, ConcurrencyConflict, TableRepository
-from shared.resource_settings import SettingsError, SettingsStore, parse_settings, settings_to_json
-from shared.storage import StorageClients
-from shared.sync.to_planning import PrivateItems, ResourceSettings
 
 
 def table(connection: str, prefix: str) -> TableRepository:

@@ -6,14 +6,14 @@ import uuid
 
 import pytest
 
+from connector.config import load_settings
+from connector.errors import GraphError, PlanningError
+from connector.messages import PlanningChange
+from connector.stores.activity import ActivityEntry, ActivityLog
+from connector.stores.repositories import TableRepository
+from connector.stores.storage import StorageClients, poison_queue_name
+from connector.workers.retry import Transient, backoff_seconds, classify, handle_failure
 from devtools.local_settings import local_values
-from shared.activity import ActivityEntry, ActivityLog
-from shared.config import load_settings
-from shared.errors import GraphError, PlanningError
-from shared.messages import PlanningChange
-from shared.repositories import TableRepository
-from shared.storage import StorageClients, poison_queue_name
-from shared.workers.retry import Transient, backoff_seconds, classify, handle_failure
 
 
 @pytest.fixture()

@@ -12,12 +12,13 @@ from datetime import UTC, datetime, timedelta
 import httpx
 import pytest
 
+from connector.config import GraphAuthMode, GraphConfig, PlanningConfig, Secret
+from connector.gateways.graph import ExchangeGateway, GraphError
+from connector.gateways.planning import PlanningError, PlanningGateway, Procedure
 from devtools.devhost import DevHost
+from devtools.local_stack import wait_until
 from devtools.serve import ServerThread
-from shared.config import GraphAuthMode, GraphConfig, PlanningConfig, Secret
-from shared.graph_gateway import ExchangeGateway, GraphError
-from shared.planning_gateway import PlanningError, PlanningGateway, Procedure
-from tests.integration.conftest import probe_received, wait_until
+from tests.integration.conftest import probe_received
 
 PROPERTY_ID = "String {66f5a359-4659-4830-9070-00047ec6ac6e} Name DimeSchedulerAppointmentId"
 

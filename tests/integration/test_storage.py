@@ -9,12 +9,12 @@ import uuid
 import pytest
 from azure.storage.queue import QueueClient
 
+from connector.config import load_settings
+from connector.messages import ExchangeChange, InvalidMessage, PlanningChange
+from connector.stores.queues import WorkQueues
+from connector.stores.repositories import AlreadyExists, ConcurrencyConflict, Repositories, TableRepository, check_key
+from connector.stores.storage import EXCHANGE_CHANGES_QUEUE, PLANNING_CHANGES_QUEUE, StorageClients
 from devtools.local_settings import local_values
-from shared.config import load_settings
-from shared.messages import ExchangeChange, InvalidMessage, PlanningChange
-from shared.queues import WorkQueues
-from shared.repositories import AlreadyExists, ConcurrencyConflict, Repositories, TableRepository, check_key
-from shared.storage import EXCHANGE_CHANGES_QUEUE, PLANNING_CHANGES_QUEUE, StorageClients
 
 
 @pytest.fixture()

@@ -109,7 +109,7 @@ def test_transport_rewrites_host_and_keeps_a_path_prefix() -> None:
         seen.append(f"{request.url} host={request.headers['Host']}")
         return httpx.Response(200, json=[])
 
-    from shared.base_url_transport import BaseUrlTransport
+    from connector.gateways.transport import BaseUrlTransport
 
     transport = BaseUrlTransport("http://127.0.0.1:7073/prefix/", inner=httpx.MockTransport(record))
     with DimeSchedulerClient(API_KEY, transport=transport, retry=False) as client:

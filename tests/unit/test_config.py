@@ -6,8 +6,8 @@ import json
 
 import pytest
 
+from connector.config import SETTING_NAMES, ConfigError, GraphAuthMode, Secret, load_settings
 from devtools.local_settings import SAMPLE, local_values, render
-from shared.config import SETTING_NAMES, ConfigError, GraphAuthMode, Secret, load_settings
 
 
 def env(**overrides: str) -> dict[str, str]:

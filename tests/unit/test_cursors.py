@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from shared.cursors import CursorState, LeaseLost, abandon_state, finish_state, take
+from connector.stores.cursors import CursorState, LeaseLost, abandon_state, finish_state, take
 
 NOW = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 TTL = timedelta(minutes=5)

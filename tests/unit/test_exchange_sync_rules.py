@@ -5,11 +5,11 @@ from __future__ import annotations
 from dataclasses import replace
 from datetime import UTC, datetime
 
-from shared.errors import GraphError
-from shared.model import ShowAs
-from shared.sync.to_planning import PrivateItems, ResourceSettings
-from shared.workers.resources import DsResource
-from shared.workers.to_planning import is_expired_token, latency_ms, settings_hash, sync_window
+from connector.errors import GraphError
+from connector.model import ShowAs
+from connector.sync.to_planning import PrivateItems, ResourceSettings
+from connector.workers.resources import DsResource
+from connector.workers.to_planning import is_expired_token, latency_ms, settings_hash, sync_window
 
 
 def test_any_change_of_the_effective_settings_changes_the_hash() -> None:

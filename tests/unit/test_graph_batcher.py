@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from shared.errors import GraphError
-from shared.graph_batcher import GraphBatcher, WriteRequest, WriteResponse, build_batch, inner_error, match_responses
+from connector.errors import GraphError
+from connector.gateways.batcher import GraphBatcher, WriteRequest, WriteResponse, build_batch, inner_error, match_responses
 
 
 def write(mailbox: str, n: int, method: str = "POST") -> WriteRequest:

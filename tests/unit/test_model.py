@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from shared.model import Appointment, CalendarEvent, Importance, InvalidPayload, Sensitivity, ShowAs, html_to_text
+from connector.model import Appointment, CalendarEvent, Importance, InvalidPayload, Sensitivity, ShowAs, html_to_text
 
 PASCAL = {
     "id": 17, "AppointmentGuid": "04CD4567-1295-4226-86BD-5B1E99D7BAB8", "Subject": "Boiler", "Body": "Main St",

@@ -7,8 +7,8 @@ from datetime import UTC, datetime
 
 import pytest
 
-from shared.model import Appointment, Importance
-from shared.sync.rules import RuleError, parse_rules
+from connector.model import Appointment, Importance
+from connector.sync.rules import RuleError, parse_rules
 
 BASE = Appointment(
     guid="g", subject="Boiler", body="", start=datetime(2026, 1, 5, 9, tzinfo=UTC), end=datetime(2026, 1, 5, 10, tzinfo=UTC),

@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from shared.messages import PlanningChange
-from shared.scheduler_notifications import MAX_BODY_BYTES, Rejection, parse_notification, secret_matches
+from connector.messages import PlanningChange
+from connector.web.scheduler_intake import MAX_BODY_BYTES, Rejection, parse_notification, secret_matches
 
 SECRET = "s3cret-value"
 PASCAL = {

@@ -24,8 +24,8 @@ SCRIPT = textwrap.dedent("""
         def emit(self, record): records.append(record.getMessage())
     logging.getLogger("connector").addHandler(Keep()); logging.getLogger("connector").setLevel(logging.INFO)
 
-    from shared.activity import ActivityEntry
-    from shared.telemetry import change_span, current_trace_context, on_activity
+    from connector.stores.activity import ActivityEntry
+    from connector.telemetry import change_span, current_trace_context, on_activity
     on_activity(ActivityEntry("to_outlook", "create", "applied", resource_no="ALICE", appointment_guid="g1", latency_ms=840))
     on_activity(ActivityEntry("to_outlook", "update", "retrying", error="Graph 429 TooManyRequests: slow down"))
     on_activity(ActivityEntry("system", "renew", "applied"))

@@ -9,19 +9,10 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from shared.model import Appointment, Assignment, Importance
-from shared.sync.rules import RuleSet, parse_rules
-from shared.sync.to_outlook import (
-    TAG_PROPERTY_ID,
-    TRANSACTION_PREFIX,
-    CreateEvent,
-    DeleteEvent,
-    OutlookCopy,
-    TrackedResource,
-    UpdateEvent,
-    desired_event,
-    plan,
-)
+from connector.model import Appointment, Assignment, Importance
+from connector.sync.rules import RuleSet, parse_rules
+from connector.sync.status import TAG_PROPERTY_ID, TRANSACTION_PREFIX, OutlookCopy, TrackedResource
+from connector.sync.to_outlook import CreateEvent, DeleteEvent, UpdateEvent, desired_event, plan
 
 TRACKED = {no: TrackedResource(no, f"{no.lower()}@x.example", f"user-{no}") for no in ("ALICE", "BOB", "CAROL")}
 START = datetime(2026, 1, 5, 9, tzinfo=UTC)

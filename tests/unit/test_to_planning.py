@@ -7,11 +7,11 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from shared.model import CalendarEvent, Importance, Sensitivity, ShowAs
-from shared.sync.to_outlook import OutlookCopy, TrackedResource, desired_event, hashes_of
-from shared.sync.to_planning import (
+from connector.model import CalendarEvent, Importance, Sensitivity, ShowAs
+from connector.sync.status import BoardCopy, OutlookCopy, TrackedResource, hashes_of
+from connector.sync.to_outlook import desired_event
+from connector.sync.to_planning import (
     PRIVATE_SUBJECT,
-    BoardCopy,
     OutlookEditPolicy,
     PrivateItems,
     RemoveFromBoard,

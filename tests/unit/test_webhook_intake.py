@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from shared.registry import SubscriptionIndex, client_state_hash
-from shared.webhook_intake import (
+from connector.stores.registry import SubscriptionIndex, client_state_hash
+from connector.web.graph_intake import (
     MAX_BODY_BYTES,
     IntakeError,
     NotificationItem,

@@ -1,0 +1,204 @@
+"""Per-mailbox cursor and lease on the `cursors` table: one writer per mailbox, nothing lost.
+
+Row `mailbox` / `<user id>`:
+- `Link`: where the next delta round starts (a deltaLink, or a nextLink while a round is part-way),
+  written only after the changes of the page it follows were applied;
+- `FullRequired`: the next round must be a full one (first sync, expired token, lifecycle, ...);
+- `SettingsHash`: the hash of the settings the last full round applied; a different hash at the
+  start of a run forces a full round, so a settings change reaches every item;
+- `LeaseOwner` / `LeaseUntil`: the run that owns the mailbox now;
+- `Pending` / `PendingFull`: work that arrived while the lease was held.
+
+The lease protocol (every write is ETag-guarded, a conflict re-reads and decides again):
+1. `acquire`: a free or expired lease is taken (a crashed run's lease expires after `ttl`); a held
+   lease gets `Pending` set instead and the caller completes its message: the holder will go round
+   once more. A `full` request sets `PendingFull` / `FullRequired` so it is not downgraded.
+2. `checkpoint`: the holder stores its progress and extends the lease; if the lease was taken over
+   meanwhile (the run was slower than `ttl`) it raises `LeaseLost` and the run stops writing.
+3. `finish`: if `Pending` was set, it is cleared and the holder keeps the lease for one more round;
+   otherwise the lease is released. `abandon` (after a failure) releases the lease but keeps
+   `Pending`, so the retried message picks everything up.
+The decisions are the pure functions `take`, `finish_state` and `abandon_state` (unit-tested); the
+store applies them with optimistic concurrency.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from connector.stores.repositories import AlreadyExists, ConcurrencyConflict, TableRepository, safe_key
+
+PARTITION = "mailbox"
+DEFAULT_TTL = timedelta(minutes=5)
+
+
+class LeaseLost(Exception):
+    """Another run took over this mailbox (ours expired): stop writing, it carries on."""
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True)
+class CursorState:
+    """What the row holds (without its ETag)."""
+
+    link: str = ""
+    full_required: bool = True
+    settings_hash: str = ""
+    lease_owner: str = ""
+    lease_until: datetime | None = None
+    pending: bool = False
+    pending_full: bool = False
+    last_round_at: datetime | None = None
+    last_full_at: datetime | None = None
+
+    def held_by_other(self, owner: str, now: datetime) -> bool:
+        return bool(self.lease_owner) and self.lease_owner != owner and self.lease_until is not None \
+            and self.lease_until > now
+
+    def to_row(self) -> dict[str, Any]:
+        def iso(moment: datetime | None) -> str:
+            return moment.isoformat() if moment else ""
+
+        return {"Link": self.link, "FullRequired": self.full_required, "SettingsHash": self.settings_hash,
+                "LeaseOwner": self.lease_owner, "LeaseUntil": iso(self.lease_until), "Pending": self.pending,
+                "PendingFull": self.pending_full, "LastRoundAt": iso(self.last_round_at),
+                "LastFullAt": iso(self.last_full_at)}
+
+    @classmethod
+    def from_row(cls, data: dict[str, Any]) -> CursorState:
+        def moment(name: str) -> datetime | None:
+            value = data.get(name)
+            return datetime.fromisoformat(value) if value else None
+
+        return cls(link=str(data.get("Link") or ""), full_required=bool(data.get("FullRequired", True)),
+                   settings_hash=str(data.get("SettingsHash") or ""), lease_owner=str(data.get("LeaseOwner") or ""),
+                   lease_until=moment("LeaseUntil"), pending=bool(data.get("Pending")),
+                   pending_full=bool(data.get("PendingFull")), last_round_at=moment("LastRoundAt"),
+                   last_full_at=moment("LastFullAt"))
+
+
+# -- the pure lease decisions ---------------------------------------------------------------------
+def take(state: CursorState, owner: str, now: datetime, ttl: timedelta, full: bool) -> tuple[CursorState, bool]:
+    """Try to take the lease: (new state, True) when taken, (state with Pending set, False) when busy."""
+    if state.held_by_other(owner, now):
+        return replace(state, pending=True, pending_full=state.pending_full or full), False
+    return replace(state, lease_owner=owner, lease_until=now + ttl, pending=False, pending_full=False,
+                   full_required=state.full_required or full or state.pending_full), True
+
+
+def finish_state(state: CursorState, owner: str, now: datetime, ttl: timedelta) -> tuple[CursorState, bool]:
+    """End of a round: (state, True) = go round once more (work arrived meanwhile); False = released."""
+    if state.lease_owner != owner:
+        raise LeaseLost("the lease was taken over")
+    if state.pending:
+        return replace(state, pending=False, pending_full=False, lease_until=now + ttl,
+                       full_required=state.full_required or state.pending_full), True
+    return replace(state, lease_owner="", lease_until=None), False
+
+
+def abandon_state(state: CursorState, owner: str) -> CursorState:
+    """After a failure: release the lease, keep Pending (the retried message will do the work)."""
+    if state.lease_owner != owner:
+        return state
+    return replace(state, lease_owner="", lease_until=None)
+
+
+@dataclass(frozen=True)
+class Lease:
+    """A held lease: the state as last written and its ETag."""
+
+    user_id: str
+    owner: str
+    state: CursorState
+    etag: str
+
+
+class CursorStore:
+    def __init__(self, table: TableRepository, ttl: timedelta = DEFAULT_TTL,
+                 clock: Callable[[], datetime] = _now) -> None:
+        self._table = table
+        self._ttl = ttl
+        self._clock = clock
+
+    def _read(self, user_id: str) -> tuple[CursorState, str | None]:
+        row = self._table.get(PARTITION, safe_key(user_id))
+        if row is None:
+            return CursorState(), None
+        return CursorState.from_row(row.data), row.etag
+
+    def _write(self, user_id: str, state: CursorState, etag: str | None) -> str:
+        if etag is None:
+            return self._table.insert(PARTITION, safe_key(user_id), state.to_row())
+        return self._table.replace(PARTITION, safe_key(user_id), state.to_row(), etag)
+
+    def get(self, user_id: str) -> CursorState | None:
+        row = self._table.get(PARTITION, safe_key(user_id))
+        return CursorState.from_row(row.data) if row else None
+
+    def acquire(self, user_id: str, owner: str, full: bool = False) -> Lease | None:
+        """The lease, or None when another run holds it (that run will go round once more)."""
+        while True:
+            state, etag = self._read(user_id)
+            new, taken = take(state, owner, self._clock(), self._ttl, full)
+            try:
+                new_etag = self._write(user_id, new, etag)
+            except (AlreadyExists, ConcurrencyConflict):
+                continue
+            return Lease(user_id, owner, new, new_etag) if taken else None
+
+    def checkpoint(self, lease: Lease, **changes: Any) -> Lease:
+        """Store progress (`link`, `full_required`, `settings_hash`, ...) and extend the lease."""
+        etag, base = lease.etag, lease.state
+        while True:
+            new = replace(base, lease_until=self._clock() + self._ttl, **changes)
+            try:
+                return replace(lease, state=new, etag=self._write(lease.user_id, new, etag))
+            except (AlreadyExists, ConcurrencyConflict):
+                base, current_etag = self._read(lease.user_id)
+                if base.lease_owner != lease.owner or current_etag is None:
+                    raise LeaseLost(f"mailbox {lease.user_id}: the lease was taken over") from None
+                etag = current_etag  # someone set Pending: keep it, write our progress on top
+
+    def finish(self, lease: Lease) -> tuple[Lease, bool]:
+        """Release the lease, or keep it and return True when work arrived during the round."""
+        etag, state = lease.etag, lease.state
+        while True:
+            new, again = finish_state(state, lease.owner, self._clock(), self._ttl)
+            try:
+                return replace(lease, state=new, etag=self._write(lease.user_id, new, etag)), again
+            except (AlreadyExists, ConcurrencyConflict):
+                state, current = self._read(lease.user_id)
+                if current is None:
+                    raise LeaseLost(f"mailbox {lease.user_id}: the cursor was deleted") from None
+                etag = current
+
+    def abandon(self, lease: Lease) -> None:
+        """Best effort after a failure: release the lease (keep Pending)."""
+        for _ in range(5):
+            state, etag = self._read(lease.user_id)
+            if etag is None:
+                return
+            try:
+                self._write(lease.user_id, abandon_state(state, lease.owner), etag)
+                return
+            except ConcurrencyConflict:
+                continue
+
+    def request_full(self, user_id: str) -> None:
+        """Make the next round of this mailbox a full one (settings changed, token lost, ...)."""
+        while True:
+            state, etag = self._read(user_id)
+            try:
+                self._write(user_id, replace(state, full_required=True, pending=True, pending_full=True), etag)
+                return
+            except (AlreadyExists, ConcurrencyConflict):
+                continue
+
+    def delete(self, user_id: str) -> None:
+        self._table.delete(PARTITION, safe_key(user_id))

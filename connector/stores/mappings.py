@@ -1,0 +1,122 @@
+"""The `mappings` table: which planner appointment and which Outlook event are the same thing.
+
+Rows (every look-up is a point read or one partition):
+- `a|<appointment guid>` / `<resource no>`: an `OutlookCopy`, the event the connector wrote to that
+  resource's calendar for the appointment (event id, transactionId, per-field hashes, changeKey).
+- `a|<appointment guid>` / `~exchange`: marks a board appointment that mirrors an Outlook item, so the
+  planning worker never writes it back to Outlook.
+- `e|<user id>` / `<hash of event id>`: the reverse index from an Outlook event to its mapping. For
+  the connector's own events it points at the `OutlookCopy`; for Outlook items it *is* the
+  `BoardCopy` (appointment guid, content hash, changeKey).
+Event ids are hashed into row keys because they may hold characters Table Storage forbids in keys.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterator
+from typing import Any
+
+from connector.stores.repositories import Row, TableRepository, safe_key
+from connector.sync.status import BoardCopy, OutlookCopy
+
+EXCHANGE_MARK = "~exchange"
+
+
+def event_key(event_id: str) -> str:
+    return hashlib.sha256(event_id.encode()).hexdigest()[:40]
+
+
+def _appointment_pk(guid: str) -> str:
+    return "a|" + safe_key(guid.lower())
+
+
+def _event_pk(user_id: str) -> str:
+    return "e|" + safe_key(user_id)
+
+
+def _copy_from(row: Row) -> OutlookCopy:
+    d = row.data
+    return OutlookCopy(
+        appointment_guid=str(d["AppointmentGuid"]), resource_no=str(d["ResourceNo"]), user_id=str(d["UserId"]),
+        transaction_id=str(d["TransactionId"]), event_id=d.get("EventId") or None,
+        field_hashes=json.loads(d.get("FieldHashes") or "{}"), change_key=d.get("ChangeKey") or None,
+    )
+
+
+def _board_from(row: Row) -> BoardCopy:
+    d = row.data
+    return BoardCopy(user_id=str(d["UserId"]), event_id=str(d["EventId"]), appointment_guid=str(d["AppointmentGuid"]),
+                     content_hash=str(d.get("ContentHash", "")), change_key=d.get("ChangeKey") or None)
+
+
+class MappingStore:
+    """Typed access to the `mappings` table."""
+
+    def __init__(self, table: TableRepository) -> None:
+        self._table = table
+
+    # -- the connector's events (planning → Outlook) --------------------------------------------
+    def outlook_copies(self, appointment_guid: str) -> dict[str, OutlookCopy]:
+        """Every copy of one appointment, keyed by resource number."""
+        return {c.resource_no: c for c in (_copy_from(r) for r in self._table.partition(_appointment_pk(appointment_guid))
+                                           if r.row_key != EXCHANGE_MARK)}
+
+    def save_outlook_copy(self, copy: OutlookCopy) -> None:
+        """Write the copy and, once its event id is known, the reverse index (copy first: it is the truth)."""
+        data: dict[str, Any] = {
+            "AppointmentGuid": copy.appointment_guid.lower(), "ResourceNo": copy.resource_no, "UserId": copy.user_id,
+            "TransactionId": copy.transaction_id, "EventId": copy.event_id or "",
+            "FieldHashes": json.dumps(dict(copy.field_hashes), sort_keys=True), "ChangeKey": copy.change_key or "",
+        }
+        self._table.upsert(_appointment_pk(copy.appointment_guid), safe_key(copy.resource_no), data)
+        if copy.event_id:
+            self._table.upsert(_event_pk(copy.user_id), event_key(copy.event_id), {
+                "Kind": "planning", "AppointmentGuid": copy.appointment_guid.lower(), "ResourceNo": copy.resource_no,
+                "UserId": copy.user_id, "EventId": copy.event_id,
+            })
+
+    def delete_outlook_copy(self, copy: OutlookCopy) -> None:
+        if copy.event_id:
+            self._table.delete(_event_pk(copy.user_id), event_key(copy.event_id))
+        self._table.delete(_appointment_pk(copy.appointment_guid), safe_key(copy.resource_no))
+
+    # -- Outlook items on the board (Outlook → planning) ----------------------------------------
+    def board_copies(self, user_id: str) -> list[BoardCopy]:
+        return [_board_from(r) for r in self._table.partition(_event_pk(user_id)) if r.data.get("Kind") == "exchange"]
+
+    def save_board_copy(self, copy: BoardCopy) -> None:
+        self._table.upsert(_event_pk(copy.user_id), event_key(copy.event_id), {
+            "Kind": "exchange", "AppointmentGuid": copy.appointment_guid, "UserId": copy.user_id,
+            "EventId": copy.event_id, "ContentHash": copy.content_hash, "ChangeKey": copy.change_key or "",
+        })
+        self._table.upsert(_appointment_pk(copy.appointment_guid), EXCHANGE_MARK,
+                           {"UserId": copy.user_id, "EventId": copy.event_id})
+
+    def delete_board_copy(self, copy: BoardCopy) -> None:
+        self._table.delete(_event_pk(copy.user_id), event_key(copy.event_id))
+        self._table.delete(_appointment_pk(copy.appointment_guid), EXCHANGE_MARK)
+
+    def is_outlook_item(self, appointment_guid: str) -> bool:
+        """True when the board appointment mirrors an Outlook item (never written back to Outlook)."""
+        return self._table.get(_appointment_pk(appointment_guid), EXCHANGE_MARK) is not None
+
+    # -- by event ----------------------------------------------------------------------------
+    def by_event(self, user_id: str, event_id: str) -> OutlookCopy | BoardCopy | None:
+        """What an event in a mailbox maps to: the connector's copy, a board copy, or nothing (two point reads)."""
+        row = self._table.get(_event_pk(user_id), event_key(event_id))
+        if row is None:
+            return None
+        if row.data.get("Kind") == "exchange":
+            return _board_from(row)
+        primary = self._table.get(_appointment_pk(str(row.data["AppointmentGuid"])), safe_key(str(row.data["ResourceNo"])))
+        if primary is None or primary.data.get("EventId") != event_id:
+            return None  # a stale index row: the copy moved on
+        return _copy_from(primary)
+
+    def all_outlook_copies(self) -> Iterator[OutlookCopy]:
+        """Every copy (the poll compares the planning window with them)."""
+        for entity in self._table.query("PartitionKey ge 'a|' and PartitionKey lt 'a}'"):
+            if entity.row_key != EXCHANGE_MARK:
+                yield _copy_from(entity)

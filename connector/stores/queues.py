@@ -1,0 +1,56 @@
+"""Queue senders for the two work queues (Azure Storage queues through azure-storage-queue)."""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import replace
+
+from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError
+
+from connector.messages import ExchangeChange, PlanningChange
+from connector.stores.storage import (
+    EXCHANGE_CHANGES_QUEUE,
+    PLANNING_CHANGES_QUEUE,
+    WORK_QUEUES,
+    StorageClients,
+    poison_queue_name,
+)
+from connector.telemetry import current_trace_context
+
+
+def send_text(clients: StorageClients, queue: str, content: str, delay_seconds: int | None = None) -> None:
+    """Send one message, creating the queue the first time (a fresh storage account, or a poison
+    queue nothing has written to yet)."""
+    client = clients.queue(queue)
+    try:
+        client.send_message(content, visibility_timeout=delay_seconds)
+    except ResourceNotFoundError:
+        with contextlib.suppress(ResourceExistsError):
+            client.create_queue()
+        client.send_message(content, visibility_timeout=delay_seconds)
+
+
+class WorkQueues:
+    """Enqueues work for the queue-triggered workers; messages are base64 text like the host expects."""
+
+    def __init__(self, clients: StorageClients) -> None:
+        self._clients = clients
+
+    def ensure(self) -> None:
+        """Create the work queues and their poison queues if missing (idempotent)."""
+        for name in WORK_QUEUES:
+            for queue in (name, poison_queue_name(name)):
+                with contextlib.suppress(ResourceExistsError):
+                    self._clients.queue(queue).create_queue()
+
+    def send_exchange_change(self, message: ExchangeChange, delay_seconds: int | None = None) -> None:
+        message = replace(message, trace_context=message.trace_context or current_trace_context())
+        send_text(self._clients, EXCHANGE_CHANGES_QUEUE, message.to_json(), delay_seconds)
+
+    def send_planning_change(self, message: PlanningChange, delay_seconds: int | None = None) -> None:
+        message = replace(message, trace_context=message.trace_context or current_trace_context())
+        send_text(self._clients, PLANNING_CHANGES_QUEUE, message.to_json(), delay_seconds)
+
+    def depth(self, queue: str) -> int:
+        """Approximate number of messages waiting (for the monitor and health)."""
+        return int(self._clients.queue(queue).get_queue_properties().approximate_message_count or 0)

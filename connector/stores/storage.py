@@ -1,0 +1,82 @@
+"""Azure Storage clients for the connector's tables and queues.
+
+Locally the connection string points at Azurite; in Azure the app has no storage keys at all
+(`allowSharedKeyAccess: false`) and reaches the account with its user-assigned managed identity, the
+same identity-based `AzureWebJobsStorage__*` settings the Functions host uses.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from azure.core.credentials import TokenCredential
+from azure.data.tables import TableClient, TableServiceClient
+from azure.storage.queue import QueueClient, QueueServiceClient, TextBase64DecodePolicy, TextBase64EncodePolicy
+
+from connector.config import StorageConfig
+
+# Queue names are a contract with the host bindings and the admin monitor.
+EXCHANGE_CHANGES_QUEUE = "exchange-changes"
+PLANNING_CHANGES_QUEUE = "planning-changes"
+WORK_QUEUES: tuple[str, ...] = (EXCHANGE_CHANGES_QUEUE, PLANNING_CHANGES_QUEUE)
+
+
+def poison_queue_name(queue: str) -> str:
+    return f"{queue}-poison"
+
+
+def _managed_identity(client_id: str | None) -> TokenCredential:
+    from azure.identity import DefaultAzureCredential, ManagedIdentityCredential
+
+    if client_id:
+        return ManagedIdentityCredential(client_id=client_id)
+    return DefaultAzureCredential()
+
+
+class StorageClients:
+    """Builds table and queue clients from one `StorageConfig` (connection string or identity)."""
+
+    def __init__(self, config: StorageConfig) -> None:
+        self._config = config
+        self._credential: TokenCredential | None = None
+        if config.connection_string is None:
+            self._credential = _managed_identity(config.managed_identity_client_id)
+        self._tables: TableServiceClient | None = None
+        self._queues: QueueServiceClient | None = None
+
+    @property
+    def table_service(self) -> TableServiceClient:
+        if self._tables is None:
+            if self._config.connection_string is not None:
+                self._tables = TableServiceClient.from_connection_string(self._config.connection_string.reveal())
+            else:
+                assert self._config.table_url is not None and self._credential is not None
+                self._tables = TableServiceClient(self._config.table_url, credential=self._credential)
+        return self._tables
+
+    @property
+    def queue_service(self) -> QueueServiceClient:
+        if self._queues is None:
+            kwargs: dict[str, Any] = {
+                # The Functions host reads base64 text by default (host.json messageEncoding).
+                "message_encode_policy": TextBase64EncodePolicy(),
+                "message_decode_policy": TextBase64DecodePolicy(),
+            }
+            if self._config.connection_string is not None:
+                self._queues = QueueServiceClient.from_connection_string(
+                    self._config.connection_string.reveal(), **kwargs
+                )
+            else:
+                assert self._config.queue_url is not None and self._credential is not None
+                self._queues = QueueServiceClient(self._config.queue_url, credential=self._credential, **kwargs)
+        return self._queues
+
+    def table(self, name: str) -> TableClient:
+        return self.table_service.get_table_client(name)
+
+    def queue(self, name: str) -> QueueClient:
+        return self.queue_service.get_queue_client(
+            name,
+            message_encode_policy=TextBase64EncodePolicy(),
+            message_decode_policy=TextBase64DecodePolicy(),
+        )

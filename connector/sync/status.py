@@ -1,0 +1,81 @@
+"""The per-pair sync status both directions share: what the connector wrote or mirrored, and how
+changes are recognised.
+
+- `OutlookCopy`: one (appointment, resource) pair, the event the planning → Outlook direction wrote,
+  with a hash per field of what it wrote.
+- `BoardCopy`: one (Outlook item, resource) pair, the board item the Outlook → planning direction
+  mirrored, with a hash of what it imported.
+- Hashes compare what a person would see (`hashes_of`, `content_hash`): equal hashes mean no write.
+- The tag and transactionId prefix that mark the connector's own events (echo suppression).
+
+Pure data and hashing: no I/O, no SDK.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+# The single-value extended property that tags the connector's events with the appointment GUID.
+# (A fixed property-set GUID of this connector; the Name part is case-sensitive in Graph.)
+TAG_PROPERTY_ID = "String {5b2c8a2e-6f0a-4b8e-9b7e-3c1d2e4f5a60} Name DimeSchedulerAppointmentGuid"
+TRANSACTION_PREFIX = "dsx-"
+EVENT_FIELDS: tuple[str, ...] = ("subject", "body", "start", "end", "isAllDay", "showAs", "importance", "categories")
+
+
+@dataclass(frozen=True)
+class TrackedResource:
+    """A resource the connector syncs: Dime.Scheduler number, mailbox and Graph user id."""
+
+    resource_no: str
+    email: str
+    user_id: str
+
+
+@dataclass(frozen=True)
+class OutlookCopy:
+    """What the connector wrote to one resource's calendar for one appointment."""
+
+    appointment_guid: str
+    resource_no: str
+    user_id: str
+    transaction_id: str
+    event_id: str | None = None  # None while the create has not been confirmed
+    field_hashes: Mapping[str, str] = field(default_factory=dict)
+    change_key: str | None = None
+
+
+def field_hash(value: Any) -> str:
+    return hashlib.sha256(json.dumps(value, sort_keys=True, separators=(",", ":")).encode()).hexdigest()[:20]
+
+
+def _comparable(name: str, value: Any) -> Any:
+    """Exchange may re-wrap text (CRLF, trailing blanks): compare what a person would see."""
+    if name == "body" and isinstance(value, Mapping):
+        return " ".join(str(value.get("content", "")).split())
+    if name == "subject" and isinstance(value, str):
+        return value.strip()
+    return value
+
+
+def hashes_of(payload: Mapping[str, Any]) -> dict[str, str]:
+    """A hash per event field of what was (or would be) written; equal hashes mean no write."""
+    return {name: field_hash(_comparable(name, payload[name])) for name in EVENT_FIELDS}
+
+
+@dataclass(frozen=True)
+class BoardCopy:
+    """An Outlook item the connector mirrored on the board."""
+
+    user_id: str
+    event_id: str
+    appointment_guid: str
+    content_hash: str
+    change_key: str | None = None
+
+
+def content_hash(item: Mapping[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(item, sort_keys=True, default=str).encode()).hexdigest()[:32]

@@ -1,0 +1,131 @@
+"""Graph webhook intake: the validation handshake, parsing and verifying notification bodies, coalescing.
+
+Pure functions, no I/O and no SDK: the HTTP functions in `functions/graph_webhooks.py` feed them the
+request and a look-up of the subscription index, then enqueue what comes out.
+
+Rules (../shared/reference/graph.md, "Notification delivery"):
+- A POST with `?validationToken=...` is Graph's handshake: answer 200 `text/plain` with the token,
+  URL-decoded (the Functions request already decodes query values), and nothing else.
+- A body over `MAX_BODY_BYTES` is refused with 413 before it is parsed; a body that is not JSON, or
+  not `{"value": [object, ...]}`, or an item without a `subscriptionId`, is 400.
+- Each item is checked against the subscription index: the subscription must be known and the
+  item's `clientState` must hash to the stored hash (constant-time compare in `SubscriptionIndex`).
+  Anything else is dropped and counted; the caller logs only the count (never content) and answers
+  the same 202 either way, so a forger learns nothing about which subscriptions exist.
+- Notifications are hints, not data: the accepted items collapse to one unit of work per mailbox
+  (the worker reads the current state with a delta query), so a burst of "created" + "updated" +
+  duplicates costs one queue message per mailbox and POST.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from connector.stores.registry import SubscriptionIndex
+
+MAX_BODY_BYTES = 1024 * 1024  # Graph posts at most a few hundred items; 1 MiB is far beyond that
+LIFECYCLE_EVENTS = ("reauthorizationRequired", "subscriptionRemoved", "missed")
+
+
+class IntakeError(Exception):
+    """A request the endpoint refuses: the HTTP status and a short reason (no echo of the input)."""
+
+    def __init__(self, status: int, reason: str) -> None:
+        self.status = status
+        self.reason = reason
+        super().__init__(f"{status}: {reason}")
+
+
+@dataclass(frozen=True)
+class NotificationItem:
+    """One item of a change or lifecycle notification; only what the connector needs."""
+
+    subscription_id: str
+    client_state: str | None
+    change_type: str = ""
+    lifecycle_event: str = ""
+
+
+@dataclass(frozen=True)
+class Verified:
+    """The items that passed the check (with their subscription) and how many were dropped."""
+
+    accepted: list[tuple[SubscriptionIndex, NotificationItem]] = field(default_factory=list)
+    rejected: int = 0
+
+
+def validation_token(params: Mapping[str, str]) -> str | None:
+    """The handshake token when the request is Graph's validation call, else None."""
+    token = params.get("validationToken")
+    return token if token is not None else None
+
+
+def parse_body(body: bytes) -> list[NotificationItem]:
+    """Parse a notification POST body; `IntakeError` 413 (too big) or 400 (malformed)."""
+    if len(body) > MAX_BODY_BYTES:
+        raise IntakeError(413, f"the body is larger than {MAX_BODY_BYTES} bytes")
+    try:
+        data: Any = json.loads(body)
+    except (ValueError, UnicodeDecodeError):
+        raise IntakeError(400, "the body is not JSON") from None
+    if not isinstance(data, dict) or not isinstance(data.get("value"), list):
+        raise IntakeError(400, 'expected a JSON object {"value": [...]}')
+    items: list[NotificationItem] = []
+    for index, raw in enumerate(data["value"]):
+        if not isinstance(raw, dict):
+            raise IntakeError(400, f"value[{index}] is not an object")
+        subscription_id = raw.get("subscriptionId")
+        if not isinstance(subscription_id, str) or not subscription_id:
+            raise IntakeError(400, f"value[{index}].subscriptionId is missing")
+        client_state = raw.get("clientState")
+        items.append(NotificationItem(
+            subscription_id=subscription_id,
+            client_state=client_state if isinstance(client_state, str) else None,
+            change_type=str(raw.get("changeType") or ""),
+            lifecycle_event=str(raw.get("lifecycleEvent") or ""),
+        ))
+    return items
+
+
+def verify(items: list[NotificationItem], lookup: Callable[[str], SubscriptionIndex | None]) -> Verified:
+    """Keep the items whose subscription is known and whose clientState matches; count the rest.
+
+    Every item costs one look-up and one hash compare, whether or not the subscription exists, so
+    the time taken does not tell a forger which ids are real.
+    """
+    accepted: list[tuple[SubscriptionIndex, NotificationItem]] = []
+    rejected = 0
+    cache: dict[str, SubscriptionIndex | None] = {}
+    for item in items:
+        if item.subscription_id not in cache:
+            cache[item.subscription_id] = lookup(item.subscription_id)
+        index = cache[item.subscription_id]
+        if index is None:
+            # Same amount of work as a real check (a dummy compare), then drop.
+            SubscriptionIndex("", "", "", "0" * 64).accepts(item.client_state or "")
+            rejected += 1
+        elif index.accepts(item.client_state):
+            accepted.append((index, item))
+        else:
+            rejected += 1
+    return Verified(accepted, rejected)
+
+
+def coalesce(verified: Verified) -> dict[str, str]:
+    """One unit of work per mailbox: user id → resource number, in first-seen order."""
+    mailboxes: dict[str, str] = {}
+    for index, _item in verified.accepted:
+        mailboxes.setdefault(index.user_id, index.resource_no)
+    return mailboxes
+
+
+def lifecycle_events(verified: Verified) -> list[tuple[SubscriptionIndex, str]]:
+    """The accepted lifecycle items, one per (subscription, event) (Graph may repeat them)."""
+    seen: dict[tuple[str, str], SubscriptionIndex] = {}
+    for index, item in verified.accepted:
+        if item.lifecycle_event:
+            seen.setdefault((index.subscription_id, item.lifecycle_event), index)
+    return [(index, event) for (_sid, event), index in seen.items()]

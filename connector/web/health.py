@@ -1,0 +1,71 @@
+"""Health report: liveness plus one check per dependency (storage, Graph, Dime.Scheduler).
+
+Checks run concurrently, each bounded by a timeout, and the report is cached briefly so that a
+monitor polling the endpoint does not multiply calls to Graph and Dime.Scheduler. Errors are reduced
+to their type and a short message: no secrets, no URLs with keys.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from connector.config import Settings, describe
+
+Probe = Callable[[], Awaitable[None]]  # raises (or times out) when the dependency is not usable
+CHECK_TIMEOUT_SECONDS = 5.0
+CACHE_SECONDS = 5.0
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    ok: bool
+    latency_ms: int
+    error: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        answer: dict[str, Any] = {"ok": self.ok, "latencyMs": self.latency_ms}
+        if self.error:
+            answer["error"] = self.error
+        return answer
+
+
+async def _timed(check: Callable[[], Awaitable[None]]) -> CheckResult:
+    started = time.monotonic()
+    try:
+        await asyncio.wait_for(check(), CHECK_TIMEOUT_SECONDS)
+    except TimeoutError:
+        return CheckResult(False, int((time.monotonic() - started) * 1000), f"no answer within {CHECK_TIMEOUT_SECONDS:g} s")
+    except Exception as exc:  # a health check reports every failure, it never raises
+        message = str(exc).splitlines()[0][:200] if str(exc) else ""
+        return CheckResult(False, int((time.monotonic() - started) * 1000), f"{type(exc).__name__}: {message}")
+    return CheckResult(True, int((time.monotonic() - started) * 1000))
+
+
+class HealthReporter:
+    """Builds (and briefly caches) the health report from one probe per dependency.
+
+    The probes are given (the services wire them to their clients): health reaches into nothing."""
+
+    def __init__(self, settings: Settings, storage: Probe, graph: Probe, planning: Probe) -> None:
+        self._settings = settings
+        self._probes = {"storage": storage, "graph": graph, "planning": planning}
+        self._cached: tuple[float, dict[str, Any]] | None = None
+        self._lock = asyncio.Lock()
+
+    async def report(self) -> dict[str, Any]:
+        async with self._lock:
+            if self._cached and time.monotonic() - self._cached[0] < CACHE_SECONDS:
+                return self._cached[1]
+            results = await asyncio.gather(*(_timed(probe) for probe in self._probes.values()))
+            checks = dict(zip(self._probes, results, strict=True))
+            report = {
+                "status": "ok" if all(c.ok for c in checks.values()) else "degraded",
+                "checks": {name: c.to_json() for name, c in checks.items()},
+                "config": describe(self._settings),
+            }
+            self._cached = (time.monotonic(), report)
+            return report

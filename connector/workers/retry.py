@@ -1,0 +1,101 @@
+"""What happens to a change that cannot be applied now: retried later, never dropped, visible if it never works.
+
+A transient failure (Graph throttling or 5xx, Dime.Scheduler down, a network error) sends a copy of
+the queue message back with `attempt + 1`, made visible after Graph's `Retry-After` or an
+exponential back-off; the current message then completes normally, so the host's own retry counter
+is not spent on throttling. After `WORK_MAX_ATTEMPTS`, or at once for a permanent failure (a 4xx
+that retrying cannot fix), the message is parked on `<queue>-poison` and the activity log records
+it as failed with its error: the admin monitor shows it and can re-enqueue it. Unexpected
+exceptions (bugs, storage outages) are not caught here: they reach the Functions host, which
+retries per host.json and poisons after `maxDequeueCount`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import Protocol
+
+from connector.errors import GraphError, PlanningError
+from connector.messages import ExchangeChange, PlanningChange
+from connector.stores.activity import ActivityEntry, ActivityLog
+from connector.stores.queues import send_text
+from connector.stores.storage import StorageClients, poison_queue_name
+
+MAX_DELAY_SECONDS = 900  # a queue message may be hidden for up to 7 days; 15 min keeps retries timely
+
+
+class Transient(Exception):
+    """Raise (or wrap) to say: try this change again later."""
+
+    def __init__(self, message: str, retry_after: float | None = None) -> None:
+        self.retry_after = retry_after
+        super().__init__(message)
+
+
+@dataclass(frozen=True)
+class Failure:
+    transient: bool
+    retry_after: float | None
+    error: str
+
+
+def classify(exc: BaseException) -> Failure | None:
+    """A failure the retry policy knows, or None for anything else (left to the host)."""
+    if isinstance(exc, GraphError):
+        return Failure(exc.transient, exc.retry_after, str(exc))
+    if isinstance(exc, PlanningError):
+        return Failure(exc.transient, exc.retry_after, str(exc))
+    if isinstance(exc, Transient):
+        return Failure(True, exc.retry_after, str(exc))
+    return None
+
+
+def backoff_seconds(attempt: int, retry_after: float | None) -> int:
+    """Honour Retry-After; otherwise 5 s, 10 s, 20 s ... capped at 15 minutes."""
+    base = min(5 * 2**attempt, MAX_DELAY_SECONDS)
+    return int(min(max(base if retry_after is None else retry_after, 1), MAX_DELAY_SECONDS) + 0.999)
+
+
+class Message(Protocol):
+    attempt: int
+    correlation_id: str
+
+    def to_json(self) -> str: ...
+
+
+@dataclass(frozen=True)
+class RetryOutcome:
+    outcome: str  # retrying | poisoned
+    delay_seconds: int = 0
+
+
+def handle_failure(
+    clients: StorageClients,
+    activity: ActivityLog,
+    queue: str,
+    message: ExchangeChange | PlanningChange,
+    failure: Failure,
+    max_attempts: int,
+    entry: ActivityEntry,
+) -> RetryOutcome:
+    """Re-enqueue a transient failure with a delay, or park the change on the poison queue; log either way."""
+    next_attempt = message.attempt + 1
+    if failure.transient and next_attempt < max_attempts:
+        delay = backoff_seconds(message.attempt, failure.retry_after)
+        send_text(clients, queue, replace(message, attempt=next_attempt).to_json(), delay)
+        activity.record(replace(entry, outcome="retrying", error=failure.error,
+                                detail=f"attempt {next_attempt} of {max_attempts}, next in {delay} s"))
+        return RetryOutcome("retrying", delay)
+    send_text(clients, poison_queue_name(queue), replace(message, attempt=next_attempt).to_json())
+    why = f"gave up after {next_attempt} attempts" if failure.transient else "cannot be applied"
+    activity.record(replace(entry, outcome="failed", error=failure.error, detail=f"{why}; parked on {poison_queue_name(queue)}"))
+    return RetryOutcome("poisoned")
+
+
+def park_invalid_message(clients: StorageClients, activity: ActivityLog, queue: str, direction: str, raw: str,
+                         error: str) -> None:
+    """A queue message that can never be processed goes to the poison queue as it came, logged as
+    failed (the host would otherwise retry it `maxDequeueCount` times for nothing)."""
+    poison = poison_queue_name(queue)
+    send_text(clients, poison, raw)
+    activity.record(ActivityEntry(direction, "sync", "failed", error=error, detail=f"invalid queue message; parked on {poison}"))

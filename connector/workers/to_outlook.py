@@ -1,0 +1,387 @@
+"""The planning-changes worker: bring one appointment's Outlook events to its current state (the I/O side).
+
+The decision is `connector.sync.to_outlook.plan` (pure); this module reads its inputs, runs its actions
+and records what happened:
+
+1. Notifications are hints: the current appointment is read from Dime.Scheduler
+   (`get_appointment`; 404 = deleted), except for a `deleted` event (then it is gone).
+2. Appointments that mirror Outlook items (`CreatedByExchange`, or marked by the Outlook → planning
+   direction in the mappings) are that direction's echoes: nothing is written for them.
+3. `plan()` with the tracked resources, the stored `OutlookCopy` rows, `PLANNING_RULES` and
+   `SYNC_TO_EXCHANGE_ENABLED`. Actions for different resources run concurrently (their writes
+   meet in one `$batch`, see `connector.gateways.batcher`); actions for the same resource run in order.
+   - create: a *pending* copy (transactionId, no event id) is saved before the POST, so a retry
+     reuses the transactionId and Graph never makes a second event; then the copy gets the event
+     id, per-field hashes and changeKey;
+   - update: PATCH of the changed fields only; 404 (deleted in Outlook) recreates the event;
+   - delete: DELETE (404 is fine); a pending copy's event is looked up by its tag first.
+4. One activity entry per applied action (and per change skipped as an Outlook item or because the
+   direction is off; a change already in sync logs nothing), with the latency from the planner's change
+   (the appointment's LastModifiedDate, else when the webhook arrived) to the write.
+
+Concurrency: two messages about the same appointment must not interleave (duplicate webhooks, a
+poll racing a webhook). In one process they queue on an asyncio lock per appointment; across
+processes, a change that has writes to make takes a lease row in the `cursors` table
+(insert-if-absent, expiring) and plans again on the copies read under it; the loser retries later
+through `Transient`. A change already in sync takes no lease and writes nothing.
+Failures go through `connector.workers.retry` (throttled → re-queued with Retry-After; permanent or
+exhausted → poison queue + a failed activity entry).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+import uuid
+import weakref
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any, TypeVar
+from urllib.parse import quote
+
+from connector.errors import GraphError
+from connector.gateways.batcher import GraphBatcher, WriteRequest, WriteResponse, inner_error
+from connector.messages import InvalidMessage, PlanningChange
+from connector.model import Appointment, InvalidPayload, parse_utc
+from connector.stores.activity import ActivityEntry
+from connector.stores.repositories import AlreadyExists, ConcurrencyConflict, TableRepository
+from connector.stores.storage import PLANNING_CHANGES_QUEUE
+from connector.sync.status import TAG_PROPERTY_ID, OutlookCopy, TrackedResource, hashes_of
+from connector.sync.to_outlook import Action, CreateEvent, DeleteEvent, UpdateEvent, desired_event, new_transaction_id, plan
+from connector.workers.retry import Failure, Transient, classify, handle_failure, park_invalid_message
+
+if TYPE_CHECKING:
+    from connector.services import Services
+
+PREFER = ('IdType="ImmutableId"', 'outlook.timezone="UTC"')
+LEASE_PARTITION = "lease|appointment"
+LEASE_SECONDS = 120  # longer than any one change takes; a crashed worker's lease simply expires
+LEASE_BUSY_RETRY_SECONDS = 2
+TRACKED_TTL_SECONDS = 5.0  # how stale the tracked-resource list may be (a newly assigned one is re-read at once)
+T = TypeVar("T")
+
+
+# -- per-process runtime: the batcher and the per-appointment locks, bound to one event loop ------
+class _Runtime:
+    def __init__(self, services: Services, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+        self.batcher = GraphBatcher(lambda body: services.exchange.batch(body))
+        self._locks: dict[str, asyncio.Lock] = {}
+        self._ready = False
+        self._tracked: tuple[float, dict[str, TrackedResource]] | None = None
+
+    async def tracked(self, services: Services, needed: frozenset[str] = frozenset()) -> dict[str, TrackedResource]:
+        """The tracked resources: re-read after TRACKED_TTL_SECONDS, or at once when one of `needed` is
+        missing (a resource tracked a moment ago must not miss a change; only untracked ones cost a read)."""
+        now = time.monotonic()
+        if self._tracked is None or now - self._tracked[0] > TRACKED_TTL_SECONDS or not needed <= self._tracked[1].keys():
+            self._tracked = (now, await _io(services.registry.tracked))
+        return self._tracked[1]
+
+    async def ready(self, services: Services) -> None:
+        """Create the tables and queues once per process (idempotent; cheap afterwards)."""
+        if not self._ready:
+            await asyncio.to_thread(services.repositories.ensure)
+            await asyncio.to_thread(services.work_queues.ensure)
+            self._ready = True
+
+    @contextlib.asynccontextmanager
+    async def appointment_lock(self, guid: str) -> Any:
+        lock = self._locks.setdefault(guid, asyncio.Lock())
+        try:
+            async with lock:
+                yield
+        finally:
+            if not lock.locked() and self._locks.get(guid) is lock:
+                del self._locks[guid]
+
+
+_runtimes: weakref.WeakKeyDictionary[Services, _Runtime] = weakref.WeakKeyDictionary()
+
+
+def runtime(services: Services) -> _Runtime:
+    """The runtime of these services on the running loop (a new loop, e.g. a new test host, gets a new one)."""
+    loop = asyncio.get_running_loop()
+    current = _runtimes.get(services)
+    if current is None or current.loop is not loop:
+        current = _runtimes[services] = _Runtime(services, loop)
+    return current
+
+
+async def _io(fn: Callable[..., T], *args: Any) -> T:
+    """Blocking SDK calls (Table Storage, Dime.Scheduler) run in a thread: the loop serves other changes."""
+    return await asyncio.to_thread(fn, *args)
+
+
+# -- the cross-process lease ------------------------------------------------------------------------
+def acquire_lease(cursors: TableRepository, guid: str, owner: str, now: datetime | None = None) -> str | None:
+    """Take the appointment's lease (returns its ETag), or None while another live owner holds it."""
+    moment = now or datetime.now(UTC)
+    data = {"Owner": owner, "Expires": (moment + timedelta(seconds=LEASE_SECONDS)).isoformat()}
+    try:
+        return cursors.insert(LEASE_PARTITION, guid, data)
+    except AlreadyExists:
+        pass
+    row = cursors.get(LEASE_PARTITION, guid)
+    if row is None:  # released in between: one more try
+        try:
+            return cursors.insert(LEASE_PARTITION, guid, data)
+        except AlreadyExists:
+            return None
+    try:
+        expired = datetime.fromisoformat(str(row.data.get("Expires"))) <= moment
+    except ValueError:
+        expired = True
+    if not expired:
+        return None
+    try:
+        return cursors.replace(LEASE_PARTITION, guid, data, row.etag)
+    except ConcurrencyConflict:
+        return None
+
+
+def release_lease(cursors: TableRepository, guid: str, etag: str) -> None:
+    with contextlib.suppress(ConcurrencyConflict):  # taken over after expiry: not ours any more
+        cursors.delete(LEASE_PARTITION, guid, etag)
+
+
+# -- failures -------------------------------------------------------------------------------------
+class ActionFailed(Exception):
+    """One action of a change failed: the activity entry describing it and the cause."""
+
+    def __init__(self, entry: ActivityEntry, cause: BaseException) -> None:
+        self.entry = entry
+        self.cause = cause
+        super().__init__(str(cause))
+
+
+def _failure_of(exc: BaseException) -> Failure | None:
+    if isinstance(exc, InvalidPayload):
+        return Failure(False, None, f"Dime.Scheduler sent an appointment that cannot be read: {exc}")
+    return classify(exc)
+
+
+# -- the worker -------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class _Context:
+    services: Services
+    runtime: _Runtime
+    message: PlanningChange
+    guid: str
+    appointment: Appointment | None
+    changed_at: datetime
+
+    def entry(self, action: str, outcome: str, resource_no: str = "", event_id: str = "", detail: str = "",
+              latency: bool = False) -> ActivityEntry:
+        latency_ms = None
+        if latency:
+            latency_ms = max(0, int((datetime.now(UTC) - self.changed_at).total_seconds() * 1000))
+        return ActivityEntry("to_outlook", action, outcome, resource_no=resource_no, appointment_guid=self.guid,
+                             event_id=event_id, correlation_id=self.message.correlation_id, detail=detail,
+                             latency_ms=latency_ms)
+
+
+async def handle_planning_message(services: Services, body: bytes | str) -> None:
+    """The queue function's body: parse, apply, and route failures to the retry policy."""
+    text = body.decode("utf-8", errors="replace") if isinstance(body, bytes) else body
+    try:
+        message = PlanningChange.from_json(text)
+    except InvalidMessage as exc:
+        await _io(park_invalid_message, services.storage, services.activity, PLANNING_CHANGES_QUEUE, "to_outlook",
+                  text, str(exc))
+        return
+    await apply_planning_change(services, message)
+
+
+async def apply_planning_change(services: Services, message: PlanningChange) -> None:
+    """Apply one change; transient failures are re-queued, permanent ones parked (see module docstring)."""
+    rt = runtime(services)
+    await rt.ready(services)
+    guid = message.appointment_guid.lower()
+    base = ActivityEntry("to_outlook", "sync", "failed", appointment_guid=guid, correlation_id=message.correlation_id)
+    try:
+        async with rt.appointment_lock(guid):
+            await _apply(services, rt, message, guid)
+    except Exception as exc:
+        entry, cause = (exc.entry, exc.cause) if isinstance(exc, ActionFailed) else (base, exc)
+        failure = _failure_of(cause)
+        if failure is None:
+            raise  # a bug or a storage outage: the host retries and poisons after maxDequeueCount
+        await _io(handle_failure, services.storage, services.activity, PLANNING_CHANGES_QUEUE, message, failure,
+                  services.settings.work_max_attempts, entry)
+
+
+async def _read_appointment(services: Services, message: PlanningChange, guid: str) -> Appointment | None:
+    if message.event == "deleted":
+        return None
+    data = await _io(services.planning.get_appointment, guid)
+    return None if data is None else Appointment.from_payload(data)
+
+
+def _changed_at(appointment: Appointment | None, message: PlanningChange) -> datetime:
+    for value in ((appointment.last_modified if appointment else None), message.received_at):
+        if value:
+            try:
+                return parse_utc(value, "changed at")
+            except InvalidPayload:
+                continue
+    return datetime.now(UTC)
+
+
+def _is_outlook_item(appointment: Appointment | None, message: PlanningChange) -> bool:
+    if appointment is not None:
+        return appointment.created_by_exchange
+    snapshot = message.appointment or {}
+    return any(str(snapshot.get(k)).lower() == "true" for k in ("CreatedByExchange", "createdByExchange"))
+
+
+async def _apply(services: Services, rt: _Runtime, message: PlanningChange, guid: str) -> None:
+    appointment, outlook_item, copies = await asyncio.gather(
+        _read_appointment(services, message, guid), _io(services.mappings.is_outlook_item, guid),
+        _io(services.mappings.outlook_copies, guid))
+    tracked = await rt.tracked(services, appointment.resource_nos if appointment else frozenset())
+    ctx = _Context(services, rt, message, guid, appointment, _changed_at(appointment, message))
+    if outlook_item or _is_outlook_item(appointment, message):
+        await _io(services.activity.record, ctx.entry("skip", "skipped", detail="an Outlook item shown on the board "
+                                                      "(the Outlook → planning direction owns it)"))
+        return
+    settings = services.settings
+    if not settings.sync_to_exchange_enabled:
+        await _io(services.activity.record, ctx.entry("skip", "skipped", detail="SYNC_TO_EXCHANGE_ENABLED is off"))
+        return
+    if not _plan(ctx, tracked, copies):
+        return  # in sync already (a replayed or no-op change): nothing to write, nothing to log
+    # Writes ahead: take the appointment's lease, then decide again on the copies as they are now
+    # (another instance may have applied the same change meanwhile).
+    cursors = services.repositories.cursors
+    etag = await _io(acquire_lease, cursors, guid, uuid.uuid4().hex)
+    if etag is None:
+        raise Transient(f"appointment {guid} is being applied by another worker", LEASE_BUSY_RETRY_SECONDS)
+    try:
+        actions = _plan(ctx, tracked, await _io(services.mappings.outlook_copies, guid))
+        await _execute(ctx, actions)
+    finally:
+        await _io(release_lease, cursors, guid, etag)
+
+
+def _plan(ctx: _Context, tracked: dict[str, TrackedResource], copies: dict[str, OutlookCopy]) -> list[Action]:
+    settings = ctx.services.settings
+    return plan(ctx.appointment, tracked, copies, settings.planning_rules, uuid.uuid4().hex[:8],
+                settings.sync_to_exchange_enabled)
+
+
+async def _execute(ctx: _Context, actions: list[Action]) -> None:
+    groups: dict[str, list[Action]] = {}
+    for action in actions:
+        resource_no = action.copy.resource_no if isinstance(action, DeleteEvent) else action.resource.resource_no
+        groups.setdefault(resource_no, []).append(action)
+    results = await asyncio.gather(*(_run_in_order(ctx, group) for group in groups.values()), return_exceptions=True)
+    failures = [r for r in results if isinstance(r, BaseException)]
+    if failures:
+        # Retry the change as a whole (what succeeded is saved, so the retry plans only the rest);
+        # a transient failure wins so throttling is waited out rather than parked.
+        transient = [f for f in failures if (_failure_of(f.cause if isinstance(f, ActionFailed) else f) or
+                                             Failure(False, None, "")).transient]
+        raise (transient or failures)[0]
+
+
+async def _run_in_order(ctx: _Context, actions: list[Action]) -> None:
+    for action in actions:
+        name = type(action).__name__.removesuffix("Event").lower()
+        resource_no = action.copy.resource_no if isinstance(action, DeleteEvent) else action.resource.resource_no
+        try:
+            if isinstance(action, CreateEvent):
+                await _create(ctx, action)
+            elif isinstance(action, UpdateEvent):
+                await _update(ctx, action)
+            else:
+                await _delete(ctx, action)
+        except Exception as exc:
+            raise ActionFailed(ctx.entry(name, "failed", resource_no=resource_no, latency=True), exc) from exc
+
+
+async def _persist(ctx: _Context, store: Callable[[OutlookCopy], None], copy: OutlookCopy, entry: ActivityEntry) -> None:
+    """The mapping after a confirmed write, its activity entry and the monitor's last-sync time
+    (independent rows: written together)."""
+    await asyncio.gather(_io(store, copy), _io(ctx.services.activity.record, entry),
+                         _io(ctx.services.registry.note_sync, copy.resource_no, "to_outlook", datetime.now(UTC)))
+
+
+def _events_url(user_id: str, event_id: str | None = None) -> str:
+    url = f"/users/{quote(user_id, safe='')}/events"
+    return url if event_id is None else f"{url}/{quote(event_id, safe='')}"
+
+
+async def _write(ctx: _Context, request: WriteRequest) -> WriteResponse:
+    return await ctx.runtime.batcher.submit(request)
+
+
+async def _create(ctx: _Context, action: CreateEvent, how: str = "create") -> None:
+    resource = action.resource
+    pending = OutlookCopy(ctx.guid, resource.resource_no, resource.user_id, action.transaction_id)
+    await _io(ctx.services.mappings.save_outlook_copy, pending)  # before the POST: a retry reuses the transactionId
+    response = await _write(ctx, WriteRequest("POST", _events_url(resource.user_id), resource.user_id,
+                                              action.payload, PREFER))
+    if response.ok:
+        event = response.json()
+    elif response.status == 409:  # a repeated transactionId answered as a conflict: adopt the first event
+        event = await _find_created(ctx, resource.user_id, action.transaction_id)
+    else:
+        raise inner_error(response)
+    saved = replace(pending, event_id=str(event["id"]), field_hashes=dict(action.field_hashes),
+                    change_key=event.get("changeKey"))
+    await _persist(ctx, ctx.services.mappings.save_outlook_copy, saved, ctx.entry(
+        how, "applied", resource.resource_no, saved.event_id or "", latency=True,
+        detail=f"event created in {resource.email}'s calendar"))
+
+
+async def _find_created(ctx: _Context, user_id: str, transaction_id: str) -> dict[str, Any]:
+    found = await ctx.services.exchange.find_events_by_property(user_id, TAG_PROPERTY_ID, ctx.guid)
+    for event in found:
+        if event.get("transactionId") in (None, transaction_id):
+            return event
+    raise GraphError(409, "ErrorDuplicateTransaction", f"transactionId {transaction_id} is taken but no event carries it",
+                     5)
+
+
+async def _update(ctx: _Context, action: UpdateEvent) -> None:
+    copy, resource = action.copy, action.resource
+    assert copy.event_id is not None
+    response = await _write(ctx, WriteRequest("PATCH", _events_url(resource.user_id, copy.event_id), resource.user_id,
+                                              action.changes, PREFER))
+    if response.status == 404 and ctx.appointment is not None:
+        # Deleted in Outlook: the board still plans it, so the event comes back (new create intent).
+        await _io(ctx.services.mappings.delete_outlook_copy, copy)
+        transaction_id = new_transaction_id(ctx.guid, resource.resource_no, uuid.uuid4().hex[:8])
+        body = desired_event(ctx.appointment)
+        payload = {**body, "transactionId": transaction_id,
+                   "singleValueExtendedProperties": [{"id": TAG_PROPERTY_ID, "value": ctx.guid}]}
+        await _create(ctx, CreateEvent(resource, payload, transaction_id, hashes_of(body)), how="recreate")
+        return
+    if not response.ok:
+        raise inner_error(response)
+    event = response.json()
+    saved = replace(copy, field_hashes=dict(action.field_hashes), change_key=event.get("changeKey") or copy.change_key)
+    await _persist(ctx, ctx.services.mappings.save_outlook_copy, saved, ctx.entry(
+        "update", "applied", resource.resource_no, copy.event_id, latency=True,
+        detail="changed: " + ", ".join(sorted(action.changes))))
+
+
+async def _delete_event(ctx: _Context, user_id: str, event_id: str) -> None:
+    response = await _write(ctx, WriteRequest("DELETE", _events_url(user_id, event_id), user_id, None, PREFER[:1]))
+    if not response.ok and response.status != 404:  # 404: already gone (a replayed delete)
+        raise inner_error(response)
+
+
+async def _delete(ctx: _Context, action: DeleteEvent) -> None:
+    copy = action.copy
+    if copy.event_id:
+        event_ids = [copy.event_id]
+    else:  # the create never confirmed: its event may exist all the same; find it by its tag
+        found = await ctx.services.exchange.find_events_by_property(copy.user_id, TAG_PROPERTY_ID, ctx.guid)
+        event_ids = [str(e["id"]) for e in found if e.get("id")]
+    await asyncio.gather(*(_delete_event(ctx, copy.user_id, event_id) for event_id in event_ids))
+    await _persist(ctx, ctx.services.mappings.delete_outlook_copy, copy, ctx.entry(
+        "delete", "applied", copy.resource_no, copy.event_id or ",".join(event_ids), latency=True, detail=action.reason))

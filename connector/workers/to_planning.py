@@ -1,0 +1,393 @@
+"""The `exchange-changes` worker: one mailbox's calendar changes → the planning board.
+
+One run per queue message, for one mailbox:
+1. **Lease** (`connector/stores/cursors.py`): one writer per mailbox. A message that finds the lease held sets
+   `Pending` and completes; the holder goes round once more, so no notification is lost.
+2. **Round**: a delta query from the stored link; a *full* round (fresh delta over the window
+   `SYNC_WINDOW_PAST_DAYS`..`SYNC_WINDOW_FUTURE_DAYS`) when the mailbox has no link yet, when asked
+   (`full_resync`, lifecycle), when the stored token is refused (410 / `syncStateNotFound`), when the
+   effective settings changed since the last full round (hash stored on the cursor), or when the
+   last full round is older than `FULL_ROUND_EVERY` (the delta window is fixed by its first request,
+   so it has to move along with time).
+3. **Per item**: `CalendarEvent.from_graph` → `mappings.by_event` → `plan_item` (the pure decision in
+   `connector/sync/to_planning.py`) → apply:
+   UpsertOnBoard → `mboc_upsertExchangeAppointment`, then the BoardCopy (content hash) is saved;
+   RemoveFromBoard → `mboc_deleteExchangeAppointment`, then the copy is deleted;
+   RestoreOutlook → the planner's version (`desired_event` of the current appointment) is written
+   back with PATCH, or re-created with a new `dsx-` transactionId if the event was deleted;
+   UpdatePlanning → `mboc_upsertAppointment` of the planner's appointment;
+   Unchanged with a new changeKey → the stored changeKey follows.
+   The link is stored (checkpoint) only after every item of its page was applied. After a full
+   round, `plan_full_resync` removes the board copies whose Outlook item was not seen.
+4. **Failures**: a transient one (Graph 429/5xx, Dime.Scheduler unavailable) aborts the round
+   without moving the link; `handle_failure` re-enqueues the message after `Retry-After` and, after
+   `WORK_MAX_ATTEMPTS`, parks it on `exchange-changes-poison` with a "failed" activity entry. A
+   permanent failure of a single item (e.g. Dime.Scheduler rejects it) is recorded as failed for that
+   item and the round goes on: one bad item never blocks a mailbox.
+5. **Activity**: one entry per applied, skipped (filtered, or an ignored Outlook edit) or failed
+   change, with resource, appointment GUID, event id, action, outcome, error and the latency from
+   the notification's arrival. Never a subject, body or location: private content stays out of logs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import logging
+import uuid
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, time, timedelta
+from typing import TYPE_CHECKING, Any
+
+from connector.errors import GraphError, PlanningError
+from connector.messages import ExchangeChange
+from connector.model import Appointment, CalendarEvent, InvalidPayload, parse_utc
+from connector.services import Services
+from connector.stores.activity import ActivityEntry
+from connector.stores.cursors import CursorStore, Lease, LeaseLost
+from connector.stores.mappings import MappingStore
+from connector.stores.registry import ResourceRecord, Status
+from connector.stores.settings import settings_to_json
+from connector.stores.storage import EXCHANGE_CHANGES_QUEUE
+from connector.sync.status import TAG_PROPERTY_ID, BoardCopy, OutlookCopy, hashes_of
+from connector.sync.to_outlook import desired_event, new_transaction_id
+from connector.sync.to_planning import (
+    Action,
+    RemoveFromBoard,
+    ResourceSettings,
+    RestoreOutlook,
+    Unchanged,
+    UpdatePlanning,
+    UpsertOnBoard,
+    outlook_fields,
+    plan_full_resync,
+    plan_item,
+)
+from connector.workers.retry import classify, handle_failure
+
+if TYPE_CHECKING:  # the gateway imports msgraph; this module is imported by the function app at start
+    from connector.gateways.graph import DeltaPage
+
+log = logging.getLogger(__name__)
+
+FULL_ROUND_EVERY = timedelta(hours=24)
+DIRECTION = "to_planning"
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def settings_hash(settings: ResourceSettings, direction_enabled: bool, policy: str) -> str:
+    """What a full round depends on: a change of it makes the next round a full one."""
+    data = {"settings": settings_to_json(settings), "enabled": direction_enabled, "policy": policy}
+    return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:32]
+
+
+def sync_window(now: datetime, past_days: int, future_days: int) -> tuple[datetime, datetime]:
+    """The window of a fresh delta round, whole UTC days."""
+    today = datetime.combine(now.astimezone(UTC).date(), time(), UTC)
+    return today - timedelta(days=past_days), today + timedelta(days=future_days + 1)
+
+
+def is_expired_token(exc: GraphError) -> bool:
+    """A delta/next link Graph no longer honours: start over with a full round."""
+    return exc.status == 410 or exc.code.lower() in ("syncstatenotfound", "resyncrequired") or (
+        exc.status in (400, 404) and "syncstate" in str(exc).lower())
+
+
+def latency_ms(received_at: str, now: datetime) -> int | None:
+    try:
+        return max(0, int((now - parse_utc(received_at, "received_at")).total_seconds() * 1000))
+    except ValueError:
+        return None
+
+
+@dataclass
+class RoundReport:
+    full: bool = False
+    pages: int = 0
+    items: int = 0
+    applied: int = 0
+    failed: int = 0
+    actions: dict[str, int] = field(default_factory=dict)
+
+
+class _TokenExpired(Exception):
+    """The stored delta/next link was refused (410 / syncStateNotFound): the round goes full."""
+
+
+class ExchangeToPlanning:
+    """Runs the rounds of one message (see the module docstring)."""
+
+    def __init__(self, services: Services, owner: str | None = None) -> None:
+        self.s = services
+        self.owner = owner or uuid.uuid4().hex
+        self.cursors = CursorStore(services.repositories.cursors)
+        self.mappings: MappingStore = services.mappings
+
+    @staticmethod
+    async def io(fn: Any, *args: Any, **kwargs: Any) -> Any:
+        """Blocking calls (Table Storage, the Dime.Scheduler SDK) run off the host's event loop."""
+        return await asyncio.to_thread(fn, *args, **kwargs)
+
+    # -- entry ---------------------------------------------------------------------------------
+    async def handle(self, message: ExchangeChange) -> list[RoundReport]:
+        record: ResourceRecord | None = await self.io(self.s.registry.by_user, message.user_id)
+        if record is None or record.status != Status.TRACKED:
+            log.info("exchange change for a mailbox that is not tracked: ignored")
+            return []
+        lease = await self.io(self.cursors.acquire, message.user_id, self.owner, message.full_resync)
+        if lease is None:
+            return []  # a run is busy on this mailbox; it goes round once more for us
+        reports: list[RoundReport] = []
+        try:
+            while True:
+                lease, report = await self._round(lease, record, message)
+                reports.append(report)
+                lease, again = await self.io(self.cursors.finish, lease)
+                if not again:
+                    break
+        except LeaseLost:
+            log.warning("resource %s: another run took this mailbox over; it carries on", record.resource_no)
+            return reports
+        except BaseException:
+            await self.io(self.cursors.abandon, lease)
+            raise
+        await self.io(_note_sync, self.s, record.resource_no)
+        return reports
+
+    # -- one round -----------------------------------------------------------------------------
+    async def _round(self, lease: Lease, record: ResourceRecord, message: ExchangeChange) -> tuple[Lease, RoundReport]:
+        config = self.s.settings
+        settings = await self.io(self.s.resource_settings.effective, record.resource_no)
+        digest = settings_hash(settings, config.sync_to_planning_enabled, config.outlook_edit_policy.value)
+        state = lease.state
+        stale = state.last_full_at is None or _now() - state.last_full_at > FULL_ROUND_EVERY
+        full = state.full_required or not state.link or state.settings_hash != digest or stale
+        if not full:
+            try:
+                return await self._pages(lease, record, settings, message, digest, full=False)
+            except _TokenExpired:
+                log.info("delta token of resource %s expired: full resync", record.resource_no)
+                lease = await self.io(self.cursors.checkpoint, lease, full_required=True)
+        return await self._pages(lease, record, settings, message, digest, full=True)
+
+    async def _pages(self, lease: Lease, record: ResourceRecord, settings: ResourceSettings,
+                     message: ExchangeChange, digest: str, full: bool) -> tuple[Lease, RoundReport]:
+        report = RoundReport(full=full)
+        if full:
+            start, end = sync_window(_now(), self.s.settings.sync_window_past_days,
+                                     self.s.settings.sync_window_future_days)
+            page = await self.s.exchange.delta_page(record.user_id, start=start, end=end)
+        else:
+            page = await self._delta(record.user_id, lease.state.link)
+        seen: set[str] = set()
+        while True:
+            report.pages += 1
+            for raw in page.items:
+                report.items += 1
+                event_id = await self._apply_raw(raw, record, settings, message, report, full)
+                if event_id:
+                    seen.add(event_id)
+            if page.next_link is None:
+                break
+            # The page is applied: remember where to go on. A full round keeps no part-way link
+            # (its `seen` set would not survive a crash): it starts over instead.
+            lease = await self.io(self.cursors.checkpoint, lease, **({} if full else {"link": page.next_link}))
+            page = await (self.s.exchange.delta_page(record.user_id, link=page.next_link) if full
+                          else self._delta(record.user_id, page.next_link))
+        now = _now()
+        if full:
+            copies = await self.io(self.mappings.board_copies, record.user_id)
+            for removal in plan_full_resync(seen, copies):
+                await self._apply(removal, None, record, message, report, full)
+            lease = await self.io(self.cursors.checkpoint, lease, link=page.delta_link or "", full_required=False,
+                                  settings_hash=digest, last_full_at=now, last_round_at=now)
+        else:
+            lease = await self.io(self.cursors.checkpoint, lease, link=page.delta_link or lease.state.link,
+                                  last_round_at=now)
+        return lease, report
+
+    async def _delta(self, user_id: str, link: str) -> DeltaPage:
+        try:
+            return await self.s.exchange.delta_page(user_id, link=link)
+        except GraphError as exc:
+            if is_expired_token(exc):
+                raise _TokenExpired(str(exc)) from None
+            raise
+
+    async def _apply_raw(self, raw: Any, record: ResourceRecord, settings: ResourceSettings,
+                         message: ExchangeChange, report: RoundReport, full: bool) -> str | None:
+        """Plan and apply one delta item; returns its id when it is a live item (for the full round)."""
+        try:
+            event = CalendarEvent.from_graph(raw)
+        except InvalidPayload as exc:
+            event_id = raw.get("id", "") if isinstance(raw, dict) else ""
+            report.failed += 1
+            await self._log(record, message, "import", "failed", event_id=str(event_id), error=str(exc))
+            return str(event_id) or None
+        mapped = await self.io(self.mappings.by_event, record.user_id, event.id)
+        action = plan_item(event, record.tracked, settings,
+                           mapped if isinstance(mapped, BoardCopy) else None,
+                           mapped if isinstance(mapped, OutlookCopy) else None,
+                           self.s.settings.outlook_edit_policy, self.s.settings.sync_to_planning_enabled)
+        await self._apply(action, event, record, message, report, full, known=mapped is not None)
+        return None if event.removed else event.id
+
+    async def _apply(self, action: Action, event: CalendarEvent | None, record: ResourceRecord,
+                     message: ExchangeChange, report: RoundReport, full: bool, known: bool = True) -> None:
+        name = type(action).__name__
+        report.actions[name] = report.actions.get(name, 0) + 1
+        try:
+            await self._run(action, event, record, message, report, full, known)
+        except (PlanningError, GraphError) as exc:
+            if exc.transient:
+                raise
+            # Refused for this one item (e.g. Dime.Scheduler rejects it): record it, keep the mailbox moving.
+            report.failed += 1
+            await self._log(record, message, _verb(action), "failed", **_ids(action, event), error=str(exc))
+        except InvalidPayload as exc:  # the planner's appointment could not be read back
+            report.failed += 1
+            await self._log(record, message, _verb(action), "failed", **_ids(action, event), error=str(exc))
+
+    async def _run(self, action: Action, event: CalendarEvent | None, record: ResourceRecord,
+                   message: ExchangeChange, report: RoundReport, full: bool, known: bool) -> None:
+        planning, mappings = self.s.planning, self.mappings
+        if isinstance(action, UpsertOnBoard):
+            await self.io(planning.upsert_exchange_appointment, action.appointment_guid, action.event.id,
+                          record.email, action.item)
+            await self.io(mappings.save_board_copy, BoardCopy(record.user_id, action.event.id, action.appointment_guid,
+                                                              action.content_hash, action.event.change_key))
+            report.applied += 1
+            await self._log(record, message, "update" if known else "create", "applied",
+                            appointment_guid=action.appointment_guid, event_id=action.event.id)
+        elif isinstance(action, RemoveFromBoard):
+            copy = action.copy
+            await self.io(planning.delete_exchange_appointment, copy.appointment_guid, copy.event_id, record.email)
+            await self.io(mappings.delete_board_copy, copy)
+            report.applied += 1
+            await self._log(record, message, "delete", "applied", appointment_guid=copy.appointment_guid,
+                            event_id=copy.event_id, detail=action.reason)
+        elif isinstance(action, RestoreOutlook):
+            await self._restore(action, record, message, report)
+        elif isinstance(action, UpdatePlanning):
+            await self._update_planning(action, record, message, report)
+        elif isinstance(action, Unchanged):
+            await self._unchanged(action, event, record, message, full)
+
+    async def _unchanged(self, action: Unchanged, event: CalendarEvent | None, record: ResourceRecord,
+                         message: ExchangeChange, full: bool) -> None:
+        copy = action.copy
+        if action.change_key and isinstance(copy, BoardCopy) and copy.change_key != action.change_key:
+            await self.io(self.mappings.save_board_copy, replace(copy, change_key=action.change_key))
+        elif action.change_key and isinstance(copy, OutlookCopy) and copy.change_key != action.change_key:
+            # The planning worker owns this row: write only if it has not moved on since we read it.
+            current = await self.io(self.mappings.by_event, record.user_id, copy.event_id or "")
+            if isinstance(current, OutlookCopy) and current.field_hashes == copy.field_hashes \
+                    and current.change_key == copy.change_key:
+                await self.io(self.mappings.save_outlook_copy, replace(current, change_key=action.change_key))
+        if full or event is None or event.removed:
+            return
+        if isinstance(copy, OutlookCopy) and "ignore" in action.reason:
+            await self._log(record, message, "skip", "skipped", appointment_guid=copy.appointment_guid,
+                            event_id=event.id, detail=action.reason)
+        elif copy is None and ("filtered" in action.reason or "hidden" in action.reason):
+            await self._log(record, message, "skip", "skipped", event_id=event.id, detail=action.reason)
+
+    async def _current_appointment(self, copy: OutlookCopy) -> tuple[dict[str, Any], Appointment] | None:
+        payload = await self.io(self.s.planning.get_appointment, copy.appointment_guid)
+        if not payload:
+            return None
+        appointment = Appointment.from_payload(payload)
+        if copy.resource_no not in appointment.resource_nos or appointment.created_by_exchange:
+            return None
+        return payload, appointment
+
+    async def _restore(self, action: RestoreOutlook, record: ResourceRecord, message: ExchangeChange,
+                       report: RoundReport) -> None:
+        copy = action.copy
+        found = await self._current_appointment(copy)
+        if found is None:
+            # Deleted or re-assigned on the board meanwhile: the planning worker removes the event.
+            return
+        _payload, appointment = found
+        desired = desired_event(appointment)
+        if action.deleted or not copy.event_id:
+            nonce = uuid.uuid4().hex[:12]
+            transaction_id = new_transaction_id(appointment.guid, copy.resource_no, nonce)
+            body = {**desired, "transactionId": transaction_id,
+                    "singleValueExtendedProperties": [{"id": TAG_PROPERTY_ID, "value": appointment.guid}]}
+            created = await self.s.exchange.create_event(record.user_id, body)
+            restored = replace(copy, transaction_id=transaction_id, event_id=str(created["id"]),
+                               field_hashes=hashes_of(desired), change_key=created.get("changeKey"))
+            await self.io(self.mappings.delete_outlook_copy, copy)
+        else:
+            updated = await self.s.exchange.update_event(record.user_id, copy.event_id, desired)
+            restored = replace(copy, field_hashes=hashes_of(desired), change_key=updated.get("changeKey"))
+        await self.io(self.mappings.save_outlook_copy, restored)
+        report.applied += 1
+        await self._log(record, message, "restore", "applied", appointment_guid=copy.appointment_guid,
+                        event_id=restored.event_id or "",
+                        detail="the planner's event was " + ("deleted" if action.deleted else "edited")
+                        + " in Outlook; restored from the planning board (OUTLOOK_EDIT_POLICY=restore_outlook)")
+
+    async def _update_planning(self, action: UpdatePlanning, record: ResourceRecord, message: ExchangeChange,
+                               report: RoundReport) -> None:
+        copy, event = action.copy, action.event
+        found = await self._current_appointment(copy)
+        if found is None or event.start is None or event.end is None:
+            return
+        payload, _appointment = found
+        await self.io(self.s.planning.update_planner_appointment, payload, event.subject, event.body,
+                      event.start, event.end, event.all_day)
+        await self.io(self.mappings.save_outlook_copy,
+                      replace(copy, field_hashes=hashes_of(outlook_fields(event)), change_key=event.change_key))
+        report.applied += 1
+        await self._log(record, message, "update_planning", "applied", appointment_guid=copy.appointment_guid,
+                        event_id=event.id, detail="edited in Outlook; OUTLOOK_EDIT_POLICY=update_planning")
+
+    async def _log(self, record: ResourceRecord, message: ExchangeChange, action: str, outcome: str, *,
+                   appointment_guid: str = "", event_id: str = "", detail: str = "", error: str = "") -> None:
+        entry = ActivityEntry(direction=DIRECTION, action=action, outcome=outcome, resource_no=record.resource_no,
+                              appointment_guid=appointment_guid, event_id=event_id,
+                              correlation_id=message.correlation_id, detail=detail, error=error,
+                              latency_ms=latency_ms(message.received_at, _now()) if outcome == "applied" else None)
+        await self.io(self.s.activity.record, entry)
+
+
+def _note_sync(services: Services, resource_no: str) -> None:
+    services.registry.note_sync(resource_no, "to_planning", _now())
+
+
+def _verb(action: Action) -> str:
+    return {"UpsertOnBoard": "upsert", "RemoveFromBoard": "delete", "RestoreOutlook": "restore",
+            "UpdatePlanning": "update_planning"}.get(type(action).__name__, "skip")
+
+
+def _ids(action: Action, event: CalendarEvent | None) -> dict[str, str]:
+    if isinstance(action, UpsertOnBoard):
+        return {"appointment_guid": action.appointment_guid, "event_id": action.event.id}
+    if isinstance(action, RemoveFromBoard):
+        return {"appointment_guid": action.copy.appointment_guid, "event_id": action.copy.event_id}
+    if isinstance(action, RestoreOutlook | UpdatePlanning):
+        return {"appointment_guid": action.copy.appointment_guid, "event_id": action.copy.event_id or ""}
+    return {"event_id": event.id if event else ""}
+
+
+async def apply_exchange_change(services: Services, message: ExchangeChange) -> None:
+    """The queue function's core: run the message; a known failure is retried or parked (never lost)."""
+    try:
+        await ExchangeToPlanning(services).handle(message)
+    except Exception as exc:
+        failure = classify(exc)
+        if failure is None:
+            raise  # a bug or a storage outage: the host retries and poisons per host.json
+        record = await asyncio.to_thread(services.registry.by_user, message.user_id)
+        entry = ActivityEntry(direction=DIRECTION, action="sync", outcome="failed",
+                              resource_no=record.resource_no if record else "", correlation_id=message.correlation_id,
+                              detail=f"mailbox round ({message.reason})")
+        outcome = await asyncio.to_thread(handle_failure, services.storage, services.activity, EXCHANGE_CHANGES_QUEUE,
+                                          message, failure, services.settings.work_max_attempts, entry)
+        log.warning("exchange change for resource %s %s: %s", entry.resource_no, outcome.outcome, failure.error)

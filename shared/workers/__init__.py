@@ -1,1 +1,0 @@
-"""The workers' I/O: they run the pure decisions of `shared.sync` against the gateways and tables."""
