@@ -17,8 +17,8 @@ class GraphError(Exception):
 
     @property
     def transient(self) -> bool:
-        """Worth retrying later (throttled or a server-side hiccup)."""
-        return self.status in GRAPH_TRANSIENT_STATUSES
+        """Worth retrying later (throttled, a server-side hiccup, or status 0: no answer at all)."""
+        return self.status in GRAPH_TRANSIENT_STATUSES or self.status == 0
 
     @property
     def not_found(self) -> bool:

@@ -20,6 +20,7 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlparse
 
+import httpx
 from kiota_abstractions.api_error import APIError
 from kiota_abstractions.authentication import (
     AccessTokenProvider,
@@ -175,6 +176,10 @@ class ExchangeGateway:
             raw = await self._adapter.send_primitive_async(info, "bytes", self._errors())
         except APIError as exc:
             raise _graph_error(exc) from None
+        except (httpx.TransportError, OSError) as exc:
+            # Timeouts, resets, refused connections: Graph may be fine a moment later (and a write may
+            # have happened: every write is idempotent), so a network error is transient, like a 503.
+            raise GraphError(0, "NetworkError", f"{type(exc).__name__}: {exc}") from None
         if not raw:
             return None
         parsed = json.loads(raw)

@@ -7,12 +7,15 @@ Row `mailbox` / `<user id>`:
 - `SettingsHash`: the hash of the settings the last full round applied; a different hash at the
   start of a run forces a full round, so a settings change reaches every item;
 - `LeaseOwner` / `LeaseUntil`: the run that owns the mailbox now;
-- `Pending` / `PendingFull`: work that arrived while the lease was held.
+- `Pending` / `PendingFull`: work that arrived while the lease was held;
+- `FollowUpAt` / `FollowUp`: when a message sent by a run that found the lease held will look again,
+  and that message (the holder deletes it when it finishes: it is needed only if the holder died).
 
 The lease protocol (every write is ETag-guarded, a conflict re-reads and decides again):
 1. `acquire`: a free or expired lease is taken (a crashed run's lease expires after `ttl`); a held
-   lease gets `Pending` set instead and the caller completes its message: the holder will go round
-   once more. A `full` request sets `PendingFull` / `FullRequired` so it is not downgraded.
+   lease gets `Pending` set instead: the holder will go round once more. In case the holder died, the
+   caller also sends a follow-up message for when the lease expires (one per lease period, `FollowUpAt`).
+   A `full` request sets `PendingFull` / `FullRequired` so it is not downgraded.
 2. `checkpoint`: the holder stores its progress and extends the lease; if the lease was taken over
    meanwhile (the run was slower than `ttl`) it raises `LeaseLost` and the run stops writing.
 3. `finish`: if `Pending` was set, it is cleared and the holder keeps the lease for one more round;
@@ -56,6 +59,8 @@ class CursorState:
     pending_full: bool = False
     last_round_at: datetime | None = None
     last_full_at: datetime | None = None
+    follow_up_at: datetime | None = None  # a waiting message will look again then (see `acquire_or_follow_up`)
+    follow_up: str = ""  # that message ("<id> <pop receipt>"): the holder deletes it when it finishes well
 
     def held_by_other(self, owner: str, now: datetime) -> bool:
         return bool(self.lease_owner) and self.lease_owner != owner and self.lease_until is not None \
@@ -68,7 +73,8 @@ class CursorState:
         return {"Link": self.link, "FullRequired": self.full_required, "SettingsHash": self.settings_hash,
                 "LeaseOwner": self.lease_owner, "LeaseUntil": iso(self.lease_until), "Pending": self.pending,
                 "PendingFull": self.pending_full, "LastRoundAt": iso(self.last_round_at),
-                "LastFullAt": iso(self.last_full_at)}
+                "LastFullAt": iso(self.last_full_at), "FollowUpAt": iso(self.follow_up_at),
+                "FollowUp": self.follow_up}
 
     @classmethod
     def from_row(cls, data: dict[str, Any]) -> CursorState:
@@ -80,7 +86,8 @@ class CursorState:
                    settings_hash=str(data.get("SettingsHash") or ""), lease_owner=str(data.get("LeaseOwner") or ""),
                    lease_until=moment("LeaseUntil"), pending=bool(data.get("Pending")),
                    pending_full=bool(data.get("PendingFull")), last_round_at=moment("LastRoundAt"),
-                   last_full_at=moment("LastFullAt"))
+                   last_full_at=moment("LastFullAt"), follow_up_at=moment("FollowUpAt"),
+                   follow_up=str(data.get("FollowUp") or ""))
 
 
 # -- the pure lease decisions ---------------------------------------------------------------------
@@ -92,6 +99,15 @@ def take(state: CursorState, owner: str, now: datetime, ttl: timedelta, full: bo
                    full_required=state.full_required or full or state.pending_full), True
 
 
+def follow_up(state: CursorState) -> tuple[CursorState, datetime | None]:
+    """A busy mailbox whose holder may have died: when to look again (the lease's expiry), unless a
+    follow-up is already due by then. The holder, if alive, serves `Pending` long before; the follow-up
+    then finds nothing new. If it died, the follow-up takes the expired lease and does the work."""
+    if state.lease_until is None or (state.follow_up_at is not None and state.follow_up_at >= state.lease_until):
+        return state, None
+    return replace(state, follow_up_at=state.lease_until), state.lease_until
+
+
 def finish_state(state: CursorState, owner: str, now: datetime, ttl: timedelta) -> tuple[CursorState, bool]:
     """End of a round: (state, True) = go round once more (work arrived meanwhile); False = released."""
     if state.lease_owner != owner:
@@ -99,7 +115,7 @@ def finish_state(state: CursorState, owner: str, now: datetime, ttl: timedelta) 
     if state.pending:
         return replace(state, pending=False, pending_full=False, lease_until=now + ttl,
                        full_required=state.full_required or state.pending_full), True
-    return replace(state, lease_owner="", lease_until=None), False
+    return replace(state, lease_owner="", lease_until=None, follow_up_at=None, follow_up=""), False
 
 
 def abandon_state(state: CursorState, owner: str) -> CursorState:
@@ -117,6 +133,7 @@ class Lease:
     owner: str
     state: CursorState
     etag: str
+    released_follow_up: str = ""  # set by `finish` when it released the lease: the follow-up to delete
 
 
 class CursorStore:
@@ -143,14 +160,21 @@ class CursorStore:
 
     def acquire(self, user_id: str, owner: str, full: bool = False) -> Lease | None:
         """The lease, or None when another run holds it (that run will go round once more)."""
+        return self.acquire_or_follow_up(user_id, owner, full)[0]
+
+    def acquire_or_follow_up(self, user_id: str, owner: str, full: bool = False) -> tuple[Lease | None, datetime | None]:
+        """`acquire`; when busy, also the moment a follow-up message should look again (None: one is due)."""
         while True:
             state, etag = self._read(user_id)
             new, taken = take(state, owner, self._clock(), self._ttl, full)
+            again = None
+            if not taken:
+                new, again = follow_up(new)
             try:
                 new_etag = self._write(user_id, new, etag)
             except (AlreadyExists, ConcurrencyConflict):
                 continue
-            return Lease(user_id, owner, new, new_etag) if taken else None
+            return (Lease(user_id, owner, new, new_etag) if taken else None), again
 
     def checkpoint(self, lease: Lease, **changes: Any) -> Lease:
         """Store progress (`link`, `full_required`, `settings_hash`, ...) and extend the lease."""
@@ -171,12 +195,28 @@ class CursorStore:
         while True:
             new, again = finish_state(state, lease.owner, self._clock(), self._ttl)
             try:
-                return replace(lease, state=new, etag=self._write(lease.user_id, new, etag)), again
+                written = self._write(lease.user_id, new, etag)
             except (AlreadyExists, ConcurrencyConflict):
                 state, current = self._read(lease.user_id)
                 if current is None:
                     raise LeaseLost(f"mailbox {lease.user_id}: the cursor was deleted") from None
                 etag = current
+                continue
+            released = "" if again else state.follow_up
+            return replace(lease, state=new, etag=written, released_follow_up=released), again
+
+    def note_follow_up(self, user_id: str, follow_up: str) -> None:
+        """Remember the follow-up message a waiting run sent (best effort: without it, it simply runs)."""
+        for _ in range(5):
+            state, etag = self._read(user_id)
+            if etag is None or not state.lease_owner or state.follow_up:
+                return  # released meanwhile (the follow-up will find nothing to do), or one is noted
+            try:
+                self._write(user_id, replace(state, follow_up=follow_up), etag)
+                return
+            except ConcurrencyConflict:
+                continue
+
 
     def abandon(self, lease: Lease) -> None:
         """Best effort after a failure: release the lease (keep Pending)."""

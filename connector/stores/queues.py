@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import contextlib
-from dataclasses import replace
+from dataclasses import dataclass, replace
 
-from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError
+from azure.core.exceptions import HttpResponseError, ResourceExistsError, ResourceNotFoundError
 
 from connector.messages import ExchangeChange, PlanningChange
 from connector.stores.storage import (
@@ -18,16 +18,26 @@ from connector.stores.storage import (
 from connector.telemetry import current_trace_context
 
 
-def send_text(clients: StorageClients, queue: str, content: str, delay_seconds: int | None = None) -> None:
+@dataclass(frozen=True)
+class Sent:
+    """A message as sent: enough to delete it again while nobody has taken it (see `WorkQueues.cancel`)."""
+
+    queue: str
+    message_id: str
+    pop_receipt: str
+
+
+def send_text(clients: StorageClients, queue: str, content: str, delay_seconds: int | None = None) -> Sent:
     """Send one message, creating the queue the first time (a fresh storage account, or a poison
     queue nothing has written to yet)."""
     client = clients.queue(queue)
     try:
-        client.send_message(content, visibility_timeout=delay_seconds)
+        sent = client.send_message(content, visibility_timeout=delay_seconds)
     except ResourceNotFoundError:
         with contextlib.suppress(ResourceExistsError):
             client.create_queue()
-        client.send_message(content, visibility_timeout=delay_seconds)
+        sent = client.send_message(content, visibility_timeout=delay_seconds)
+    return Sent(queue, str(sent.id), str(sent.pop_receipt))
 
 
 class WorkQueues:
@@ -43,13 +53,21 @@ class WorkQueues:
                 with contextlib.suppress(ResourceExistsError):
                     self._clients.queue(queue).create_queue()
 
-    def send_exchange_change(self, message: ExchangeChange, delay_seconds: int | None = None) -> None:
+    def send_exchange_change(self, message: ExchangeChange, delay_seconds: int | None = None) -> Sent:
         message = replace(message, trace_context=message.trace_context or current_trace_context())
-        send_text(self._clients, EXCHANGE_CHANGES_QUEUE, message.to_json(), delay_seconds)
+        return send_text(self._clients, EXCHANGE_CHANGES_QUEUE, message.to_json(), delay_seconds)
 
     def send_planning_change(self, message: PlanningChange, delay_seconds: int | None = None) -> None:
         message = replace(message, trace_context=message.trace_context or current_trace_context())
         send_text(self._clients, PLANNING_CHANGES_QUEUE, message.to_json(), delay_seconds)
+
+    def cancel(self, sent: Sent) -> bool:
+        """Delete a message nobody has taken yet; False when it was taken (or is gone) already."""
+        try:
+            self._clients.queue(sent.queue).delete_message(sent.message_id, sent.pop_receipt)
+        except (ResourceNotFoundError, HttpResponseError):
+            return False  # dequeued meanwhile (its pop receipt changed) or deleted: it runs, or ran
+        return True
 
     def depth(self, queue: str) -> int:
         """Approximate number of messages waiting (for the monitor and health)."""

@@ -33,6 +33,9 @@ class CreateEvent:
     payload: Mapping[str, Any]  # full event body, tag and transactionId included
     transaction_id: str
     field_hashes: Mapping[str, str]
+    # The transactionId of an earlier attempt: Graph may answer with the event that attempt created,
+    # holding the appointment as it was then, so the worker brings it up to date.
+    repeat: bool = False
 
 
 @dataclass(frozen=True)
@@ -127,7 +130,7 @@ def plan(
                     "transactionId": transaction_id,
                     "singleValueExtendedProperties": [{"id": TAG_PROPERTY_ID, "value": appointment.guid}],
                 }
-                actions.append(CreateEvent(resource, payload, transaction_id, hashes))
+                actions.append(CreateEvent(resource, payload, transaction_id, hashes, repeat=copy is not None))
                 continue
             changes = {name: body[name] for name in EVENT_FIELDS if copy.field_hashes.get(name) != hashes[name]}
             if changes:

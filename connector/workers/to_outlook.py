@@ -22,8 +22,9 @@ and records what happened:
 Concurrency: two messages about the same appointment must not interleave (duplicate webhooks, a
 poll racing a webhook). In one process they queue on an asyncio lock per appointment; across
 processes, a change that has writes to make takes a lease row in the `cursors` table
-(insert-if-absent, expiring) and plans again on the copies read under it; the loser retries later
-through `Transient`. A change already in sync takes no lease and writes nothing.
+(insert-if-absent, expiring) and plans again on the appointment and copies read under it; the loser
+re-sends its message for when the lease should be free (not counted as an attempt: a crashed holder's
+lease expires, so waiting always ends). A change already in sync takes no lease and writes nothing.
 Failures go through `connector.workers.retry` (throttled → re-queued with Retry-After; permanent or
 exhausted → poison queue + a failed activity entry).
 """
@@ -44,13 +45,14 @@ from urllib.parse import quote
 from connector.errors import GraphError
 from connector.gateways.batcher import GraphBatcher, WriteRequest, WriteResponse, inner_error
 from connector.messages import InvalidMessage, PlanningChange
-from connector.model import Appointment, InvalidPayload, parse_utc
+from connector.model import Appointment, CalendarEvent, InvalidPayload, parse_utc
 from connector.stores.activity import ActivityEntry
 from connector.stores.repositories import AlreadyExists, ConcurrencyConflict, TableRepository
 from connector.stores.storage import PLANNING_CHANGES_QUEUE
-from connector.sync.status import TAG_PROPERTY_ID, OutlookCopy, TrackedResource, hashes_of
+from connector.sync.status import EVENT_FIELDS, TAG_PROPERTY_ID, OutlookCopy, TrackedResource, hashes_of
 from connector.sync.to_outlook import Action, CreateEvent, DeleteEvent, UpdateEvent, desired_event, new_transaction_id, plan
-from connector.workers.retry import Failure, Transient, classify, handle_failure, park_invalid_message
+from connector.sync.to_planning import outlook_fields
+from connector.workers.retry import Failure, classify, handle_failure, park_invalid_message
 
 if TYPE_CHECKING:
     from connector.services import Services
@@ -58,7 +60,7 @@ if TYPE_CHECKING:
 PREFER = ('IdType="ImmutableId"', 'outlook.timezone="UTC"')
 LEASE_PARTITION = "lease|appointment"
 LEASE_SECONDS = 120  # longer than any one change takes; a crashed worker's lease simply expires
-LEASE_BUSY_RETRY_SECONDS = 2
+LEASE_WAIT_MAX_SECONDS = 10  # a busy appointment is looked at again within this (its holder is usually done sooner)
 TRACKED_TTL_SECONDS = 5.0  # how stale the tracked-resource list may be (a newly assigned one is re-read at once)
 T = TypeVar("T")
 
@@ -140,6 +142,16 @@ def acquire_lease(cursors: TableRepository, guid: str, owner: str, now: datetime
         return cursors.replace(LEASE_PARTITION, guid, data, row.etag)
     except ConcurrencyConflict:
         return None
+
+
+def lease_remaining(cursors: TableRepository, guid: str, now: datetime | None = None) -> float:
+    """Seconds until the appointment's lease expires (0 when free or unreadable)."""
+    row = cursors.get(LEASE_PARTITION, guid)
+    try:
+        expires = datetime.fromisoformat(str(row.data.get("Expires"))) if row else None
+    except ValueError:
+        expires = None
+    return max(0.0, (expires - (now or datetime.now(UTC))).total_seconds()) if expires else 0.0
 
 
 def release_lease(cursors: TableRepository, guid: str, etag: str) -> None:
@@ -258,12 +270,25 @@ async def _apply(services: Services, rt: _Runtime, message: PlanningChange, guid
     cursors = services.repositories.cursors
     etag = await _io(acquire_lease, cursors, guid, uuid.uuid4().hex)
     if etag is None:
-        raise Transient(f"appointment {guid} is being applied by another worker", LEASE_BUSY_RETRY_SECONDS)
+        await _wait_for_lease(services, cursors, message, guid)
+        return
     try:
-        actions = _plan(ctx, tracked, await _io(services.mappings.outlook_copies, guid))
-        await _execute(ctx, actions)
+        # Under the lease, read both sides again: the appointment may have changed since the first
+        # read (a planner's second edit), and the copies may have been written by the lease's last holder.
+        appointment, copies = await asyncio.gather(_read_appointment(services, message, guid),
+                                                   _io(services.mappings.outlook_copies, guid))
+        ctx = replace(ctx, appointment=appointment)
+        tracked = await rt.tracked(services, appointment.resource_nos if appointment else frozenset())
+        await _execute(ctx, _plan(ctx, tracked, copies))
     finally:
         await _io(release_lease, cursors, guid, etag)
+
+
+async def _wait_for_lease(services: Services, cursors: TableRepository, message: PlanningChange, guid: str) -> None:
+    """Another worker holds the appointment: try again when it should be done (its lease expires at the
+    latest, so a crashed holder delays the change, never loses it). Waiting is not a failed attempt."""
+    delay = await _io(lease_remaining, cursors, guid)
+    await _io(services.work_queues.send_planning_change, message, min(LEASE_WAIT_MAX_SECONDS, int(delay) + 1))
 
 
 def _plan(ctx: _Context, tracked: dict[str, TrackedResource], copies: dict[str, OutlookCopy]) -> list[Action]:
@@ -330,11 +355,28 @@ async def _create(ctx: _Context, action: CreateEvent, how: str = "create") -> No
         event = await _find_created(ctx, resource.user_id, action.transaction_id)
     else:
         raise inner_error(response)
+    if action.repeat or response.status == 409:
+        event = await _catch_up(ctx, resource.user_id, event, action)
     saved = replace(pending, event_id=str(event["id"]), field_hashes=dict(action.field_hashes),
                     change_key=event.get("changeKey"))
     await _persist(ctx, ctx.services.mappings.save_outlook_copy, saved, ctx.entry(
         how, "applied", resource.resource_no, saved.event_id or "", latency=True,
         detail=f"event created in {resource.email}'s calendar"))
+
+
+async def _catch_up(ctx: _Context, user_id: str, event: dict[str, Any], action: CreateEvent) -> dict[str, Any]:
+    """The event an earlier attempt created holds the appointment as it was then: PATCH what moved since."""
+    try:
+        current = hashes_of(outlook_fields(CalendarEvent.from_graph(event)))
+    except InvalidPayload:
+        current = {}
+    changes = {name: action.payload[name] for name in EVENT_FIELDS if current.get(name) != action.field_hashes[name]}
+    if not changes:
+        return event
+    response = await _write(ctx, WriteRequest("PATCH", _events_url(user_id, str(event["id"])), user_id, changes, PREFER))
+    if not response.ok:
+        raise inner_error(response)
+    return response.json() or event
 
 
 async def _find_created(ctx: _Context, user_id: str, transaction_id: str) -> dict[str, Any]:

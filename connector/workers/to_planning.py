@@ -47,6 +47,7 @@ from connector.services import Services
 from connector.stores.activity import ActivityEntry
 from connector.stores.cursors import CursorStore, Lease, LeaseLost
 from connector.stores.mappings import MappingStore
+from connector.stores.queues import Sent
 from connector.stores.registry import ResourceRecord, Status
 from connector.stores.settings import settings_to_json
 from connector.stores.storage import EXCHANGE_CHANGES_QUEUE
@@ -138,9 +139,18 @@ class ExchangeToPlanning:
         if record is None or record.status != Status.TRACKED:
             log.info("exchange change for a mailbox that is not tracked: ignored")
             return []
-        lease = await self.io(self.cursors.acquire, message.user_id, self.owner, message.full_resync)
+        lease, again = await self.io(self.cursors.acquire_or_follow_up, message.user_id, self.owner,
+                                     message.full_resync)
         if lease is None:
-            return []  # a run is busy on this mailbox; it goes round once more for us
+            # A run is busy on this mailbox and goes round once more for us; should it have died, the
+            # follow-up message takes over when its lease expires.
+            if again is not None:
+                delay = max(1, int((again - _now()).total_seconds()) + 1)
+                sent = await self.io(self.s.work_queues.send_exchange_change,
+                                     ExchangeChange(message.user_id, reason="follow-up",
+                                                    correlation_id=message.correlation_id), delay)
+                await self.io(self.cursors.note_follow_up, message.user_id, f"{sent.message_id} {sent.pop_receipt}")
+            return []
         reports: list[RoundReport] = []
         try:
             while True:
@@ -149,6 +159,9 @@ class ExchangeToPlanning:
                 lease, again = await self.io(self.cursors.finish, lease)
                 if not again:
                     break
+            if lease.released_follow_up:  # the run finished well: the follow-up kept for its death is moot
+                message_id, _, receipt = lease.released_follow_up.partition(" ")
+                await self.io(self.s.work_queues.cancel, Sent(EXCHANGE_CHANGES_QUEUE, message_id, receipt))
         except LeaseLost:
             log.warning("resource %s: another run took this mailbox over; it carries on", record.resource_no)
             return reports

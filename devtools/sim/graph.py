@@ -1,0 +1,265 @@
+"""An in-memory Microsoft Graph for the simulation: users, calendars, transactionId, the connector's tag
+property, `$batch`, calendarView delta with pages and tokens, subscriptions, and the change
+notifications each write produces (handed to the simulation, which delivers, drops or repeats them).
+
+It has the surface of `connector.gateways.graph.ExchangeGateway` that the workers use. Every call is an
+I/O point of the simulation (`Sim.io`): it may be interleaved with others, fail before it happens, or
+fail after it happened (the caller never learns it did).
+"""
+
+from __future__ import annotations
+
+import itertools
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from connector.errors import GraphError
+from connector.gateways.graph import DeltaPage
+from connector.model import graph_time, parse_utc
+
+if TYPE_CHECKING:
+    from devtools.sim.world import Sim
+
+_EVENT_URL = re.compile(r"^/users/([^/]+)/events(?:/([^/?]+))?$")
+PAGE_SIZE = 3  # small pages: every round crosses page boundaries and checkpoints
+
+
+@dataclass
+class Notification:
+    subscription_id: str
+    client_state: str
+    user_id: str
+    change_type: str
+    event_id: str
+
+
+@dataclass
+class Mailbox:
+    user_id: str
+    email: str
+    events: dict[str, dict[str, Any]] = field(default_factory=dict)
+    log: list[tuple[int, str]] = field(default_factory=list)  # (sequence, event id) of every change
+
+
+class FakeGraph:
+    def __init__(self, sim: Sim) -> None:
+        self.sim = sim
+        self.mailboxes: dict[str, Mailbox] = {}
+        self.subscriptions: dict[str, dict[str, Any]] = {}
+        self.outbox: list[Notification] = []
+        self.writes = 0  # event writes that took effect (the replay check compares it)
+        self._seq = itertools.count(1)
+        self._ids = itertools.count(1)
+        self._rounds: dict[str, tuple[list[dict[str, Any]], str]] = {}
+
+    # -- the world's side ----------------------------------------------------------------------
+    def add_user(self, user_id: str, email: str) -> None:
+        self.mailboxes[user_id] = Mailbox(user_id, email)
+
+    def _box(self, user_id: str) -> Mailbox:
+        box = self.mailboxes.get(user_id)
+        if box is None:
+            raise GraphError(404, "ErrorInvalidUser", f"no mailbox {user_id}")
+        return box
+
+    def _changed(self, box: Mailbox, event_id: str, change_type: str) -> None:
+        box.log.append((next(self._seq), event_id))
+        for sub in self.subscriptions.values():
+            if sub["resource"] == f"users/{box.user_id}/events":
+                self.outbox.append(Notification(sub["id"], sub["clientState"], box.user_id, change_type, event_id))
+
+    def write_event(self, user_id: str, event: dict[str, Any], change_type: str = "updated") -> dict[str, Any]:
+        """A write by anyone (the connector, or a person in Outlook): new changeKey, logged, notified."""
+        box = self._box(user_id)
+        event["changeKey"] = f"ck{next(self._ids)}"
+        event["@odata.etag"] = f'W/"{event["changeKey"]}"'
+        box.events[event["id"]] = event
+        self._changed(box, event["id"], change_type)
+        return dict(event)
+
+    def remove_event(self, user_id: str, event_id: str) -> bool:
+        box = self._box(user_id)
+        if box.events.pop(event_id, None) is None:
+            return False
+        self._changed(box, event_id, "deleted")
+        return True
+
+    def new_event(self, user_id: str, body: Mapping[str, Any]) -> dict[str, Any]:
+        event = {"id": f"AAMk-{user_id}-{next(self._ids)}", "type": "singleInstance", "isAllDay": False,
+                 "showAs": "busy", "sensitivity": "normal", "importance": "normal", "categories": [],
+                 "subject": "", "body": {"contentType": "text", "content": ""}}
+        event.update({k: v for k, v in body.items() if not k.startswith("@")})
+        return self.write_event(user_id, event, "created")
+
+    # -- the gateway surface ---------------------------------------------------------------------
+    async def get_user(self, id_or_upn: str) -> dict[str, Any] | None:
+        def effect() -> dict[str, Any] | None:
+            for box in self.mailboxes.values():
+                if id_or_upn in (box.user_id, box.email) or id_or_upn.lower() == box.email.lower():
+                    return {"id": box.user_id, "mail": box.email, "userPrincipalName": box.email}
+            return None
+        return await self.sim.io("graph get_user", effect)
+
+    async def ping(self) -> None:
+        await self.sim.io("graph ping", lambda: None)
+
+    async def create_subscription(self, user_id: str, notification_url: str, lifecycle_url: str, client_state: str,
+                                  expiration: datetime) -> dict[str, Any]:
+        def effect() -> dict[str, Any]:
+            self._box(user_id)
+            sub = {"id": f"sub-{next(self._ids)}", "resource": f"users/{user_id}/events", "clientState": client_state,
+                   "notificationUrl": notification_url, "expirationDateTime": graph_time(expiration)["dateTime"] + "Z"}
+            self.subscriptions[sub["id"]] = sub
+            return dict(sub)
+        return await self.sim.io("graph create_subscription", effect)
+
+    async def renew_subscription(self, subscription_id: str, expiration: datetime) -> dict[str, Any]:
+        def effect() -> dict[str, Any]:
+            sub = self.subscriptions.get(subscription_id)
+            if sub is None:
+                raise GraphError(404, "ResourceNotFound", "subscription not found")
+            sub["expirationDateTime"] = graph_time(expiration)["dateTime"] + "Z"
+            return dict(sub)
+        return await self.sim.io("graph renew_subscription", effect)
+
+    async def get_subscription(self, subscription_id: str) -> dict[str, Any] | None:
+        return await self.sim.io("graph get_subscription",
+                                 lambda: dict(self.subscriptions[subscription_id])
+                                 if subscription_id in self.subscriptions else None)
+
+    async def delete_subscription(self, subscription_id: str) -> None:
+        await self.sim.io("graph delete_subscription", lambda: self.subscriptions.pop(subscription_id, None))
+
+    async def create_event(self, user_id: str, event: Mapping[str, Any]) -> dict[str, Any]:
+        response = await self.sim.io("graph create_event", lambda: self._request("POST", user_id, None, event))
+        return self._raise_or_body(response)
+
+    async def update_event(self, user_id: str, event_id: str, changes: Mapping[str, Any]) -> dict[str, Any]:
+        response = await self.sim.io("graph update_event", lambda: self._request("PATCH", user_id, event_id, changes))
+        return self._raise_or_body(response)
+
+    async def delete_event(self, user_id: str, event_id: str) -> bool:
+        response = await self.sim.io("graph delete_event", lambda: self._request("DELETE", user_id, event_id, None))
+        if response["status"] == 404:
+            return False
+        self._raise_or_body(response)
+        return True
+
+    async def get_event(self, user_id: str, event_id: str, expand_property: str | None = None) -> dict[str, Any] | None:
+        return await self.sim.io("graph get_event", lambda: dict(self._box(user_id).events[event_id])
+                                 if event_id in self._box(user_id).events else None)
+
+    async def find_events_by_property(self, user_id: str, property_id: str, value: str) -> list[dict[str, Any]]:
+        def effect() -> list[dict[str, Any]]:
+            return [dict(e) for e in self._box(user_id).events.values()
+                    if any(p.get("id") == property_id and p.get("value") == value
+                           for p in e.get("singleValueExtendedProperties") or ())]
+        return await self.sim.io("graph find_events", effect)
+
+    async def batch(self, body: Mapping[str, Any]) -> dict[str, Any]:
+        requests = list(body.get("requests") or [])
+
+        def effect() -> dict[str, Any]:
+            responses = []
+            for request in requests:
+                match = _EVENT_URL.match(str(request["url"]))
+                if match is None:
+                    responses.append({"id": request["id"], "status": 400, "body": {"error": {"code": "BadRequest"}}})
+                    continue
+                inner = self.sim.inner_fault()
+                if inner is not None:
+                    when = "after" if inner.after_commit else "instead of"
+                    self.sim.trace(f"fault inside $batch {when} {request['method']} {request['url']}: {inner.response['status']}")
+                if inner is not None and not inner.after_commit:
+                    responses.append({"id": request["id"], **inner.response})
+                    continue
+                answer = self._request(str(request["method"]), match.group(1), match.group(2), request.get("body"))
+                responses.append({"id": request["id"], **(inner.response if inner is not None else answer)})
+            return {"responses": responses}
+        return await self.sim.io("graph $batch", effect)
+
+    async def delta_page(self, user_id: str, *, link: str | None = None, start: datetime | None = None,
+                         end: datetime | None = None, page_size: int = 100) -> DeltaPage:
+        return await self.sim.io("graph delta", lambda: self._delta(user_id, link, start, end))
+
+    # -- request semantics ------------------------------------------------------------------------
+    @staticmethod
+    def _raise_or_body(response: Mapping[str, Any]) -> dict[str, Any]:
+        if response["status"] >= 400:
+            error = (response.get("body") or {}).get("error") or {}
+            retry = (response.get("headers") or {}).get("Retry-After")
+            raise GraphError(response["status"], error.get("code", "Error"), error.get("message", ""),
+                             float(retry) if retry else None)
+        return dict(response.get("body") or {})
+
+    def _request(self, method: str, user_id: str, event_id: str | None, body: Any) -> dict[str, Any]:
+        box = self.mailboxes.get(user_id)
+        if box is None:
+            return {"status": 404, "body": {"error": {"code": "ErrorInvalidUser", "message": "no such mailbox"}}}
+        if method == "POST" and event_id is None:
+            transaction = (body or {}).get("transactionId")
+            for existing in box.events.values():
+                if transaction and existing.get("transactionId") == transaction:
+                    return {"status": 201, "body": dict(existing)}  # a repeated create: the same event
+            self.writes += 1
+            created = self.new_event(user_id, body or {})
+            self.sim.trace(f"graph: event {created['id']} created in {user_id}")
+            return {"status": 201, "body": created}
+        if event_id is None or event_id not in box.events:
+            return {"status": 404, "body": {"error": {"code": "ErrorItemNotFound", "message": "not found"}}}
+        if method == "PATCH":
+            self.writes += 1
+            self.sim.trace(f"graph: event {event_id} patched in {user_id}: {sorted(body or {})}")
+            event = {**box.events[event_id], **{k: v for k, v in (body or {}).items() if k != "transactionId"}}
+            return {"status": 200, "body": self.write_event(user_id, event)}
+        if method == "DELETE":
+            self.writes += 1
+            self.sim.trace(f"graph: event {event_id} deleted in {user_id}")
+            self.remove_event(user_id, event_id)
+            return {"status": 204, "body": None}
+        return {"status": 405, "body": {"error": {"code": "MethodNotAllowed"}}}
+
+    def _delta(self, user_id: str, link: str | None, start: datetime | None, end: datetime | None) -> DeltaPage:
+        box = self._box(user_id)
+        if link is not None and link.startswith("sim-next:"):
+            items, final = self._rounds.pop(link, ([], ""))
+            if not final:
+                raise GraphError(410, "SyncStateNotFound", "the page link expired")
+            return self._page(items, final)
+        if link is not None:
+            match = re.fullmatch(r"sim-delta:(\d+):([^|]+)\|(.+)", link)
+            if match is None or self.sim.token_expired():
+                raise GraphError(410, "SyncStateNotFound", "the delta token is no longer valid")
+            since, start, end = int(match.group(1)), parse_utc(match.group(2), "s"), parse_utc(match.group(3), "e")
+            changed = sorted({eid for seq, eid in box.log if seq > since})
+        else:
+            assert start is not None and end is not None
+            since = 0
+            changed = sorted(box.events)
+        latest = max((seq for seq, _ in box.log), default=0)
+        items = []
+        for event_id in changed:
+            event = box.events.get(event_id)
+            if event is not None and _overlaps(event, start, end):
+                items.append(dict(event))
+            elif link is not None:  # deleted, or moved out of the window, since the last round
+                items.append({"@odata.type": "#microsoft.graph.event", "id": event_id,
+                              "@removed": {"reason": "deleted"}})
+        final = f"sim-delta:{latest}:{start.isoformat()}|{end.isoformat()}"
+        return self._page(items, final)
+
+    def _page(self, items: list[dict[str, Any]], final: str) -> DeltaPage:
+        if len(items) <= PAGE_SIZE:
+            return DeltaPage(items, None, final)
+        token = f"sim-next:{next(self._ids)}"
+        self._rounds[token] = (items[PAGE_SIZE:], final)
+        return DeltaPage(items[:PAGE_SIZE], token, None)
+
+
+def _overlaps(event: Mapping[str, Any], start: datetime, end: datetime) -> bool:
+    begins = parse_utc(event["start"]["dateTime"], "start")
+    ends = parse_utc(event["end"]["dateTime"], "end")
+    return begins < end and ends > start

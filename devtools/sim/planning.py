@@ -1,0 +1,186 @@
+"""An in-memory Dime.Scheduler for the simulation: resources, the planners' appointments, the Outlook
+items the connector imports (`mboc_upsertExchangeAppointment` / `mboc_deleteExchangeAppointment`),
+and the appointment webhooks every change fires (handed to the simulation to deliver, drop or repeat).
+
+It has the surface of `connector.gateways.planning.PlanningGateway` that the workers use (synchronous,
+like the SDK; the workers call it from `asyncio.to_thread`, which the simulation turns into an I/O point).
+Payloads have the `appointment-incoming` shape without `IsAllDayEvent` and `CreatedByExchange`, which the
+published schema does not carry.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from connector.errors import PlanningError
+from connector.model import parse_utc
+
+if TYPE_CHECKING:
+    from devtools.sim.world import Sim
+
+
+@dataclass
+class BoardAppointment:
+    guid: str
+    subject: str
+    start: datetime
+    end: datetime
+    resources: list[str]
+    body: str = ""
+    from_outlook: bool = False  # imported by the connector from a resource's Outlook
+    exchange_id: str = ""
+    show_as: int = 0
+    sensitivity: int = 0
+    numeric_id: int = 0
+    modified: int = 0
+
+
+@dataclass
+class Hook:
+    event: str
+    guid: str
+    payload: dict[str, Any] | None
+
+
+@dataclass
+class FakeResource:
+    resource_no: str
+    email: str
+    enabled: bool = True
+
+
+def _when(value: Any) -> datetime:
+    """A procedure's date parameter: the gateway hands datetimes, the SDK formats them."""
+    return value.astimezone(UTC) if isinstance(value, datetime) else parse_utc(value, "date")
+
+
+def _iso(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+class _NoSdk:
+    """`webhook_registration` reaches into the SDK client for a CRUD accessor; `_call` never uses it."""
+
+    class appointments:  # noqa: N801 - mirrors the SDK attribute
+        _dispatcher = None
+
+
+class FakePlanning:
+    def __init__(self, sim: Sim) -> None:
+        self.sim = sim
+        self.resources: dict[str, FakeResource] = {}
+        self.appointments_by_guid: dict[str, BoardAppointment] = {}
+        self.outbox: list[Hook] = []
+        self.hooks: dict[str, dict[str, Any]] = {}
+        self.writes = 0  # imports that took effect (the replay check compares it)
+        self.client = _NoSdk()
+        self._ids = itertools.count(1)
+
+    # -- the planner's side ---------------------------------------------------------------------
+    def plan(self, appointment: BoardAppointment, event: str) -> None:
+        """A planner's change on the board (or an import): stored, and its webhook fired."""
+        appointment.modified = next(self._ids)
+        if not appointment.numeric_id:
+            appointment.numeric_id = 1000 + next(self._ids)
+        self.appointments_by_guid[appointment.guid] = appointment
+        self.outbox.append(Hook(event, appointment.guid, self.payload(appointment)))
+
+    def remove(self, guid: str) -> None:
+        appointment = self.appointments_by_guid.pop(guid, None)
+        if appointment is not None:
+            self.outbox.append(Hook("deleted", guid, self.payload(appointment)))
+
+    def payload(self, a: BoardAppointment) -> dict[str, Any]:
+        return {
+            "id": a.numeric_id, "AppointmentGuid": a.guid, "Subject": a.subject, "Body": a.body,
+            "StartDate": _iso(a.start), "EndDate": _iso(a.end), "Importance": 0,
+            "LastModifiedDate": f"2026-03-02T08:00:{a.modified % 60:02d}Z",
+            "Task": {"TaskNo": "T1", "Job": {"SourceApp": "BC", "SourceType": "SVC", "JobNo": "J1"}},
+            "Assignments": [{"ResourceId": i, "Resource": {"ResourceNo": r, "Email": self.resources[r].email
+                                                           if r in self.resources else ""}}
+                            for i, r in enumerate(a.resources)],
+        }
+
+    # -- the gateway surface (synchronous) ----------------------------------------------------------
+    def _call(self, what: str, fn: Any, *args: Any) -> Any:
+        if what == "list webhooks":
+            return [dict(h) for h in self.hooks.values()]
+        raise PlanningError(404, f"{what}: not offered")
+
+    def list_resources(self) -> list[dict[str, Any]]:
+        self.sim.io_sync("ds list_resources")
+        return [{"resourceNo": r.resource_no, "email": r.email, "displayName": r.resource_no,
+                 "exchangeIntegrationEnabled": r.enabled} for r in self.resources.values()]
+
+    def appointments(self, start: datetime, end: datetime, resources: Sequence[str] | None = None) -> list[dict[str, Any]]:
+        self.sim.io_sync("ds appointments")
+        wanted = set(resources or ())
+        return [self.payload(a) for a in self.appointments_by_guid.values()
+                if a.start < end and a.end > start and (not wanted or wanted & set(a.resources))]
+
+    def get_appointment(self, appointment_id: str) -> dict[str, Any] | None:
+        self.sim.io_sync("ds get_appointment")
+        found = self.appointments_by_guid.get(str(appointment_id).lower())
+        return None if found is None else self.payload(found)
+
+    def ping(self) -> None:
+        self.sim.io_sync("ds ping")
+
+    def upsert_exchange_appointment(self, appointment_guid: str, exchange_id: str, resource_email: str,
+                                    item: Mapping[str, Any]) -> None:
+        def effect() -> None:
+            resource = next((r.resource_no for r in self.resources.values()
+                             if r.email.lower() == resource_email.lower()), None)
+            if resource is None:
+                raise PlanningError(400, f"import: no resource with the email {resource_email}")
+            guid = appointment_guid.lower()
+            existing = self.appointments_by_guid.get(guid)
+            self.writes += 1
+            self.sim.trace(f"board: Outlook item {exchange_id} imported as {guid[:8]}")
+            self.plan(BoardAppointment(
+                guid, str(item.get("Subject") or ""), _when(item["Start"]), _when(item["End"]),
+                [resource], str(item.get("Body") or ""), from_outlook=True, exchange_id=exchange_id,
+                show_as=int(item["ShowAs"]), sensitivity=int(item["Sensitivity"]),
+                numeric_id=existing.numeric_id if existing else 0), "updated" if existing else "created")
+        self.sim.io_sync("ds import upsertExchangeAppointment", effect)
+
+    def delete_exchange_appointment(self, appointment_guid: str, exchange_id: str, resource_email: str) -> None:
+        def effect() -> None:
+            if appointment_guid.lower() in self.appointments_by_guid:
+                self.writes += 1
+                self.sim.trace(f"board: Outlook item {exchange_id} removed ({appointment_guid[:8]})")
+                self.remove(appointment_guid.lower())
+        self.sim.io_sync("ds import deleteExchangeAppointment", effect)
+
+    def update_planner_appointment(self, appointment: Mapping[str, Any], subject: str, body: str,
+                                   start: datetime, end: datetime, all_day: bool) -> None:
+        def effect() -> None:
+            guid = str(appointment.get("AppointmentGuid") or "").lower()
+            current = self.appointments_by_guid.get(guid)
+            if current is None:
+                raise PlanningError(404, "import: appointment not found")
+            self.writes += 1
+            current.subject, current.body, current.start, current.end = subject, body, start, end
+            self.plan(current, "updated")
+        self.sim.io_sync("ds import upsertAppointment", effect)
+
+    def register_webhook(self, event: str, notification_url: str, name: str) -> str:
+        def effect() -> str:
+            hook_id = f"hook-{next(self._ids)}"
+            self.hooks[hook_id] = {"id": hook_id, "event": event, "notificationURL": notification_url}
+            return hook_id
+        return self.sim.io_sync("ds register_webhook", effect)
+
+    def delete_webhook(self, event: str, hook_id: str) -> None:
+        self.sim.io_sync("ds delete_webhook", lambda: self.hooks.pop(hook_id, None))
+
+
+@dataclass
+class PlannerState:
+    """What the planners did, for the invariants (the board itself is `FakePlanning.appointments_by_guid`)."""
+
+    created: list[str] = field(default_factory=list)

@@ -1,0 +1,222 @@
+"""In-memory Table Storage and queues with the semantics the connector relies on: ETags (insert fails on
+an existing row, a conditional replace or delete fails on a changed row), the three OData filter shapes the
+stores use, and queues with visibility delays and dequeue counts.
+
+They stand in for the SDK clients (`TableClient`, `QueueClient`), so the connector's own repositories
+and queue senders run unchanged on top of them. `tests/sim/test_contract.py` holds them to Azurite.
+"""
+
+from __future__ import annotations
+
+import itertools
+import re
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from azure.core import MatchConditions
+from azure.core.exceptions import HttpResponseError, ResourceExistsError, ResourceModifiedError, ResourceNotFoundError
+from azure.data.tables import TableEntity, UpdateMode
+
+_CLAUSE = re.compile(r"\s*(\w+)\s+(eq|ne|lt|le|gt|ge)\s+'((?:[^']|'')*)'\s*")
+_OPS: dict[str, Callable[[str, str], bool]] = {
+    "eq": lambda a, b: a == b, "ne": lambda a, b: a != b, "lt": lambda a, b: a < b,
+    "le": lambda a, b: a <= b, "gt": lambda a, b: a > b, "ge": lambda a, b: a >= b,
+}
+
+
+def parse_filter(odata: str) -> Callable[[Mapping[str, Any]], bool]:
+    """`Field op 'value' [and Field op 'value' ...]`: the only shapes the stores build."""
+    clauses = []
+    for part in re.split(r"\s+and\s+", odata.strip()):
+        match = _CLAUSE.fullmatch(part)
+        if match is None:
+            raise ValueError(f"filter the simulation does not understand: {odata!r}")
+        clauses.append((match.group(1), _OPS[match.group(2)], match.group(3).replace("''", "'")))
+    return lambda row: all(name in row and op(str(row[name]), value) for name, op, value in clauses)
+
+
+class FakeTable:
+    """One table: rows by (PartitionKey, RowKey), each with an ETag that changes on every write."""
+
+    def __init__(self, name: str) -> None:
+        self._etags = itertools.count(1)
+        self.name = name
+        self.rows: dict[tuple[str, str], tuple[dict[str, Any], str]] = {}
+        self.writes = 0
+        self.reads = 0
+
+    def _store(self, entity: Mapping[str, Any]) -> dict[str, Any]:
+        etag = f'W/"{next(self._etags)}"'
+        data = dict(entity)
+        self.rows[(str(data["PartitionKey"]), str(data["RowKey"]))] = (data, etag)
+        self.writes += 1
+        return {"etag": etag}
+
+    @staticmethod
+    def _entity(data: Mapping[str, Any], etag: str) -> TableEntity:
+        entity = TableEntity(**data)
+        entity._metadata = {"etag": etag, "timestamp": None}
+        return entity
+
+    # -- the TableClient surface the repositories use ------------------------------------------
+    def create_table(self) -> None:
+        raise ResourceExistsError("TableAlreadyExists")
+
+    def get_entity(self, partition_key: str, row_key: str) -> TableEntity:
+        self.reads += 1
+        found = self.rows.get((partition_key, row_key))
+        if found is None:
+            raise ResourceNotFoundError("ResourceNotFound")
+        return self._entity(*found)
+
+    def create_entity(self, entity: Mapping[str, Any]) -> dict[str, Any]:
+        if (str(entity["PartitionKey"]), str(entity["RowKey"])) in self.rows:
+            raise ResourceExistsError("EntityAlreadyExists")
+        return self._store(entity)
+
+    def update_entity(self, entity: Mapping[str, Any], mode: UpdateMode = UpdateMode.MERGE, etag: str | None = None,
+                      match_condition: MatchConditions | None = None) -> dict[str, Any]:
+        key = (str(entity["PartitionKey"]), str(entity["RowKey"]))
+        found = self.rows.get(key)
+        if found is None:
+            raise ResourceNotFoundError("ResourceNotFound")
+        if match_condition == MatchConditions.IfNotModified and found[1] != etag:
+            raise ResourceModifiedError("UpdateConditionNotSatisfied")
+        data = dict(entity) if mode == UpdateMode.REPLACE else {**found[0], **entity}
+        return self._store(data)
+
+    def upsert_entity(self, entity: Mapping[str, Any], mode: UpdateMode = UpdateMode.MERGE) -> dict[str, Any]:
+        found = self.rows.get((str(entity["PartitionKey"]), str(entity["RowKey"])))
+        data = dict(entity) if mode == UpdateMode.REPLACE or found is None else {**found[0], **entity}
+        return self._store(data)
+
+    def delete_entity(self, partition_key: str, row_key: str, etag: str | None = None,
+                      match_condition: MatchConditions | None = None) -> None:
+        found = self.rows.get((partition_key, row_key))
+        if found is None:
+            if match_condition == MatchConditions.IfNotModified:
+                raise ResourceNotFoundError("ResourceNotFound")
+            return  # the SDK treats a missing row as deleted
+        if match_condition == MatchConditions.IfNotModified and found[1] != etag:
+            raise ResourceModifiedError("UpdateConditionNotSatisfied")
+        del self.rows[(partition_key, row_key)]
+        self.writes += 1
+
+    def query_entities(self, query_filter: str, **_: Any) -> Iterator[TableEntity]:
+        self.reads += 1
+        matches = parse_filter(query_filter)
+        for key in sorted(self.rows):  # Table Storage returns rows in key order
+            data, etag = self.rows[key]
+            if matches(data):
+                yield self._entity(data, etag)
+
+    def list_entities(self, **_: Any) -> Iterator[TableEntity]:
+        for key in sorted(self.rows):
+            yield self._entity(*self.rows[key])
+
+
+@dataclass
+class QueuedMessage:
+    id: str
+    content: str
+    visible_at: float
+    dequeue_count: int = 0
+    pop_receipt: str = ""
+
+
+@dataclass
+class _Properties:
+    approximate_message_count: int
+
+
+class FakeQueue:
+    """One queue. The simulation's host takes messages off it (`take`); the connector only sends,
+    peeks (the monitor) and moves poison messages back."""
+
+    def __init__(self, name: str, clock: Callable[[], float]) -> None:
+        self._ids = itertools.count(1)
+        self.name = name
+        self._clock = clock
+        self.messages: list[QueuedMessage] = []
+        self.sent: list[str] = []  # every message ever sent (the replay check sends them again)
+
+    def create_queue(self) -> None:
+        raise ResourceExistsError("QueueAlreadyExists")
+
+    def send_message(self, content: str, visibility_timeout: int | None = None, **_: Any) -> QueuedMessage:
+        message = QueuedMessage(f"{self.name}#{next(self._ids)}", content, self._clock() + (visibility_timeout or 0),
+                                pop_receipt=f"r{next(self._ids)}")
+        self.messages.append(message)
+        self.sent.append(content)
+        return replace(message)  # the sender's copy: its pop receipt does not follow later dequeues
+
+    def get_queue_properties(self) -> _Properties:
+        return _Properties(len(self.messages))
+
+    def peek_messages(self, max_messages: int = 32, **_: Any) -> list[QueuedMessage]:
+        return self.messages[:max_messages]
+
+    def receive_messages(self, messages_per_page: int = 32, visibility_timeout: int = 30, **_: Any) -> list[QueuedMessage]:
+        taken = self.visible()[:messages_per_page]
+        for message in taken:
+            self.dequeued(message, visibility_timeout)
+        return taken
+
+    def delete_message(self, message: QueuedMessage | str, pop_receipt: str | None = None) -> None:
+        """Azure's rule: the pop receipt must be the message's current one (it changes on every dequeue)."""
+        if isinstance(message, QueuedMessage):
+            message, pop_receipt = message.id, message.pop_receipt
+        found = next((m for m in self.messages if m.id == message), None)
+        if found is None:
+            raise ResourceNotFoundError("MessageNotFound")
+        if found.pop_receipt != pop_receipt:
+            raise HttpResponseError("PopReceiptMismatch")
+        self.messages.remove(found)
+
+    def dequeued(self, message: QueuedMessage, visibility: float) -> None:
+        """The host took the message: hidden for `visibility`, with a new pop receipt."""
+        message.dequeue_count += 1
+        message.visible_at = self._clock() + visibility
+        message.pop_receipt = f"r{next(self._ids)}"
+
+    def clear_messages(self) -> None:
+        self.messages.clear()
+
+    # -- the host's side -----------------------------------------------------------------------
+    def visible(self) -> list[QueuedMessage]:
+        now = self._clock()
+        return [m for m in self.messages if m.visible_at <= now]
+
+    def next_visible_at(self) -> float | None:
+        return min((m.visible_at for m in self.messages), default=None)
+
+
+@dataclass
+class FakeStorage:
+    """Stands in for `connector.stores.storage.StorageClients`: the same `table()` / `queue()` surface."""
+
+    clock: Callable[[], float]
+    tables: dict[str, FakeTable] = field(default_factory=dict)
+    queues: dict[str, FakeQueue] = field(default_factory=dict)
+
+    def table(self, name: str) -> FakeTable:
+        return self.tables.setdefault(name, FakeTable(name))
+
+    def queue(self, name: str) -> FakeQueue:
+        if name not in self.queues:
+            self.queues[name] = FakeQueue(name, self.clock)
+        return self.queues[name]
+
+    @property
+    def table_service(self) -> Any:
+        storage = self
+
+        class _Service:
+            def list_tables(self, **_: Any) -> Iterator[str]:
+                return iter(list(storage.tables))
+
+            def get_table_client(self, name: str) -> FakeTable:
+                return storage.table(name)
+
+        return _Service()

@@ -1,0 +1,710 @@
+"""The simulated world and its seeded scheduler: one run per seed, invariants checked at the end.
+
+A run:
+1. Setup: three Dime.Scheduler resources with mailboxes (a fourth without Exchange integration), two
+   connector processes (scale-out: each its own `Services`, sharing storage, Graph and Dime.Scheduler),
+   one `sync_resources` to track them.
+2. The schedule: `steps` actor moves drawn from the seed (planners create, move, retitle, re-assign and
+   delete appointments; people create, edit and delete their own Outlook items and edit or delete the
+   connector's events), interleaved with webhook and notification deliveries (dropped, repeated,
+   reordered), queue deliveries to the real workers, the timers, I/O points resolved in random order,
+   faults at those points (throttling, 5xx, network errors, failures after the write took effect, expired
+   delta tokens) and process crashes (every invocation of that process dies, leases and all).
+3. Quiescence: faults stop; everything pending is delivered and drained; the safety-net timers run once
+   (poll_planning, reconcile_exchange) and the queues drain again.
+4. Invariants (`check_invariants`), then a replay of every queue message ever sent: nothing may be written.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+import sys
+import uuid
+from collections.abc import Awaitable, Callable, Coroutine
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any, TypeVar
+
+import azure.functions as func
+
+from connector.config import load_settings
+from connector.errors import GraphError, PlanningError
+from connector.messages import ExchangeChange
+from connector.model import graph_time
+from connector.services import Services
+from connector.stores.activity import ActivityLog
+from connector.stores.storage import EXCHANGE_CHANGES_QUEUE, PLANNING_CHANGES_QUEUE, poison_queue_name
+from connector.sync.status import TAG_PROPERTY_ID
+from devtools.local_settings import local_values
+from devtools.sim.clock import EPOCH, SimDatetime, VirtualLoop
+from devtools.sim.graph import FakeGraph
+from devtools.sim.planning import BoardAppointment, FakePlanning, FakeResource
+from devtools.sim.storage import FakeStorage, QueuedMessage
+
+T = TypeVar("T")
+MAX_DEQUEUE = 5  # host.json maxDequeueCount
+VISIBILITY = 30.0  # host.json visibilityTimeout: a crashed invocation's message comes back after it
+CONCURRENCY = 4  # invocations per process at once
+SECRET = "sim-webhook-secret"
+RESOURCES = ("ALICE", "BOB", "CAROL")
+
+
+QUIET_WITHIN = 3600.0  # virtual seconds a drain may take before the run counts as stuck
+MAX_MOVES = 20_000  # scheduler moves likewise (work that keeps making work)
+
+
+class Stuck(Exception):
+    """Work that never finishes (a livelock): reported as a violation."""
+
+
+class SimCrash(BaseException):
+    """The process died here: nothing after this point in it happens (not even `finally` I/O)."""
+
+
+@dataclass(frozen=True)
+class Fault:
+    exception: BaseException | None = None  # raised to the caller
+    after_commit: bool = False  # the effect happened before the caller saw the failure
+    response: dict[str, Any] = field(default_factory=dict)  # an inner $batch answer
+
+
+@dataclass
+class Profile:
+    """How hostile a run is: drawn from the seed."""
+
+    io_fault: float
+    crash: float
+    drop: float
+    duplicate: float
+    token_expiry: float
+
+    @classmethod
+    def draw(cls, rng: random.Random) -> Profile:
+        calm = rng.random() < 0.25
+        return cls(io_fault=0 if calm else rng.choice([0.02, 0.05, 0.1]),
+                   crash=0 if calm else rng.choice([0, 0.005, 0.02]),
+                   drop=0 if calm else rng.choice([0, 0.1, 0.3]),
+                   duplicate=rng.choice([0, 0.2]),
+                   token_expiry=0 if calm else rng.choice([0, 0.05]))
+
+
+class Process:
+    """One instance of the function app: its own services (runtime caches, batcher, locks)."""
+
+    def __init__(self, sim: Sim, number: int) -> None:
+        self.number = number
+        self.alive = True
+        self.tasks: set[asyncio.Task[Any]] = set()
+        self.services = Services(sim.settings)
+        self.services.__dict__.update(storage=sim.storage, exchange=sim.graph, planning=sim.planning)
+        self.services.__dict__["activity"] = ActivityLog(
+            self.services.repositories.activity, listeners=[lambda e: sim.trace(
+                f"  [{number}] activity {e.direction} {e.action} {e.outcome} {e.resource_no} "
+                f"{e.appointment_guid[:8]} {e.event_id} {e.detail[:60]} {e.error[:80]}")])
+
+
+@dataclass
+class Invocation:
+    process: Process
+    queue: str
+    message: QueuedMessage
+
+
+class Sim:
+    def __init__(self, seed: int, steps: int = 40, trace: bool = False) -> None:
+        self.seed = seed
+        self.rng = random.Random(seed)
+        self.steps = steps
+        self.trace_on = trace
+        self.log: list[str] = []
+        self.profile = Profile.draw(self.rng)
+        self.faults_on = True
+        self.loop = VirtualLoop()
+        self.storage = FakeStorage(self.loop.time)
+        self.graph = FakeGraph(self)
+        self.planning = FakePlanning(self)
+        values = local_values(public_url="https://connector.sim")
+        values.update({"SCHEDULER_WEBHOOK_SECRET": SECRET, "WORK_MAX_ATTEMPTS": "8"})
+        self.settings = load_settings(values)
+        self.processes = [Process(self, 1), Process(self, 2)]
+        self._next_process = 3
+        self.waiting: list[tuple[asyncio.Future[None], str, Process | None]] = []
+        self.running: dict[asyncio.Task[Any], Invocation | None] = {}
+        self.task_process: dict[asyncio.Task[Any], Process] = {}
+        self.current: Process | None = None
+        self.failures: list[str] = []
+
+    # -- I/O points --------------------------------------------------------------------------------
+    def trace(self, text: str) -> None:
+        if self.trace_on:
+            self.log.append(f"{self.loop.time():8.2f} {text}")
+
+    def _process_of_current_task(self) -> Process | None:
+        task = asyncio.current_task()
+        found = self.task_process.get(task) if task is not None else None
+        return found if found is not None else self.current
+
+    async def point(self, label: str) -> None:
+        process = self._process_of_current_task()
+        if process is not None and not process.alive:
+            raise SimCrash(label)
+        future: asyncio.Future[None] = self.loop.create_future()
+        self.waiting.append((future, label, process))
+        await future
+
+    def _draw_fault(self, label: str, transient_only: bool = False) -> Fault | None:
+        if not self.faults_on or self.rng.random() >= self.profile.io_fault:
+            return None
+        kind = self.rng.choice(["throttled", "unavailable", "network", "after_commit"])
+        if label.startswith("ds "):
+            error: BaseException = PlanningError(503, f"{label}: Dime.Scheduler is unavailable (simulated)")
+        elif kind == "throttled":
+            error = GraphError(429, "ApplicationThrottled", "Application is over its MailboxConcurrency limit.",
+                               self.rng.choice([0.5, 2.0, 10.0]))
+        elif kind == "network":  # the gateway turns a reset or timeout into this
+            error = GraphError(0, "NetworkError", f"{label}: ConnectionResetError (simulated)")
+        else:
+            error = GraphError(503, "ServiceUnavailable", "simulated", None)
+        return Fault(error, after_commit=kind == "after_commit")
+
+    def _maybe_crash(self, label: str) -> None:
+        process = self._process_of_current_task()
+        if process is not None and self.faults_on and self.rng.random() < self.profile.crash:
+            self.trace(f"CRASH process {process.number} at {label}")
+            process.alive = False
+            raise SimCrash(label)
+
+    async def io(self, label: str, effect: Callable[[], T]) -> T:
+        await self.point(label)
+        self._maybe_crash(label)
+        fault = self._draw_fault(label)
+        if fault is not None and not fault.after_commit:
+            self.trace(f"fault before {label}: {fault.exception!r}")
+            raise fault.exception  # type: ignore[misc]
+        result = effect()
+        self._maybe_crash(label)
+        if fault is not None:
+            self.trace(f"fault after {label}: {fault.exception!r}")
+            raise fault.exception  # type: ignore[misc]
+        return result
+
+    def io_sync(self, label: str, effect: Callable[[], T] | None = None) -> T:
+        """A synchronous call (the Dime.Scheduler SDK), already inside an interleaving point."""
+        self._maybe_crash(label)
+        fault = self._draw_fault(label)
+        if fault is not None and not fault.after_commit:
+            raise fault.exception  # type: ignore[misc]
+        result = effect() if effect is not None else None
+        if fault is not None:
+            raise fault.exception  # type: ignore[misc]
+        return result  # type: ignore[return-value]
+
+    def inner_fault(self) -> Fault | None:
+        if not self.faults_on or self.rng.random() >= self.profile.io_fault:
+            return None
+        if self.rng.random() < 0.5:
+            return Fault(None, False, {"status": 429, "headers": {"Retry-After": "1.5"},
+                                       "body": {"error": {"code": "ApplicationThrottled", "message": "slow down"}}})
+        return Fault(None, True, {"status": 503, "body": {"error": {"code": "ServiceUnavailable", "message": "x"}}})
+
+    def token_expired(self) -> bool:
+        return self.faults_on and self.rng.random() < self.profile.token_expiry
+
+    async def to_thread(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """`asyncio.to_thread` in the simulation: an interleaving point, then the call on the loop."""
+        await self.point(getattr(fn, "__qualname__", "call"))
+        return fn(*args, **kwargs)
+
+    # -- the host ------------------------------------------------------------------------------------
+    def _spawn(self, process: Process, coro: Coroutine[Any, Any, Any], invocation: Invocation | None) -> None:
+        task = self.loop.create_task(coro)
+        self.running[task] = invocation
+        self.task_process[task] = process
+        process.tasks.add(task)
+        task.add_done_callback(self._finished)
+
+    def start_invocation(self, queue: str, message: QueuedMessage) -> None:
+        alive = [p for p in self.processes if p.alive and len(p.tasks) < CONCURRENCY]
+        if not alive:
+            return
+        process = self.rng.choice(alive)
+        self.storage.queue(queue).dequeued(message, VISIBILITY)
+        invocation = Invocation(process, queue, message)
+        about = json.loads(message.content)
+        self.trace(f"deliver {message.id} (try {message.dequeue_count}) to process {process.number}: "
+                   f"{about.get('event') or about.get('reason')} {str(about.get('appointment_guid') or about.get('user_id'))[:12]}")
+        self._spawn(process, self._invoke(invocation), invocation)
+
+    async def _invoke(self, invocation: Invocation) -> None:
+        from connector.workers.to_outlook import handle_planning_message
+        from connector.workers.to_planning import apply_exchange_change
+
+        services, message = invocation.process.services, invocation.message
+        if invocation.queue == PLANNING_CHANGES_QUEUE:
+            await handle_planning_message(services, message.content)
+        else:
+            await apply_exchange_change(services, ExchangeChange.from_json(message.content))
+
+    def _finished(self, task: asyncio.Task[Any]) -> None:
+        invocation = self.running.pop(task)
+        self.task_process.pop(task).tasks.discard(task)
+        error = None if task.cancelled() else task.exception()
+        if invocation is None:  # a timer: a failed run is repaired by the next one
+            if error is not None and not isinstance(error, SimCrash | GraphError | PlanningError | ConnectionError):
+                self.failures.append(f"timer failed with {type(error).__name__}: {error}")
+            return
+        queue = self.storage.queue(invocation.queue)
+        if error is None:
+            queue.delete_message(invocation.message)
+            return
+        if isinstance(error, SimCrash):
+            return  # the message comes back after its visibility timeout
+        self.trace(f"invocation failed: {error!r}")
+        if not isinstance(error, GraphError | PlanningError | ConnectionError | TimeoutError):
+            # The host retries anything; a bug in the connector shows as an error the sim reports.
+            self.failures.append(f"unexpected {type(error).__name__} in {invocation.queue}: {error}")
+        if invocation.message.dequeue_count >= MAX_DEQUEUE:
+            queue.delete_message(invocation.message)
+            self.storage.queue(poison_queue_name(invocation.queue)).send_message(invocation.message.content)
+
+    def restart_dead_processes(self) -> None:
+        for index, process in enumerate(self.processes):
+            if not process.alive and not process.tasks:
+                self.processes[index] = Process(self, self._next_process)
+                self._next_process += 1
+
+    # -- webhooks ----------------------------------------------------------------------------------
+    def _call_function(self, builder: Any, request: func.HttpRequest) -> func.HttpResponse:
+        import connector.services as services_module
+
+        process = self.rng.choice([p for p in self.processes if p.alive] or self.processes)
+        services_module._services = process.services
+        self.current = process
+        try:
+            return builder._function.get_user_function()(request)  # type: ignore[no-any-return]
+        finally:
+            self.current = None
+
+    def deliver_hook(self) -> None:
+        from functions.scheduler_webhooks import scheduler_notifications
+
+        hook = self.planning.outbox.pop(self.rng.randrange(len(self.planning.outbox)))
+        if self.faults_on and self.rng.random() < self.profile.drop:
+            self.trace(f"drop DS webhook {hook.event} {hook.guid[:8]}")
+            return
+        times = 2 if self.rng.random() < self.profile.duplicate else 1
+        body = json.dumps(hook.payload).encode()
+        for _ in range(times):
+            request = func.HttpRequest("POST", "https://connector.sim/api/scheduler/notifications",
+                                       params={"event": hook.event, "secret": SECRET}, body=body)
+            response = self._call_function(scheduler_notifications, request)
+            self.trace(f"DS webhook {hook.event} {hook.guid[:8]} → {response.status_code}")
+            if response.status_code != 200:
+                self.failures.append(f"scheduler_notifications answered {response.status_code}: {response.get_body()!r}")
+
+    def deliver_notification(self) -> None:
+        from functions.graph_webhooks import graph_notifications
+
+        note = self.graph.outbox.pop(self.rng.randrange(len(self.graph.outbox)))
+        if self.faults_on and self.rng.random() < self.profile.drop:
+            self.trace(f"drop Graph notification {note.change_type} {note.event_id}")
+            return
+        body = json.dumps({"value": [{
+            "subscriptionId": note.subscription_id, "clientState": note.client_state, "changeType": note.change_type,
+            "resource": f"Users/{note.user_id}/Events/{note.event_id}",
+            "resourceData": {"@odata.type": "#Microsoft.Graph.Event", "id": note.event_id}}]}).encode()
+        for _ in range(2 if self.rng.random() < self.profile.duplicate else 1):
+            request = func.HttpRequest("POST", "https://connector.sim/api/graph/notifications", body=body)
+            response = self._call_function(graph_notifications, request)
+            if response.status_code != 202:
+                self.failures.append(f"graph_notifications answered {response.status_code}")
+
+    # -- the timers --------------------------------------------------------------------------------
+    def run_timer(self, name: str) -> None:
+        from connector.workers.poll import poll_planning
+        from connector.workers.reconcile import reconcile_exchange
+        from connector.workers.resources import sync_resources
+        from connector.workers.subscriptions import renew_subscriptions
+
+        process = self.rng.choice([p for p in self.processes if p.alive] or self.processes)
+        self.trace(f"timer {name} on process {process.number}")
+        runs: dict[str, Callable[[], Awaitable[Any]]] = {
+            "sync_resources": lambda: sync_resources(process.services),
+            "renew_subscriptions": lambda: renew_subscriptions(process.services),
+            "poll_planning": lambda: _as_async(poll_planning, process.services),
+            "reconcile_exchange": lambda: _as_async(reconcile_exchange, process.services),
+        }
+        self._spawn(process, runs[name](), None)
+
+    # -- the actors --------------------------------------------------------------------------------
+    def _moment(self) -> datetime:
+        day = self.rng.randrange(0, 5)
+        return EPOCH.replace(hour=0) + timedelta(days=day, hours=self.rng.randrange(8, 17))
+
+    def _planner_appointments(self) -> list[BoardAppointment]:
+        return [a for a in self.planning.appointments_by_guid.values() if not a.from_outlook]
+
+    def actor_move(self) -> None:
+        rng = self.rng
+        planned = self._planner_appointments()
+        tracked_users = [(r, self.user_of(r)) for r in RESOURCES]
+        choice = rng.choice(["create", "create", "move", "retitle", "reassign", "delete", "person_create",
+                             "person_create", "person_edit", "person_delete", "edit_connector_event",
+                             "delete_connector_event"])
+        if choice == "create" or (not planned and choice in ("move", "retitle", "reassign", "delete")):
+            start = self._moment()
+            guid = str(uuid.UUID(int=rng.getrandbits(128)))
+            people = rng.sample([*RESOURCES, "DAVE"], rng.choice([1, 1, 2]))
+            self.planning.plan(BoardAppointment(guid, f"Job {guid[:4]}", start,
+                                                start + timedelta(hours=rng.choice([1, 2, 3])), people), "created")
+            self.trace(f"planner creates {guid[:8]} for {people}")
+        elif choice == "move":
+            a = rng.choice(planned)
+            shift = timedelta(hours=rng.choice([-2, -1, 1, 2, 24]))
+            a.start, a.end = a.start + shift, a.end + shift
+            self.planning.plan(a, "updated")
+            self.trace(f"planner moves {a.guid[:8]}")
+        elif choice == "retitle":
+            a = rng.choice(planned)
+            a.subject = f"{a.subject.split(' v')[0]} v{rng.randrange(100)}"
+            self.planning.plan(a, "updated")
+            self.trace(f"planner retitles {a.guid[:8]}")
+        elif choice == "reassign":
+            a = rng.choice(planned)
+            a.resources = rng.sample([*RESOURCES, "DAVE"], rng.choice([0, 1, 2]))
+            self.planning.plan(a, "updated")
+            self.trace(f"planner re-assigns {a.guid[:8]} to {a.resources}")
+        elif choice == "delete":
+            a = rng.choice(planned)
+            self.planning.remove(a.guid)
+            self.trace(f"planner deletes {a.guid[:8]}")
+        else:
+            resource_no, user_id = rng.choice(tracked_users)
+            box = self.graph.mailboxes[user_id]
+            own = [e for e in box.events.values() if not _tag(e)]
+            connector = [e for e in box.events.values() if _tag(e)]
+            if choice == "person_create" or (choice in ("person_edit", "person_delete") and not own):
+                start = self._moment()
+                event = {"subject": f"Private {rng.randrange(1000)}", "start": graph_time(start),
+                         "end": graph_time(start + timedelta(hours=1)),
+                         "showAs": rng.choice(["busy", "busy", "free", "tentative", "oof"]),
+                         "sensitivity": rng.choice(["normal", "normal", "private"]),
+                         "body": {"contentType": "text", "content": "secret notes"}}
+                created = self.graph.new_event(user_id, event)
+                self.trace(f"{resource_no} creates own event {created['id']}")
+            elif choice == "person_edit":
+                event = dict(rng.choice(own))
+                if rng.random() < 0.5:
+                    event["subject"] = f"Edited {rng.randrange(1000)}"
+                else:
+                    event["showAs"] = rng.choice(["busy", "free", "tentative"])
+                    event["sensitivity"] = rng.choice(["normal", "private"])
+                self.graph.write_event(user_id, event)
+                self.trace(f"{resource_no} edits own event {event['id']}")
+            elif choice == "person_delete":
+                event = rng.choice(own)
+                self.graph.remove_event(user_id, event["id"])
+                self.trace(f"{resource_no} deletes own event {event['id']}")
+            elif connector and choice == "edit_connector_event":
+                event = dict(rng.choice(connector))
+                event["subject"] = "Changed by the technician"
+                self.graph.write_event(user_id, event)
+                self.trace(f"{resource_no} edits connector event {event['id']}")
+            elif connector:
+                event = rng.choice(connector)
+                self.graph.remove_event(user_id, event["id"])
+                self.trace(f"{resource_no} deletes connector event {event['id']}")
+
+    def user_of(self, resource_no: str) -> str:
+        return f"user-{resource_no.lower()}"
+
+    # -- the scheduler -------------------------------------------------------------------------------
+    async def _settle(self) -> None:
+        """Let every ready callback run: afterwards each task waits on an I/O point, a timer or is done."""
+        quiet = 0
+        while quiet < 2:
+            await asyncio.sleep(0)
+            quiet = quiet + 1 if self.loop.is_idle() else 0
+
+    def _moves(self, actor_steps_left: int) -> list[tuple[float, Callable[[], None]]]:
+        moves: list[tuple[float, Callable[[], None]]] = []
+        live_waiting = [w for w in self.waiting if not w[0].done()]
+        if live_waiting:
+            moves.append((6.0, self._resolve_one))
+        if self.planning.outbox:
+            moves.append((2.0, self.deliver_hook))
+        if self.graph.outbox:
+            moves.append((2.0, self.deliver_notification))
+        for name in (PLANNING_CHANGES_QUEUE, EXCHANGE_CHANGES_QUEUE):
+            visible = [m for m in self.storage.queue(name).visible()
+                       if not any(i is not None and i.message is m for i in self.running.values())]
+            if visible and any(p.alive and len(p.tasks) < CONCURRENCY for p in self.processes):
+                moves.append((3.0, lambda name=name, visible=visible: self.start_invocation(name, self.rng.choice(visible))))
+        if actor_steps_left > 0:
+            moves.append((1.5, self.actor_move))
+            moves.append((0.15, lambda: self.run_timer(self.rng.choice(["poll_planning", "reconcile_exchange",
+                                                                         "renew_subscriptions"]))))
+        return moves
+
+    def _resolve_one(self) -> None:
+        live = [w for w in self.waiting if not w[0].done()]
+        future, label, process = live[self.rng.randrange(len(live))]
+        self.waiting.remove((future, label, process))
+        if process is not None and not process.alive:
+            future.set_exception(SimCrash(label))
+        else:
+            future.set_result(None)
+
+    async def _wait_for_time(self) -> bool:
+        """Nothing can move now: let virtual time pass to the next timer or visible message."""
+        candidates = [t for t in (self.loop.next_timer(),
+                                  *(self.storage.queue(q).next_visible_at()
+                                    for q in (PLANNING_CHANGES_QUEUE, EXCHANGE_CHANGES_QUEUE))) if t is not None]
+        if not candidates:
+            return False
+        await asyncio.sleep(max(0.001, min(candidates) - self.loop.time()))
+        return True
+
+    async def _run_until_quiet(self, actor_steps: int) -> int:
+        left = actor_steps
+        started, moved = self.loop.time(), 0
+        while True:
+            moved += 1
+            if self.loop.time() - started > QUIET_WITHIN or moved > MAX_MOVES:
+                stuck = sorted({label for _, label, _ in self.waiting} | {repr(t.get_coro()) for t in self.running})
+                raise Stuck(f"no quiescence within {QUIET_WITHIN:g} virtual seconds or {MAX_MOVES} moves; "
+                            f"still running: {stuck[:6]}")
+            await self._settle()
+            self.restart_dead_processes()
+            self.waiting = [w for w in self.waiting if not w[0].done()]
+            moves = self._moves(left)
+            if not moves:
+                if self.running and await self._wait_for_time():
+                    continue
+                if await self._wait_for_time():
+                    continue
+                return left
+            weights = [w for w, _ in moves]
+            move = self.rng.choices([m for _, m in moves], weights)[0]
+            if move == self.actor_move:
+                left -= 1
+            move()
+
+    async def _drain(self) -> None:
+        await self._run_until_quiet(0)
+
+    async def drain(self) -> None:
+        """Deliver and apply everything pending (no new actor moves)."""
+        await self._drain()
+
+    async def _timers_once(self) -> None:
+        for name in ("sync_resources", "poll_planning", "reconcile_exchange"):
+            self.run_timer(name)
+            await self._drain()
+
+    async def setup(self) -> None:
+        """The tenant: three tracked resources with mailboxes, one without Exchange integration."""
+        for number in RESOURCES:
+            self.planning.resources[number] = FakeResource(number, f"{number.lower()}@contoso.sim")
+            self.graph.add_user(self.user_of(number), f"{number.lower()}@contoso.sim")
+        self.planning.resources["DAVE"] = FakeResource("DAVE", "dave@contoso.sim", enabled=False)
+        self.faults_on = False
+        self.run_timer("sync_resources")
+        await self._drain()
+
+    async def main(self) -> list[str]:
+        await self.setup()
+        self.faults_on = True
+        await self._run_until_quiet(self.steps)
+        self.faults_on = False
+        self.trace("--- quiescence: faults off, drain, timers once")
+        await self._drain()
+        await self._timers_once()
+        violations = list(self.failures) + check_invariants(self)
+        if not violations:
+            violations += await self._replay()
+        return violations
+
+    async def _replay(self) -> list[str]:
+        """Every queue message ever sent, once more: nothing may be written."""
+        graph_writes, board_writes = self.graph.writes, self.planning.writes
+        for name in (PLANNING_CHANGES_QUEUE, EXCHANGE_CHANGES_QUEUE):
+            queue = self.storage.queue(name)
+            for content in list(queue.sent):
+                queue.send_message(content)
+        await self._drain()
+        found = []
+        if self.graph.writes != graph_writes:
+            found.append(f"replay wrote {self.graph.writes - graph_writes} Graph event(s)")
+        if self.planning.writes != board_writes:
+            found.append(f"replay wrote {self.planning.writes - board_writes} board item(s)")
+        return found + check_invariants(self)
+
+
+async def _as_async(fn: Callable[..., T], *args: Any) -> T:
+    await asyncio.sleep(0)
+    return fn(*args)
+
+
+def _tag(event: dict[str, Any]) -> str | None:
+    for prop in event.get("singleValueExtendedProperties") or ():
+        if prop.get("id") == TAG_PROPERTY_ID:
+            return str(prop.get("value"))
+    return None
+
+
+def _minute(value: Any) -> str:
+    from connector.model import parse_utc
+
+    return parse_utc(value, "t").strftime("%Y-%m-%dT%H:%M")
+
+
+SHOWN = {"busy", "tentative", "oof", "workingElsewhere"}
+
+
+def check_invariants(sim: Sim) -> list[str]:
+    """The whole world, as a planner and the technicians would check it."""
+    found: list[str] = []
+    board = sim.planning.appointments_by_guid
+    for resource_no in RESOURCES:
+        user_id = sim.user_of(resource_no)
+        events = sim.graph.mailboxes[user_id].events.values()
+        tagged: dict[str, list[dict[str, Any]]] = {}
+        for event in events:
+            guid = _tag(event)
+            if guid:
+                tagged.setdefault(guid, []).append(event)
+        # 1. Every planner appointment assigned to the resource is exactly one event with its content.
+        for a in board.values():
+            if a.from_outlook or resource_no not in a.resources:
+                continue
+            copies = tagged.get(a.guid, [])
+            if len(copies) != 1:
+                found.append(f"{resource_no}: appointment {a.guid[:8]} has {len(copies)} event(s) in Outlook")
+                continue
+            event = copies[0]
+            if event.get("subject") != a.subject or _minute(event["start"]["dateTime"]) != _minute(a.start.isoformat()) \
+                    or _minute(event["end"]["dateTime"]) != _minute(a.end.isoformat()):
+                found.append(f"{resource_no}: event of {a.guid[:8]} is {event.get('subject')!r} "
+                             f"{event['start']['dateTime']} instead of {a.subject!r} {a.start.isoformat()}")
+        # 2. No connector event without a live appointment assigned to the resource.
+        for guid, copies in tagged.items():
+            a = board.get(guid)
+            if a is not None and a.from_outlook:
+                found.append(f"{resource_no}: {len(copies)} connector event(s) echo the Outlook item {a.exchange_id} "
+                             f"(board item {guid[:8]})")
+            elif a is None or resource_no not in a.resources:
+                found.append(f"{resource_no}: {len(copies)} orphan connector event(s) of {guid[:8]}")
+        # 3. Every own Outlook item that passes the default settings is exactly one board item.
+        mirrored = [a for a in board.values() if a.from_outlook and resource_no in a.resources]
+        by_exchange: dict[str, list[BoardAppointment]] = {}
+        for a in mirrored:
+            by_exchange.setdefault(a.exchange_id, []).append(a)
+        for event in events:
+            if _tag(event):
+                continue
+            items = by_exchange.pop(event["id"], [])
+            wanted = event.get("showAs") in SHOWN
+            if wanted and len(items) != 1:
+                found.append(f"{resource_no}: Outlook item {event['id']} is {len(items)} board item(s)")
+            elif not wanted and items:
+                found.append(f"{resource_no}: Outlook item {event['id']} (showAs {event.get('showAs')}) is on the board")
+            elif items:
+                item = items[0]
+                private = event.get("sensitivity") in ("private", "confidential")
+                expected = "Private appointment" if private else event.get("subject")
+                if item.subject != expected or (private and item.body):
+                    found.append(f"{resource_no}: board item of {event['id']} shows {item.subject!r}, not {expected!r}")
+                if _minute(item.start.isoformat()) != _minute(event["start"]["dateTime"]):
+                    found.append(f"{resource_no}: board item of {event['id']} starts at {item.start.isoformat()}")
+        for exchange_id, items in by_exchange.items():
+            found.append(f"{resource_no}: {len(items)} board item(s) of Outlook item {exchange_id} that is gone")
+    # 4. Nothing lost: every queue drained; nothing parked (every fault in the simulation is transient).
+    for name in (PLANNING_CHANGES_QUEUE, EXCHANGE_CHANGES_QUEUE):
+        if sim.storage.queue(name).messages:
+            found.append(f"{name}: {len(sim.storage.queue(name).messages)} message(s) never processed")
+        parked = sim.storage.queue(poison_queue_name(name)).messages
+        if parked:
+            found.append(f"{name}: {len(parked)} message(s) parked on the poison queue")
+    return found
+
+
+@dataclass
+class Result:
+    seed: int
+    violations: list[str]
+    log: list[str]
+    virtual_seconds: float
+    steps: int = 0
+
+
+def run_seed(seed: int, steps: int = 40, trace: bool = False) -> Result:
+    """One simulated run. Patches the connector's clock and `asyncio.to_thread` for its duration."""
+    sim = Sim(seed, steps, trace)
+    patches = _patch(sim)
+    try:
+        try:
+            violations = sim.loop.run_until_complete(sim.main())
+        except Stuck as exc:
+            violations = [str(exc)]
+    finally:
+        for target, name, value in patches:
+            setattr(target, name, value)
+        pending = asyncio.all_tasks(sim.loop)
+        for task in pending:
+            task.cancel()
+        if pending:  # let the cancelled invocations unwind on the loop before it closes
+            sim.loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
+        sim.loop.close()
+        SimDatetime.loop = None
+    return Result(seed, violations, sim.log, sim.loop.time(), steps)
+
+
+def run_scenario(script: Callable[[Sim], Awaitable[None]], seed: int = 0) -> tuple[Sim, list[str]]:
+    """A hand-written situation in the simulated world: the tenant is set up without faults, `script`
+    arranges the world (it may `await sim.drain()`), then everything drains, the timers run once and the
+    invariants are checked. Returns the world (closed) and what broke."""
+    sim = Sim(seed, steps=0, trace=True)
+    sim.faults_on = False
+    patches = _patch(sim)
+
+    async def main() -> list[str]:
+        await sim.setup()
+        await script(sim)
+        await sim._drain()
+        await sim._timers_once()
+        return list(sim.failures) + check_invariants(sim)
+
+    try:
+        violations = sim.loop.run_until_complete(main())
+    finally:
+        for target, name, value in patches:
+            setattr(target, name, value)
+        sim.loop.close()
+        SimDatetime.loop = None
+    return sim, violations
+
+
+def _patch(sim: Sim) -> list[tuple[Any, str, Any]]:
+    """The connector reads time and runs blocking calls through these names: point them at the simulation."""
+    import importlib
+    import pkgutil
+
+    import connector
+    import connector.gateways.batcher as batcher
+
+    for module in pkgutil.walk_packages(connector.__path__, "connector."):  # patch every module, loaded or not
+        importlib.import_module(module.name)
+    SimDatetime.loop = sim.loop
+    saved: list[tuple[Any, str, Any]] = [(asyncio, "to_thread", asyncio.to_thread)]
+    asyncio.to_thread = sim.to_thread  # type: ignore[assignment]
+    for name, module in list(sys.modules.items()):
+        if name.startswith("connector") and getattr(module, "datetime", None) is datetime:
+            saved.append((module, "datetime", datetime))
+            module.datetime = SimDatetime  # type: ignore[attr-defined]
+    defaults = batcher.GraphBatcher.__init__.__defaults__
+    saved.append((batcher.GraphBatcher.__init__, "__defaults__", defaults))
+    batcher.GraphBatcher.__init__.__defaults__ = (*defaults[:-1], sim.loop.time)  # type: ignore[index]
+    return saved
