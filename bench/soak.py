@@ -13,7 +13,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from devtools.sim.runner import DEFAULT_STEPS, kind, reproduction, run_many  # noqa: E402
+from devtools.sim.runner import DEFAULT_STEPS, kind, reproduction, run_many
 
 
 def main() -> int:

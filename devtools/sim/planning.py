@@ -65,7 +65,7 @@ def _iso(moment: datetime) -> str:
 class _NoSdk:
     """`webhook_registration` reaches into the SDK client for a CRUD accessor; `_call` never uses it."""
 
-    class appointments:  # noqa: N801 - mirrors the SDK attribute
+    class appointments:
         _dispatcher = None
 
 
