@@ -216,7 +216,12 @@ async def apply_planning_change(services: Services, message: PlanningChange) -> 
 async def _read_appointment(services: Services, message: PlanningChange, guid: str) -> Appointment | None:
     if message.event == "deleted":
         return None
-    data = await _io(services.planning.get_appointment, guid)
+    # By its numeric id (`GET /appointment/{id}` may not take the GUID): the message's, else the one
+    # remembered when its events were written.
+    appointment_id: str | None = message.appointment_id or None
+    if appointment_id is None:
+        appointment_id = await _io(services.mappings.appointment_id, guid)
+    data = await _io(services.planning.get_appointment, guid, appointment_id)
     return None if data is None else Appointment.from_payload(data)
 
 
@@ -231,10 +236,14 @@ def _changed_at(appointment: Appointment | None, message: PlanningChange) -> dat
 
 
 def _is_outlook_item(appointment: Appointment | None, message: PlanningChange) -> bool:
+    """Whether the payload itself says so (`CreatedByExchange`, read strictly). The published payload
+    has no such field: the mapping's Outlook-item mark (`mappings.is_outlook_item`) is what decides."""
     if appointment is not None:
         return appointment.created_by_exchange
-    snapshot = message.appointment or {}
-    return any(str(snapshot.get(k)).lower() == "true" for k in ("CreatedByExchange", "createdByExchange"))
+    try:
+        return Appointment.from_payload(message.appointment).created_by_exchange if message.appointment else False
+    except InvalidPayload:
+        return False
 
 
 async def _apply(services: Services, rt: _Runtime, message: PlanningChange, guid: str) -> None:
@@ -261,6 +270,9 @@ async def _apply(services: Services, rt: _Runtime, message: PlanningChange, guid
         raise Transient(f"appointment {guid} is being applied by another worker", LEASE_BUSY_RETRY_SECONDS)
     try:
         actions = _plan(ctx, tracked, await _io(services.mappings.outlook_copies, guid))
+        if actions and appointment is not None and appointment.appointment_id:
+            # Kept beside its events: later reads (poll, restore) need the numeric id, not the GUID.
+            await _io(services.mappings.remember_appointment_id, guid, appointment.appointment_id)
         await _execute(ctx, actions)
     finally:
         await _io(release_lease, cursors, guid, etag)

@@ -96,6 +96,9 @@ param dimeSchedulerBaseUrl string
 @maxLength(30)
 param dimeSchedulerSourceApp string
 
+@description('Source Apps (back offices, e.g. BC;CRM) whose appointments the connector follows through webhooks, separated by ";". Empty: the Source Apps seen in the planning window.')
+param dimeSchedulerWebhookSourceApps string = ''
+
 @description('Planning board to Outlook direction on/off.')
 @allowed([
   'true'
@@ -186,6 +189,9 @@ var appSettings = {
   DS_API_KEY: '@Microsoft.KeyVault(SecretUri=${keyVaultUri}secrets/${dsApiKeySecretName})'
   // connector/gateways/planning.py: SourceApp under which the connector registers its webhooks.
   DS_SOURCE_APP: dimeSchedulerSourceApp
+  // connector/workers/webhook_registration.py: Source Apps whose appointments get a webhook registration
+  // (Dime.Scheduler routes appointment webhooks by the appointment's Source App).
+  DS_WEBHOOK_SOURCE_APPS: dimeSchedulerWebhookSourceApps
   // connector/config.py Settings: base of the webhook URLs given to Graph subscriptions and
   // Dime.Scheduler webhook registrations.
   CONNECTOR_PUBLIC_URL: connectorPublicUrl
