@@ -7,7 +7,9 @@ office: BC, CRM, ...), then by Source Type (docs: integrations/webhook): a hook 
 connector's own `DS_SOURCE_APP` would never hear of the planners' appointments. So the connector
 registers, for each Source App it follows, one hook per event type. The Source Apps it follows:
 - those listed in `DS_WEBHOOK_SOURCE_APPS`,
-- those of the appointments of the tracked resources in the planning window, found at each run,
+- those of the appointments in the planning window of the resources Dime.Scheduler marks for the
+  Exchange integration (tracked or about to be: the first run, before any is tracked, finds them too),
+  found at each run,
 - those it registered before (a Source App with no appointment in the window today keeps its hooks).
 A planner's appointment of a Source App the connector has not seen yet reaches Outlook through
 `poll_planning` (the safety net), and its Source App gets hooks at the next run.
@@ -78,17 +80,34 @@ def _live_hooks(services: Services) -> dict[str, list[dict[str, Any]]] | None:
     return hooks
 
 
+def _integrated_resources(services: Services) -> list[str]:
+    """Numbers of the resources Dime.Scheduler marks `ExchangeIntegrationEnabled`."""
+    numbers = []
+    for data in services.planning.list_resources():
+        enabled = _pick(data, "exchangeIntegrationEnabled")
+        number = _pick(data, "resourceNo")
+        if number and (enabled is True or str(enabled).lower() == "true"):
+            numbers.append(str(number))
+    return sorted(numbers)
+
+
+def _pick(data: Any, name: str) -> Any:
+    if not isinstance(data, Mapping):
+        return None
+    return next((v for k, v in data.items() if isinstance(k, str) and k.casefold() == name.casefold()), None)
+
+
 def window_source_apps(services: Services, now: datetime | None = None) -> list[str]:
-    """The Source Apps of the tracked resources' appointments in the planning window."""
-    tracked = services.registry.tracked()
-    if not tracked:
+    """The Source Apps of the appointments in the planning window of the integrated resources."""
+    resources = _integrated_resources(services)
+    if not resources:
         return []
     settings = services.settings
     moment = now or datetime.now(UTC)
     start = moment - timedelta(days=settings.sync_window_past_days)
     end = moment + timedelta(days=settings.sync_window_future_days)
     found: dict[str, str] = {}
-    for data in services.planning.appointments(start, end, sorted(tracked)):
+    for data in services.planning.appointments(start, end, resources):
         try:
             source_app = Appointment.from_payload(data).source_app
         except InvalidPayload:
