@@ -103,7 +103,8 @@ SETTINGS: tuple[SettingSpec, ...] = (
                 example="http://127.0.0.1:7073"),
     SettingSpec("DS_API_KEY", "Dime.Scheduler API key (X-API-KEY); a Key Vault reference in Azure.", required=True,
                 secret=True, example="dev-api-key"),
-    SettingSpec("DS_SOURCE_APP", "SourceApp the connector registers its webhooks under (at most 30 characters).",
+    SettingSpec("DS_SOURCE_APP", "The connector's own SourceApp (at most 30 characters): used when moving a planner's "
+                "appointment whose job names none. Webhooks are registered per DS_WEBHOOK_SOURCE_APPS instead.",
                 default="EXCHANGECONNECTOR"),
     SettingSpec("DS_WEBHOOK_SOURCE_APPS", "Source Apps (the planners' back offices, e.g. BC;CRM) whose appointments the "
                 "connector follows through webhooks, separated by ';' (each at most 30 characters). Dime.Scheduler "
