@@ -103,8 +103,13 @@ SETTINGS: tuple[SettingSpec, ...] = (
                 example="http://127.0.0.1:7073"),
     SettingSpec("DS_API_KEY", "Dime.Scheduler API key (X-API-KEY); a Key Vault reference in Azure.", required=True,
                 secret=True, example="dev-api-key"),
-    SettingSpec("DS_SOURCE_APP", "SourceApp the connector registers its webhooks under (at most 30 characters).",
+    SettingSpec("DS_SOURCE_APP", "The connector's own SourceApp (at most 30 characters): used when moving a planner's "
+                "appointment whose job names none. Webhooks are registered per DS_WEBHOOK_SOURCE_APPS instead.",
                 default="EXCHANGECONNECTOR"),
+    SettingSpec("DS_WEBHOOK_SOURCE_APPS", "Source Apps (the planners' back offices, e.g. BC;CRM) whose appointments the "
+                "connector follows through webhooks, separated by ';' (each at most 30 characters). Dime.Scheduler "
+                "routes appointment webhooks by Source App; the Source Apps seen in the planning window are added "
+                "at each sync_resources run.", example="DEMO"),
     # The connector itself
     SettingSpec("CONNECTOR_PUBLIC_URL", "Base URL at which Graph and Dime.Scheduler reach this app (https in Azure).",
                 required=True, example="http://127.0.0.1:7071"),
@@ -179,6 +184,7 @@ class PlanningConfig:
     base_url: str
     api_key: Secret
     source_app: str
+    webhook_source_apps: tuple[str, ...] = ()  # DS_WEBHOOK_SOURCE_APPS
 
 
 @dataclass(frozen=True)
@@ -331,6 +337,8 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         base_url=r.url("DS_BASE_URL"),
         api_key=r.secret("DS_API_KEY") or Secret(""),
         source_app=r.parsed("DS_SOURCE_APP", _max_length(30), "", "at most 30 characters"),
+        webhook_source_apps=r.parsed("DS_WEBHOOK_SOURCE_APPS", parse_source_apps, (),
+                                     "a ';'-separated list of Source Apps of at most 30 characters each"),
     )
     settings = Settings(
         storage=storage,
@@ -368,6 +376,18 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
 
 def _parse_rules(value: str) -> RuleSet:
     return parse_rules(value)
+
+
+def parse_source_apps(value: str) -> tuple[str, ...]:
+    """`BC; CRM` → ("BC", "CRM"): trimmed, empty entries and case-insensitive repeats dropped."""
+    found: dict[str, str] = {}
+    for item in value.split(";"):
+        name = item.strip()
+        if len(name) > 30:
+            raise ValueError(value)
+        if name:
+            found.setdefault(name.casefold(), name)
+    return tuple(found.values())
 
 
 def _max_length(limit: int) -> Callable[[str], str]:

@@ -90,9 +90,14 @@ class PlanningChange(_Message):
     appointment: dict[str, Any] | None = None  # the webhook's snapshot, when there was one
     attempt: int = 0  # how many times this change was already tried (transient failures)
     trace_context: str = ""  # W3C traceparent of the webhook that caused it: one trace per change
+    # The numeric appointment id (int64, as text) when known: `GET /appointment/{id}` may accept
+    # only that, not the GUID. Empty in messages from before it was carried.
+    appointment_id: str = ""
 
     def validate(self) -> None:
         _check_attempt(self.attempt)
+        if not isinstance(self.appointment_id, str) or (self.appointment_id and not self.appointment_id.isdigit()):
+            raise InvalidMessage("PlanningChange: appointment_id must be the numeric appointment id (digits) or empty")
         if not isinstance(self.appointment_guid, str) or not self.appointment_guid:
             raise InvalidMessage("PlanningChange: appointment_guid is required")
         if self.event not in ("created", "updated", "deleted", "poll"):

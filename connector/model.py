@@ -180,7 +180,7 @@ class Appointment:
             body=_text(_pick(data, "Body")),
             start=start,
             end=end,
-            all_day=bool(_pick(data, "IsAllDayEvent", "isAllDay", "allDay")),
+            all_day=_all_day(_pick(data, "IsAllDayEvent", "isAllDayEvent", "isAllDay", "allDay"), start, end),
             importance=Importance.from_planning(_pick(data, "Importance")),
             category=_name(category, "DisplayName", "Name") if category is not None else None,
             time_marker=_name(marker, "Name", "DisplayName") if marker is not None else None,
@@ -190,13 +190,50 @@ class Appointment:
             source_type=_opt(_pick(job, "SourceType") if job else _pick(data, "sourceType")),
             assignments=_assignments(data),
             last_modified=_opt(_pick(data, "LastModifiedDate")),
-            created_by_exchange=bool(_pick(data, "CreatedByExchange")),
-            appointment_id=_opt(_pick(data, "id", "AppointmentId")),
+            created_by_exchange=_flag(_pick(data, "CreatedByExchange"), "CreatedByExchange") or False,
+            appointment_id=_appointment_id(_pick(data, "id", "AppointmentId")),
         )
 
 
 def _opt(value: Any) -> str | None:
     return None if value in (None, "") else str(value)
+
+
+_TRUE_WORDS = frozenset({"true", "1"})
+_FALSE_WORDS = frozenset({"false", "0", ""})
+
+
+def _flag(value: Any, field: str) -> bool | None:
+    """A boolean the payload may carry as JSON or as text (`True`/`False`, `1`/`0`): the string
+    "False" is false. None when absent; anything else is an `InvalidPayload`."""
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int) and value in (0, 1):
+        return bool(value)
+    if isinstance(value, str) and value.strip().lower() in _TRUE_WORDS | _FALSE_WORDS:
+        return value.strip().lower() in _TRUE_WORDS
+    raise InvalidPayload(f"{field}: expected a boolean, got {value!r}")
+
+
+def _all_day(value: Any, start: datetime, end: datetime) -> bool:
+    """The all-day flag when the payload has one; without it (the published `appointment-incoming`
+    schema has none) an appointment is all-day when it spans whole UTC days: it starts and ends at
+    midnight UTC and is at least one day long. Dime.Scheduler keeps appointments in UTC, and the
+    connector writes Outlook events in UTC, so this is the span Outlook itself calls all-day."""
+    flag = _flag(value, "IsAllDayEvent")
+    if flag is not None:
+        return flag
+    return end > start and start.time() == end.time() == datetime.min.time() and (end - start).days >= 1
+
+
+def _appointment_id(value: Any) -> str | None:
+    """The numeric appointment id (int64) as text; anything else is not an id."""
+    if isinstance(value, bool) or value in (None, ""):
+        return None
+    text = str(value).strip()
+    return text if text.isdigit() else None
 
 
 def _name(value: Any, *keys: str) -> str | None:

@@ -3,8 +3,17 @@
 The SDK picks its base URL from an `Environment` enum; to reach any other endpoint (the local
 emulator, a private deployment) we give it an httpx transport that rewrites scheme, host and port
 of each request to the configured `DS_BASE_URL`. Writes go through `POST /import` as procedure
-calls whose values are strings formatted the way the .NET SDK sends them. The SDK never raises on
-non-2xx, so every call is checked here and turned into `PlanningError`.
+calls whose values are strings formatted the way the .NET SDK sends them, with exactly the
+parameters the procedures declare (they are SQL procedures: an unknown parameter fails the call).
+The SDK never raises on non-2xx, so every call is checked here and turned into `PlanningError`.
+
+An import counts as applied only when its answer is a readable success: HTTP 2xx *and* an envelope
+whose inner `StatusCode` is 200 (`{Content, ContentType, StatusCode}` from the .NET side,
+`{content, contentType, statusCode}` from the JS side; `Content` a JSON string or an object). A
+failure may arrive as HTTP 200 with an inner 4xx/5xx and `Content` `{Error, Description}`: it is a
+`PlanningError` with the inner status (429/5xx transient, other 4xx permanent). An answer that cannot
+be read at all is a transient `PlanningError` (502): the write is idempotent, so retrying is safe,
+and recording it as applied could lose it.
 """
 
 from __future__ import annotations
@@ -73,6 +82,41 @@ class Procedure:
         }
 
 
+EXCHANGE_PARAMETERS: tuple[str, ...] = (
+    "AppointmentId", "AppointmentGuid", "ExchangeId", "ICalUId", "Start", "End", "Subject", "Body", "Importance",
+    "ResourceEmail", "ShowAs", "Sensitivity", "Categories", "CreatedByExchange",
+)
+"""The parameters of `mboc_upsertExchangeAppointment` / `mboc_deleteExchangeAppointment`: the official
+SDK models' fields, in their order, and nothing else."""
+
+
+def exchange_parameters(appointment_guid: str, exchange_id: str, resource_email: str,
+                        item: Mapping[str, Any]) -> dict[str, ImportValue]:
+    """Every parameter of the Exchange appointment procedures for one item (unknown values empty)."""
+    def number(name: str) -> int | None:
+        value = item.get(name)
+        return None if value is None or value == "" else int(value)
+
+    values: dict[str, ImportValue] = {
+        "AppointmentId": 0,  # 0 = none: the GUID names the item (as the .NET SDK's default)
+        "AppointmentGuid": appointment_guid,
+        "ExchangeId": exchange_id,
+        "ICalUId": str(item.get("ICalUId") or ""),
+        "Start": item.get("Start"),
+        "End": item.get("End"),
+        "Subject": str(item.get("Subject") or ""),
+        "Body": str(item.get("Body") or ""),
+        "Importance": int(item.get("Importance") or 0),
+        "ResourceEmail": resource_email,
+        "ShowAs": number("ShowAs"),
+        "Sensitivity": number("Sensitivity"),
+        "Categories": [str(c) for c in item.get("Categories") or ()],
+        "CreatedByExchange": True,
+    }
+    assert tuple(values) == EXCHANGE_PARAMETERS
+    return values
+
+
 @dataclass(frozen=True)
 class ImportResult:
     success: bool
@@ -95,17 +139,71 @@ def _error_text(result: Result) -> str:
     return result.response.reason_phrase or "request failed"
 
 
+def _retry_after(response: httpx.Response) -> float | None:
+    header = response.headers.get("retry-after")
+    if header:
+        try:
+            return float(header)
+        except ValueError:
+            return None
+    return None
+
+
 def _check(result: Result, what: str) -> Any:
     if result.ok:
         return result.data
-    retry_after: float | None = None
-    header = result.response.headers.get("retry-after")
-    if header:
+    raise PlanningError(result.response.status_code, f"{what}: {_error_text(result)}", _retry_after(result.response))
+
+
+def _key(data: Mapping[str, Any], name: str) -> Any:
+    """A property in either casing (`Content` / `content`)."""
+    for key, value in data.items():
+        if isinstance(key, str) and key.casefold() == name.casefold():
+            return value
+    return None
+
+
+def _content(envelope: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The envelope's `Content` as a dict (it may be a JSON string or an object), or None."""
+    raw = _key(envelope, "Content")
+    if isinstance(raw, str):
         try:
-            retry_after = float(header)
+            raw = json.loads(raw)
         except ValueError:
-            retry_after = None
-    raise PlanningError(result.response.status_code, f"{what}: {_error_text(result)}", retry_after)
+            return None
+    return dict(raw) if isinstance(raw, Mapping) else None
+
+
+def _failure_text(content: Mapping[str, Any] | None, fallback: str) -> str:
+    if content:
+        parts = [str(v) for v in (_key(content, "Error"), _key(content, "Description") or _key(content, "Message")) if v]
+        if parts:
+            return ": ".join(parts)
+    return fallback
+
+
+def read_import_answer(status: int, body: Any, retry_after: float | None = None) -> ImportResult:
+    """The outcome of `POST /import` from its HTTP status and JSON body (None when it had none).
+
+    Success only when the HTTP status is 2xx and the envelope's inner `StatusCode` is 200; raises
+    `PlanningError` otherwise (see the module docstring).
+    """
+    envelope = body if isinstance(body, Mapping) else None
+    inner = _key(envelope, "StatusCode") if envelope is not None else None
+    content = _content(envelope) if envelope is not None else None
+    if not 200 <= status < 300:
+        fallback = str(_key(envelope, "message") or "") if envelope is not None else ""
+        raise PlanningError(status, f"import: {_failure_text(content, fallback or f'HTTP {status}')}", retry_after)
+    if isinstance(inner, bool) or not isinstance(inner, int | str) or not str(inner).strip().isdigit():
+        # Nothing says whether the calls were applied: retry (imports are idempotent), never assume.
+        raise PlanningError(502, f"import: HTTP {status} without a readable StatusCode in the answer")
+    code = int(str(inner))
+    if code != 200:
+        raise PlanningError(code, f"import: {_failure_text(content, f'StatusCode {code}')}", retry_after)
+    if content is not None and _key(content, "Success") is False:
+        raise PlanningError(502, f"import: StatusCode 200 but Success false: {_failure_text(content, '')}")
+    content = content or {}
+    return ImportResult(True, str(_key(content, "Message") or ""), list(_key(content, "Appointments") or []))
 
 
 class PlanningGateway:
@@ -144,14 +242,27 @@ class PlanningGateway:
                           list(resources) if resources else None)
         return list(data or [])
 
-    def get_appointment(self, appointment_id: str) -> dict[str, Any] | None:
+    def get_appointment(self, guid: str, appointment_id: str | None = None) -> dict[str, Any] | None:
+        """The appointment's current `appointment-incoming` payload, or None when it does not exist.
+
+        `GET /appointment/{id}` may accept only the numeric id (int64): it is used whenever it is
+        known; the GUID is the fallback for a change that came without it. A payload for another
+        GUID than asked (an id reused or mixed up) counts as not found.
+        """
+        ref = appointment_id if appointment_id and appointment_id.isdigit() else guid
         try:
-            return dict(self._call(f"read appointment {appointment_id}", self.client.appointments.get_by_id,
-                                   appointment_id) or {}) or None
+            found = self._call(f"read appointment {ref}", self.client.appointments.get_by_id, ref)
         except PlanningError as exc:
             if exc.status == 404:
                 return None
             raise
+        if not isinstance(found, Mapping) or not found:
+            return None
+        payload = dict(found)
+        got = str(_key(payload, "AppointmentGuid") or "").strip().strip("{}").lower()
+        if got and got != guid.strip().strip("{}").lower():
+            return None
+        return payload
 
     def ping(self) -> None:
         """A cheap authenticated call for the health check."""
@@ -159,45 +270,34 @@ class PlanningGateway:
 
     # -- writes -----------------------------------------------------------------------------
     def run_import(self, procedures: Sequence[Procedure]) -> ImportResult:
-        data = self._call("import", self.client.imports.run, [p.to_json() for p in procedures])
-        content: dict[str, Any] = {}
-        if isinstance(data, dict) and isinstance(data.get("Content"), str):
-            try:
-                content = json.loads(data["Content"])
-            except ValueError:
-                content = {}
-        if content and not content.get("Success", True):
-            raise PlanningError(400, f"import: {content.get('Message', 'rejected')}")
-        return ImportResult(bool(content.get("Success", True)), str(content.get("Message", "")),
-                            list(content.get("Appointments") or []))
+        """Run the calls; returns only on a readable success (see `read_import_answer`)."""
+        try:
+            result = self.client.imports.run([p.to_json() for p in procedures])
+        except httpx.HTTPError as exc:
+            raise PlanningError(0, f"import: {type(exc).__name__}: {exc}") from None
+        body = result.data if result.ok else result.error
+        return read_import_answer(result.response.status_code, body, _retry_after(result.response))
 
     # -- Outlook → planning writes -----------------------------------------------------------
     def upsert_exchange_appointment(self, appointment_guid: str, exchange_id: str, resource_email: str,
                                     item: Mapping[str, Any]) -> None:
-        """Mirror one Outlook item on the board (`mboc_upsertExchangeAppointment`); `item` is `board_item()`."""
-        self.run_import([Procedure("mboc_upsertExchangeAppointment", {
-            "AppointmentGuid": appointment_guid,
-            "ExchangeId": exchange_id,
-            "ICalUId": str(item.get("ICalUId") or ""),
-            "Start": item["Start"],
-            "End": item["End"],
-            "Subject": str(item.get("Subject") or ""),
-            "Body": str(item.get("Body") or ""),
-            "Importance": int(item.get("Importance") or 0),
-            "ResourceEmail": resource_email,
-            "ShowAs": int(item["ShowAs"]),
-            "Sensitivity": int(item["Sensitivity"]),
-            "Categories": [str(c) for c in item.get("Categories") or ()],
-            "CreatedByExchange": True,
-            "IsAllDayEvent": bool(item.get("IsAllDayEvent")),
-            "Location": str(item.get("Location") or ""),
-        })])
+        """Mirror one Outlook item on the board (`mboc_upsertExchangeAppointment`); `item` is `board_item()`.
 
-    def delete_exchange_appointment(self, appointment_guid: str, exchange_id: str, resource_email: str) -> None:
-        """Remove an Outlook item from the board (`mboc_deleteExchangeAppointment`; idempotent)."""
-        self.run_import([Procedure("mboc_deleteExchangeAppointment", {
-            "AppointmentGuid": appointment_guid, "ExchangeId": exchange_id, "ResourceEmail": resource_email,
-        })])
+        Only the parameters of the official SDK model are sent: the item's all-day flag and location
+        have no parameter there (the board shows an all-day item by its midnight-to-midnight times).
+        """
+        self.run_import([Procedure("mboc_upsertExchangeAppointment",
+                                   exchange_parameters(appointment_guid, exchange_id, resource_email, item))])
+
+    def delete_exchange_appointment(self, appointment_guid: str, exchange_id: str, resource_email: str,
+                                    item: Mapping[str, Any] | None = None) -> None:
+        """Remove an Outlook item from the board (`mboc_deleteExchangeAppointment`; idempotent).
+
+        Like the .NET SDK, every field of the model is sent (Start and End included); the item's
+        values when they are known (`board_item()`), else empty (an item deleted in Outlook is gone).
+        """
+        self.run_import([Procedure("mboc_deleteExchangeAppointment",
+                                   exchange_parameters(appointment_guid, exchange_id, resource_email, item or {}))])
 
     def update_planner_appointment(self, appointment: Mapping[str, Any], subject: str, body: str,
                                    start: datetime, end: datetime, all_day: bool) -> None:
@@ -225,16 +325,28 @@ class PlanningGateway:
         # The SDK has no webhook accessor; its generic CRUD accessor posts to any route.
         return CrudApi(self.client.appointments._dispatcher, f"/webhooks/{event}")
 
-    def register_webhook(self, event: str, notification_url: str, name: str) -> str:
-        """Subscribe `notification_url` to one appointment event; returns the hook id."""
+    def register_webhook(self, event: str, notification_url: str, name: str, source_app: str | None = None) -> str:
+        """Subscribe `notification_url` to one appointment event of the appointments whose Source App is
+        `source_app` (default `DS_SOURCE_APP`); returns the hook id.
+
+        The 201 may carry the hook as JSON or only a `Location` header (`/webhooks/<event>/<id>`):
+        the id is read from either.
+        """
         if event not in _CHANGE_TYPES:
             raise ValueError(f"unknown webhook event {event!r}")
-        body = {"sourceApp": self._source_app, "name": name, "notificationURL": notification_url,
+        body = {"sourceApp": source_app or self._source_app, "name": name, "notificationURL": notification_url,
                 "resource": "Appointments", "changeType": [_CHANGE_TYPES[event]]}
-        data = self._call(f"register webhook {event}", self._hooks(event).create, body)
-        hook_id = (data or {}).get("id") or (data or {}).get("Id")
+        try:
+            result = self._hooks(event).create(body)
+        except httpx.HTTPError as exc:
+            raise PlanningError(0, f"register webhook {event}: {type(exc).__name__}: {exc}") from None
+        data = _check(result, f"register webhook {event}")
+        hook_id = _key(data, "id") if isinstance(data, Mapping) else None
         if not hook_id:
-            raise PlanningError(502, f"register webhook {event}: the answer carried no hook id")
+            location = result.response.headers.get("location") or ""
+            hook_id = location.rstrip("/").rsplit("/", 1)[-1] if f"/{event}/" in location else None
+        if not hook_id:
+            raise PlanningError(502, f"register webhook {event}: the answer carried no hook id (no body, no Location)")
         return str(hook_id)
 
     def delete_webhook(self, event: str, hook_id: str) -> None:

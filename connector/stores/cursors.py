@@ -99,13 +99,13 @@ def take(state: CursorState, owner: str, now: datetime, ttl: timedelta, full: bo
                    full_required=state.full_required or full or state.pending_full), True
 
 
-def follow_up(state: CursorState) -> tuple[CursorState, datetime | None]:
+def follow_up_due(state: CursorState) -> datetime | None:
     """A busy mailbox whose holder may have died: when to look again (the lease's expiry), unless a
-    follow-up is already due by then. The holder, if alive, serves `Pending` long before; the follow-up
-    then finds nothing new. If it died, the follow-up takes the expired lease and does the work."""
+    follow-up is already noted for then. The holder, if alive, serves `Pending` long before and deletes
+    the follow-up; if it died, the follow-up takes the expired lease and does the work."""
     if state.lease_until is None or (state.follow_up_at is not None and state.follow_up_at >= state.lease_until):
-        return state, None
-    return replace(state, follow_up_at=state.lease_until), state.lease_until
+        return None
+    return state.lease_until
 
 
 def finish_state(state: CursorState, owner: str, now: datetime, ttl: timedelta) -> tuple[CursorState, bool]:
@@ -167,9 +167,7 @@ class CursorStore:
         while True:
             state, etag = self._read(user_id)
             new, taken = take(state, owner, self._clock(), self._ttl, full)
-            again = None
-            if not taken:
-                new, again = follow_up(new)
+            again = None if taken else follow_up_due(new)
             try:
                 new_etag = self._write(user_id, new, etag)
             except (AlreadyExists, ConcurrencyConflict):
@@ -205,17 +203,20 @@ class CursorStore:
             released = "" if again else state.follow_up
             return replace(lease, state=new, etag=written, released_follow_up=released), again
 
-    def note_follow_up(self, user_id: str, follow_up: str) -> None:
-        """Remember the follow-up message a waiting run sent (best effort: without it, it simply runs)."""
+    def note_follow_up(self, user_id: str, at: datetime, follow_up: str) -> bool:
+        """Remember the follow-up message a waiting run sent for `at` (sent first, noted second: a run
+        that dies in between leaves an extra follow-up, never none). False when it is not needed after
+        all (the lease was released meanwhile, or another follow-up is noted): the caller deletes its own."""
         for _ in range(5):
             state, etag = self._read(user_id)
-            if etag is None or not state.lease_owner or state.follow_up:
-                return  # released meanwhile (the follow-up will find nothing to do), or one is noted
+            if etag is None or follow_up_due(state) is None or state.lease_until != at:
+                return False
             try:
-                self._write(user_id, replace(state, follow_up=follow_up), etag)
-                return
+                self._write(user_id, replace(state, follow_up_at=at, follow_up=follow_up), etag)
+                return True
             except ConcurrencyConflict:
                 continue
+        return False
 
 
     def abandon(self, lease: Lease) -> None:

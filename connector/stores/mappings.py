@@ -4,7 +4,10 @@ Rows (every look-up is a point read or one partition):
 - `a|<appointment guid>` / `<resource no>`: an `OutlookCopy`, the event the connector wrote to that
   resource's calendar for the appointment (event id, transactionId, per-field hashes, changeKey).
 - `a|<appointment guid>` / `~exchange`: marks a board appointment that mirrors an Outlook item, so the
-  planning worker never writes it back to Outlook.
+  planning worker never writes it back to Outlook. It is written *before* the item is imported: the
+  import's own webhook (whose payload does not say the item came from Outlook) finds it already.
+- `a|<appointment guid>` / `~id`: the appointment's numeric Dime.Scheduler id, which
+  `GET /appointment/{id}` may require instead of the GUID.
 - `e|<user id>` / `<hash of event id>`: the reverse index from an Outlook event to its mapping. For
   the connector's own events it points at the `OutlookCopy`; for Outlook items it *is* the
   `BoardCopy` (appointment guid, content hash, changeKey).
@@ -22,6 +25,8 @@ from connector.stores.repositories import Row, TableRepository, safe_key
 from connector.sync.status import BoardCopy, OutlookCopy
 
 EXCHANGE_MARK = "~exchange"
+ID_ROW = "~id"
+_NOT_COPIES = frozenset({EXCHANGE_MARK, ID_ROW})  # rows of an appointment's partition that are no OutlookCopy
 
 
 def event_key(event_id: str) -> str:
@@ -61,7 +66,7 @@ class MappingStore:
     def outlook_copies(self, appointment_guid: str) -> dict[str, OutlookCopy]:
         """Every copy of one appointment, keyed by resource number."""
         return {c.resource_no: c for c in (_copy_from(r) for r in self._table.partition(_appointment_pk(appointment_guid))
-                                           if r.row_key != EXCHANGE_MARK)}
+                                           if r.row_key not in _NOT_COPIES)}
 
     def save_outlook_copy(self, copy: OutlookCopy) -> None:
         """Write the copy and, once its event id is known, the reverse index (copy first: it is the truth)."""
@@ -98,9 +103,23 @@ class MappingStore:
         self._table.delete(_event_pk(copy.user_id), event_key(copy.event_id))
         self._table.delete(_appointment_pk(copy.appointment_guid), EXCHANGE_MARK)
 
+    def mark_outlook_item(self, appointment_guid: str, user_id: str, event_id: str) -> None:
+        """Mark the board appointment as an Outlook item before it is imported (see the module docstring)."""
+        self._table.upsert(_appointment_pk(appointment_guid), EXCHANGE_MARK, {"UserId": user_id, "EventId": event_id})
+
     def is_outlook_item(self, appointment_guid: str) -> bool:
         """True when the board appointment mirrors an Outlook item (never written back to Outlook)."""
         return self._table.get(_appointment_pk(appointment_guid), EXCHANGE_MARK) is not None
+
+    # -- the numeric id ----------------------------------------------------------------------
+    def appointment_id(self, appointment_guid: str) -> str | None:
+        """The numeric Dime.Scheduler id remembered for the appointment, if any."""
+        row = self._table.get(_appointment_pk(appointment_guid), ID_ROW)
+        value = str(row.data.get("AppointmentId") or "") if row else ""
+        return value if value.isdigit() else None
+
+    def remember_appointment_id(self, appointment_guid: str, appointment_id: str) -> None:
+        self._table.upsert(_appointment_pk(appointment_guid), ID_ROW, {"AppointmentId": appointment_id})
 
     # -- by event ----------------------------------------------------------------------------
     def by_event(self, user_id: str, event_id: str) -> OutlookCopy | BoardCopy | None:
@@ -118,5 +137,5 @@ class MappingStore:
     def all_outlook_copies(self) -> Iterator[OutlookCopy]:
         """Every copy (the poll compares the planning window with them)."""
         for entity in self._table.query("PartitionKey ge 'a|' and PartitionKey lt 'a}'"):
-            if entity.row_key != EXCHANGE_MARK:
+            if entity.row_key not in _NOT_COPIES:
                 yield _copy_from(entity)

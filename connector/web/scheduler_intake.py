@@ -65,7 +65,8 @@ def parse_notification(
         appointment = Appointment.from_payload(data)
     except InvalidPayload as exc:
         raise Rejection(400, f"invalid appointment: {exc}") from None
-    return PlanningChange(appointment_guid=appointment.guid, event=event, appointment=dict(data))
+    return PlanningChange(appointment_guid=appointment.guid, event=event, appointment=dict(data),
+                          appointment_id=appointment.appointment_id or "")
 
 
 def _header(headers: Mapping[str, str], name: str) -> str | None:

@@ -5,8 +5,10 @@ tracked resources and compares it with the `OutlookCopy` rows, using the same de
 uses (`plan()`): an appointment whose plan is not empty (a copy missing, a field hash that moved,
 a resource no longer assigned) is enqueued as `PlanningChange(event="poll")`. Copies whose
 appointment did not come back in the window are checked one by one with `get_appointment` (it may
-be gone, or merely outside the window or assigned to untracked resources only). Everything in sync
-enqueues nothing. The worker re-reads the appointment, so a poll racing a webhook is harmless.
+be gone, or merely outside the window or assigned to untracked resources only), by the numeric id
+remembered in the mappings (`GET /appointment/{id}` may not take the GUID). Everything in sync
+enqueues nothing. Each message carries the appointment's numeric id when it is known. The worker
+re-reads the appointment, so a poll racing a webhook is harmless.
 """
 
 from __future__ import annotations
@@ -48,6 +50,7 @@ def poll_planning(services: Services, now: datetime | None = None) -> PollResult
     moment = now or datetime.now(UTC)
     tracked = services.registry.tracked()
     copies: dict[str, dict[str, OutlookCopy]] = defaultdict(dict)
+    ids: dict[str, str] = {}  # guid -> numeric id, for the messages
     for copy in services.mappings.all_outlook_copies():
         copies[copy.appointment_guid.lower()][copy.resource_no] = copy
         result.copies += 1
@@ -65,6 +68,8 @@ def poll_planning(services: Services, now: datetime | None = None) -> PollResult
             if appointment.guid in seen:
                 continue
             seen.add(appointment.guid)
+            if appointment.appointment_id:
+                ids[appointment.guid] = appointment.appointment_id
             if not _needs_work(services, appointment, tracked, copies.get(appointment.guid, {})):
                 continue
             if appointment.created_by_exchange or services.mappings.is_outlook_item(appointment.guid):
@@ -74,7 +79,7 @@ def poll_planning(services: Services, now: datetime | None = None) -> PollResult
         if guid in seen:
             continue
         # Not in the window: deleted, moved out of it, or assigned to untracked resources only.
-        current = services.planning.get_appointment(guid)
+        current = services.planning.get_appointment(guid, services.mappings.appointment_id(guid))
         try:
             still: Appointment | None = None if current is None else Appointment.from_payload(current)
         except InvalidPayload as exc:
@@ -83,7 +88,8 @@ def poll_planning(services: Services, now: datetime | None = None) -> PollResult
         if _needs_work(services, still, tracked, known):
             result.enqueued.append(guid)
     for guid in result.enqueued:
-        services.work_queues.send_planning_change(PlanningChange(appointment_guid=guid, event="poll"))
+        services.work_queues.send_planning_change(PlanningChange(appointment_guid=guid, event="poll",
+                                                                 appointment_id=ids.get(guid, "")))
     log.info("poll_planning: %d appointments in the window, %d copies, %d changes enqueued",
              result.window_appointments, result.copies, len(result.enqueued))
     return result

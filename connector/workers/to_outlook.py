@@ -228,7 +228,12 @@ async def apply_planning_change(services: Services, message: PlanningChange) -> 
 async def _read_appointment(services: Services, message: PlanningChange, guid: str) -> Appointment | None:
     if message.event == "deleted":
         return None
-    data = await _io(services.planning.get_appointment, guid)
+    # By its numeric id (`GET /appointment/{id}` may not take the GUID): the message's, else the one
+    # remembered when its events were written.
+    appointment_id: str | None = message.appointment_id or None
+    if appointment_id is None:
+        appointment_id = await _io(services.mappings.appointment_id, guid)
+    data = await _io(services.planning.get_appointment, guid, appointment_id)
     return None if data is None else Appointment.from_payload(data)
 
 
@@ -243,10 +248,14 @@ def _changed_at(appointment: Appointment | None, message: PlanningChange) -> dat
 
 
 def _is_outlook_item(appointment: Appointment | None, message: PlanningChange) -> bool:
+    """Whether the payload itself says so (`CreatedByExchange`, read strictly). The published payload
+    has no such field: the mapping's Outlook-item mark (`mappings.is_outlook_item`) is what decides."""
     if appointment is not None:
         return appointment.created_by_exchange
-    snapshot = message.appointment or {}
-    return any(str(snapshot.get(k)).lower() == "true" for k in ("CreatedByExchange", "createdByExchange"))
+    try:
+        return Appointment.from_payload(message.appointment).created_by_exchange if message.appointment else False
+    except InvalidPayload:
+        return False
 
 
 async def _apply(services: Services, rt: _Runtime, message: PlanningChange, guid: str) -> None:
@@ -279,7 +288,11 @@ async def _apply(services: Services, rt: _Runtime, message: PlanningChange, guid
                                                    _io(services.mappings.outlook_copies, guid))
         ctx = replace(ctx, appointment=appointment)
         tracked = await rt.tracked(services, appointment.resource_nos if appointment else frozenset())
-        await _execute(ctx, _plan(ctx, tracked, copies))
+        actions = _plan(ctx, tracked, copies)
+        if actions and appointment is not None and appointment.appointment_id:
+            # Kept beside its events: later reads (poll, restore) need the numeric id, not the GUID.
+            await _io(services.mappings.remember_appointment_id, guid, appointment.appointment_id)
+        await _execute(ctx, actions)
     finally:
         await _io(release_lease, cursors, guid, etag)
 

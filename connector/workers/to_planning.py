@@ -149,7 +149,9 @@ class ExchangeToPlanning:
                 sent = await self.io(self.s.work_queues.send_exchange_change,
                                      ExchangeChange(message.user_id, reason="follow-up",
                                                     correlation_id=message.correlation_id), delay)
-                await self.io(self.cursors.note_follow_up, message.user_id, f"{sent.message_id} {sent.pop_receipt}")
+                if not await self.io(self.cursors.note_follow_up, message.user_id, again,
+                                     f"{sent.message_id} {sent.pop_receipt}"):
+                    await self.io(self.s.work_queues.cancel, sent)  # another one is noted, or the lease is free
             return []
         reports: list[RoundReport] = []
         try:
@@ -269,6 +271,9 @@ class ExchangeToPlanning:
                    message: ExchangeChange, report: RoundReport, full: bool, known: bool) -> None:
         planning, mappings = self.s.planning, self.mappings
         if isinstance(action, UpsertOnBoard):
+            # Marked first: the import's webhook does not say the item came from Outlook, and it may
+            # reach the planning worker before the import call returns.
+            await self.io(mappings.mark_outlook_item, action.appointment_guid, record.user_id, action.event.id)
             await self.io(planning.upsert_exchange_appointment, action.appointment_guid, action.event.id,
                           record.email, action.item)
             await self.io(mappings.save_board_copy, BoardCopy(record.user_id, action.event.id, action.appointment_guid,
@@ -310,7 +315,8 @@ class ExchangeToPlanning:
             await self._log(record, message, "skip", "skipped", event_id=event.id, detail=action.reason)
 
     async def _current_appointment(self, copy: OutlookCopy) -> tuple[dict[str, Any], Appointment] | None:
-        payload = await self.io(self.s.planning.get_appointment, copy.appointment_guid)
+        appointment_id = await self.io(self.mappings.appointment_id, copy.appointment_guid)
+        payload = await self.io(self.s.planning.get_appointment, copy.appointment_guid, appointment_id)
         if not payload:
             return None
         appointment = Appointment.from_payload(payload)

@@ -10,7 +10,7 @@ from aiohttp import web
 from .emulator import EMULATOR
 from .imports import envelope
 from .jsonhttp import BadRequest, error, read_json
-from .payloads import category_json, incoming, resource_json, time_marker_json
+from .payloads import View, category_json, incoming, resource_json, time_marker_json
 from .values import ValueProblem, parse_datetime
 from .webhooks import EVENT_TYPES, HookProblem
 
@@ -26,7 +26,8 @@ async def import_(request: web.Request) -> web.Response:
     try:
         payload = await read_json(request)
     except BadRequest as exc:
-        return web.json_response(envelope(400, str(exc)), status=400)
+        status, body = envelope(emulator.config, 400, str(exc))
+        return web.json_response(body, status=status)
     result = emulator.apply_import(payload)
     return web.json_response(result.body, status=result.status)
 
@@ -60,16 +61,21 @@ async def appointments(request: web.Request) -> web.Response:
         raise BadRequest("'endDate' is before 'startDate'")
     wanted = [r for r in request.query.getall("resources", []) if r.strip()] or None
     found = emulator.store.appointments_in_window(start, end, wanted)
-    return web.json_response([incoming(emulator.store, a) for a in found])
+    view = View.of(emulator.config)
+    return web.json_response([incoming(emulator.store, a, view) for a in found])
 
 
 @routes.get("/appointment/{id}")
 async def appointment(request: web.Request) -> web.Response:
-    store = request.app[EMULATOR].store
-    found = store.appointment(request.match_info["id"])
+    emulator = request.app[EMULATOR]
+    ref = request.match_info["id"].strip()
+    if emulator.config.appointment_lookup == "id" and not ref.isdigit():
+        # An int64 route parameter: anything else does not match the route at all.
+        return error(404, f"no appointment with id {ref!r} (the id is the numeric appointment id)")
+    found = emulator.store.appointment(ref)
     if found is None:
-        return error(404, f"no appointment with id or GUID {request.match_info['id']!r}")
-    return web.json_response(incoming(store, found))
+        return error(404, f"no appointment with id {ref!r}")
+    return web.json_response(incoming(emulator.store, found, View.of(emulator.config)))
 
 
 @routes.get("/category")
@@ -99,7 +105,10 @@ def _subscribe_handler(event: str) -> web.RouteDef:
         except HookProblem as exc:
             return error(exc.status, str(exc))
         # Power Platform webhook triggers unsubscribe through the Location of the 201.
-        return web.json_response(hook.as_json(), status=201, headers={"Location": f"/webhooks/{event}/{hook.id}"})
+        location = {"Location": f"/webhooks/{event}/{hook.id}"}
+        if emulator.config.webhook_created_answer == "location":
+            return web.Response(status=201, headers=location)
+        return web.json_response(hook.as_json(), status=201, headers=location)
 
     return web.post(f"/webhooks/{event}", subscribe)
 

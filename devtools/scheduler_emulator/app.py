@@ -17,6 +17,7 @@ from aiohttp import web
 from . import api, control
 from .config import SchedulerEmulatorConfig
 from .emulator import EMULATOR, Emulator
+from .imports import envelope
 from .jsonhttp import BadRequest, error
 
 log = logging.getLogger(__name__)
@@ -68,6 +69,9 @@ async def api_gate(request: web.Request, handler: Handler) -> web.StreamResponse
             if fault.retry_after is not None:
                 ra = fault.retry_after
                 headers["Retry-After"] = str(int(ra)) if float(ra).is_integer() else str(ra)
+            if fault.envelope:
+                status, body = envelope(emulator.config, fault.status, f"injected fault #{fault.id}")
+                return web.json_response(body, status=status, headers=headers)
             return error(fault.status, f"injected fault #{fault.id}", headers=headers)
     if request.headers.get("X-API-KEY") not in emulator.config.api_keys:
         return error(401, "missing or invalid X-API-KEY header")

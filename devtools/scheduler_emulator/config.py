@@ -10,6 +10,21 @@ from dataclasses import dataclass, fields, replace
 from typing import Any, Literal
 
 PayloadCasing = Literal["pascal", "camel"]
+EnvelopeCasing = Literal["pascal", "camel"]
+WebhookRouting = Literal["source_app", "all"]
+AppointmentLookup = Literal["id", "id_or_guid"]
+HookCreatedAnswer = Literal["location", "body"]
+PayloadDates = Literal["naive", "utc_z", "offset"]
+
+# Knobs whose value is one of a few words: name -> the allowed words.
+CHOICES: dict[str, tuple[str, ...]] = {
+    "payload_casing": ("pascal", "camel"),
+    "import_envelope_casing": ("pascal", "camel"),
+    "webhook_routing": ("source_app", "all"),
+    "appointment_lookup": ("id", "id_or_guid"),
+    "webhook_created_answer": ("location", "body"),
+    "payload_dates": ("naive", "utc_z", "offset"),
+}
 
 # Knobs that the control plane may change at run time (PATCH /_emulator/config); the rest shape the
 # server itself (keys, ports) and are fixed when the app is created.
@@ -32,6 +47,15 @@ RUNTIME_KNOBS = frozenset(
         "max_webhooks",
         "import_user",
         "planner_user",
+        "import_envelope_casing",
+        "import_content_as_object",
+        "import_failure_as_http_200",
+        "webhook_routing",
+        "payload_outlook_fields",
+        "appointment_lookup",
+        "webhook_created_answer",
+        "payload_dates",
+        "payload_offset_minutes",
     }
 )
 
@@ -70,6 +94,15 @@ class SchedulerEmulatorConfig:
     planner_user: str = "planner"
     """``LastModifiedUser``/``CreatedUser`` written by the planner control plane (unless the body
     names one)."""
+    import_envelope_casing: EnvelopeCasing = "pascal"
+    """``pascal``: ``{Content, ContentType, StatusCode}`` as the .NET SDK reads it; ``camel``:
+    ``{content, contentType, statusCode}`` as the JS SDK reads it."""
+    import_content_as_object: bool = False
+    """``Content`` is a JSON *string* (.NET SDK) unless this is true (then a JSON object)."""
+    import_failure_as_http_200: bool = True
+    """A failed import answers HTTP 200 with the failure in the envelope (inner ``StatusCode`` 4xx/5xx,
+    ``Content`` ``{Error, Description}``): the .NET SDK checks both statuses because this happens.
+    False: the HTTP status is the inner one."""
 
     # --- webhooks ------------------------------------------------------------------------------
     payload_casing: PayloadCasing = "pascal"
@@ -85,6 +118,25 @@ class SchedulerEmulatorConfig:
     """If set (e.g. ``X-Emulator-Event``), deliveries carry the event type in that header. Off by
     default: Dime.Scheduler documents no such header, so the receiver must tell events apart by the
     notification URL it subscribed with."""
+    webhook_routing: WebhookRouting = "source_app"
+    """``source_app``: a hook receives only appointments whose Source App (the job's) is the hook's
+    ``sourceApp``, as Dime.Scheduler routes messages to connectors (docs: integrations/webhook);
+    appointments without one (Outlook items) reach no hook. ``all``: every hook gets everything."""
+    payload_outlook_fields: bool = False
+    """The published ``appointment-incoming`` schema has no ``IsAllDayEvent``, ``CreatedByExchange``
+    (nor ExchangeId, ICalUId, ShowAs, Sensitivity, Categories): they are left out of payloads and
+    reads unless this is true."""
+    appointment_lookup: AppointmentLookup = "id"
+    """``GET /appointment/{id}``: ``id`` accepts the numeric id only (a GUID is 404, as an int64 route
+    answers); ``id_or_guid`` accepts both."""
+    webhook_created_answer: HookCreatedAnswer = "location"
+    """The 201 of a webhook subscription: ``location``: an empty body and the hook in the
+    ``Location`` header (what Power Platform unsubscribes through); ``body``: the hook as JSON too."""
+    payload_dates: PayloadDates = "naive"
+    """Dates in payloads and reads: ``naive`` ``2026-01-05T09:00:00`` (UTC without an offset, as the
+    import examples write them); ``utc_z`` ``...Z``; ``offset`` in ``payload_offset_minutes``
+    (``2026-01-05T10:00:00+01:00``)."""
+    payload_offset_minutes: int = 60
     max_webhooks: int = 100
     """More subscriptions than this are answered 429, as the Swagger documents."""
     delivery_log_limit: int = 2000
@@ -97,9 +149,9 @@ class SchedulerEmulatorConfig:
             if name not in RUNTIME_KNOBS:
                 raise ValueError(f"unknown or fixed knob {name!r}; changeable: {sorted(RUNTIME_KNOBS)}")
             current = getattr(self, name)
-            if name == "payload_casing":
-                if value not in ("pascal", "camel"):
-                    raise ValueError("payload_casing must be 'pascal' or 'camel'")
+            if name in CHOICES:
+                if value not in CHOICES[name]:
+                    raise ValueError(f"{name} must be one of {', '.join(repr(c) for c in CHOICES[name])}")
             elif name == "event_header":
                 if value is not None and not (isinstance(value, str) and value):
                     raise ValueError("event_header must be a non-empty string or null")

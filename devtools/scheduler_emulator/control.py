@@ -67,7 +67,7 @@ async def seed_(request: web.Request) -> web.Response:
     emulator = request.app[EMULATOR]
     body = await read_json(request)
     try:
-        emulator.store, summary = seed(emulator.store, emulator.config, body)
+        summary = seed(emulator.store, emulator.config, body)
     except SeedProblem as exc:
         raise BadRequest(str(exc)) from None
     return web.json_response(summary)
@@ -85,14 +85,13 @@ def _found(emulator: Emulator, ref: str) -> Appointment:
 async def planner_create(request: web.Request) -> web.Response:
     emulator = request.app[EMULATOR]
     body = await read_json(request)
-    work = emulator.store.clone()
     try:
-        appt = create_appointment(work, body, emulator.config.planner_user)
+        with emulator.store.transaction() as work:
+            appt = create_appointment(work, body, emulator.config.planner_user)
     except PlannerProblem as exc:
         raise BadRequest(str(exc)) from None
-    emulator.store = work
     emulator.fire("AppointmentCreated", appt)
-    return web.json_response(full(work, appt), status=201)
+    return web.json_response(full(emulator.store, appt), status=201)
 
 
 @routes.patch(f"{PREFIX}/planner/appointments/{{id}}")
@@ -100,14 +99,13 @@ async def planner_patch(request: web.Request) -> web.Response:
     emulator = request.app[EMULATOR]
     guid = _found(emulator, request.match_info["id"]).guid
     body = await read_json(request)
-    work = emulator.store.clone()
     try:
-        appt = patch_appointment(work, work.appointments[guid], body, emulator.config.planner_user)
+        with emulator.store.transaction() as work:
+            appt = patch_appointment(work, work.appointments[guid], body, emulator.config.planner_user)
     except PlannerProblem as exc:
         raise BadRequest(str(exc)) from None
-    emulator.store = work
     emulator.fire("AppointmentUpdated", appt)
-    return web.json_response(full(work, appt))
+    return web.json_response(full(emulator.store, appt))
 
 
 @routes.delete(f"{PREFIX}/planner/appointments/{{id}}")

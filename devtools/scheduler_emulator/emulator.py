@@ -16,7 +16,7 @@ from .config import SchedulerEmulatorConfig
 from .faults import ApiFaults
 from .imports import AppointmentEvent, ImportResult, run_import
 from .model import Appointment
-from .payloads import flat_camel, incoming
+from .payloads import View, flat_camel, incoming
 from .store import Store
 from .webhooks import Dispatcher, HookRegistry
 
@@ -38,7 +38,6 @@ class Emulator:
     def apply_import(self, payload: Any) -> ImportResult:
         result = run_import(self.store, self.config, payload)
         if result.store is not None:
-            self.store = result.store
             self.procedures.update(result.applied)
             self.procedures_changed.update(result.changed)
             for event in result.events:
@@ -46,12 +45,15 @@ class Emulator:
         return result
 
     def announce(self, event: AppointmentEvent) -> None:
-        """Queue the event for every subscription of its type, rendered as it is now."""
-        hooks = self.hooks.for_event(event.event)
+        """Queue the event for every subscription of its type (and, under ``source_app`` routing, of
+        the appointment's Source App), rendered as it is now."""
+        source_app = event.appointment.task[0] if event.appointment.task else event.appointment.source_app
+        routed = None if self.config.webhook_routing == "all" else (source_app or "")
+        hooks = self.hooks.for_event(event.event, routed)
         if not hooks:
             return
         render = flat_camel if self.config.payload_casing == "camel" else incoming
-        payload = render(event.store, event.appointment)
+        payload = render(event.store, event.appointment, View.of(self.config))
         for hook in hooks:
             self.dispatcher.enqueue(hook, event.event, event.appointment.guid, payload)
 

@@ -2,7 +2,9 @@
 
 A fault matches by HTTP method and route template (as ``GET /_emulator/stats`` spells them, e.g.
 ``/appointment/{id}``); either may be omitted to match every API request. ``count`` limits how many
-requests it hits (unlimited when absent). The first matching fault wins.
+requests it hits (unlimited when absent). The first matching fault wins. ``envelope: true`` (for
+``POST /import``) answers the status inside the import envelope, as a failing import does (so, by
+default, with HTTP 200 and the failure in ``StatusCode`` / ``Content``).
 """
 
 from __future__ import annotations
@@ -24,11 +26,13 @@ class ApiFault:
     retry_after: float | None
     latency_ms: int
     remaining: int | None
+    envelope: bool = False
 
     def as_json(self) -> dict[str, Any]:
         return {
             "id": self.id, "method": self.method, "route": self.route, "status": self.status,
             "retryAfter": self.retry_after, "latencyMs": self.latency_ms, "count": self.remaining,
+            "envelope": self.envelope,
         }
 
 
@@ -62,12 +66,17 @@ class ApiFaults:
         latency = _number(body, "latencyMs", integer=True) or 0
         if status is None and not latency:
             raise FaultProblem("give 'status' and/or 'latencyMs'")
+        envelope = body.get("envelope", False)
+        if not isinstance(envelope, bool):
+            raise FaultProblem("'envelope' must be a boolean")
+        if envelope and status is None:
+            raise FaultProblem("'envelope' needs a 'status'")
         count = _number(body, "count", integer=True)
         if count == 0:
             raise FaultProblem("'count' must be at least 1 (omit it for no limit)")
         fault = ApiFault(
             self._next_id, method.upper() if method else None, (route.rstrip("/") or "/") if route else None,
-            status, _number(body, "retryAfter"), latency, count,
+            status, _number(body, "retryAfter"), latency, count, envelope,
         )
         self._next_id += 1
         self.faults.append(fault)

@@ -1,7 +1,9 @@
 """JSON shapes the emulator answers and delivers.
 
 - :func:`incoming` — the Swagger ``appointment-incoming`` object (PascalCase properties, plus ``id``
-  and ``appointmentNo`` as the schema spells them): ``GET /appointment`` and webhook payloads.
+  and ``appointmentNo`` as the schema spells them): ``GET /appointment`` and webhook payloads. A
+  :class:`View` says how dates are written and whether the fields outside the published schema
+  (``IsAllDayEvent`` and the Outlook origin fields) are added.
 - :func:`flat_camel` — the flat camelCase shape of that schema's ``example`` (the other casing a
   webhook may arrive in; ``payload_casing = "camel"``).
 - :func:`full` — every stored field, for the control plane.
@@ -10,33 +12,65 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
+from .config import SchedulerEmulatorConfig
 from .model import RESOURCE_FIELDS, Appointment, Category, Resource, TimeMarker
 from .store import Store
 from .values import iso_z
 
 
-def incoming(store: Store, appt: Appointment) -> dict[str, Any]:
-    """``appointment-incoming``; Exchange-origin items also carry their Outlook origin fields."""
+@dataclass(frozen=True)
+class View:
+    """How an appointment is written out: date format and the fields beyond the published schema."""
+
+    dates: str = "utc_z"  # naive | utc_z | offset
+    offset_minutes: int = 0
+    outlook_fields: bool = True
+
+    @classmethod
+    def of(cls, config: SchedulerEmulatorConfig) -> View:
+        """The view the API and the webhooks use under ``config``."""
+        return cls(config.payload_dates, config.payload_offset_minutes, config.payload_outlook_fields)
+
+    def date(self, value: datetime | None) -> str | None:
+        if value is None or self.dates == "utc_z":
+            return iso_z(value)
+        if self.dates == "naive":
+            return (iso_z(value) or "").removesuffix("Z")
+        local = value.astimezone(timezone(timedelta(minutes=self.offset_minutes)))
+        text = (iso_z(local.replace(tzinfo=UTC)) or "").removesuffix("Z")
+        sign = "+" if self.offset_minutes >= 0 else "-"
+        hours, minutes = divmod(abs(self.offset_minutes), 60)
+        return f"{text}{sign}{hours:02d}:{minutes:02d}"
+
+
+FULL = View()  # the control plane shows everything, in UTC with Z
+
+
+def incoming(store: Store, appt: Appointment, view: View = FULL) -> dict[str, Any]:
+    """``appointment-incoming``; with ``view.outlook_fields``, also ``IsAllDayEvent`` and, for
+    Exchange-origin items, their Outlook origin fields."""
+    date = view.date
     body: dict[str, Any] = {
         "id": appt.id,
         "appointmentNo": appt.appointment_no,
         "AppointmentGuid": appt.guid,
         "Subject": appt.subject,
         "Body": appt.body,
-        "StartDate": iso_z(appt.start),
-        "EndDate": iso_z(appt.end),
-        "IsAllDayEvent": appt.is_all_day,
+        "StartDate": date(appt.start),
+        "EndDate": date(appt.end),
         "Importance": appt.importance,
         "Locked": appt.locked,
         "PlanningUOM": appt.planning_uom,
         "PlanningQty": appt.planning_qty,
         "UseFixPlanningQty": appt.use_fix_planning_qty,
         "RoundToUOM": appt.round_to_uom,
-        "LastModifiedDate": iso_z(appt.last_modified_date),
+        "LastModifiedDate": date(appt.last_modified_date),
         "LastModifiedUser": appt.last_modified_user,
-        "CreatedDate": iso_z(appt.created_date),
+        "CreatedDate": date(appt.created_date),
         "CreatedUser": appt.created_user,
         "IsRecurrenceException": appt.is_recurrence_exception,
         "CapacityIndicator": appt.capacity_indicator,
@@ -49,7 +83,9 @@ def incoming(store: Store, appt: Appointment) -> dict[str, Any]:
         "AppointmentContainers": list(appt.containers),
         "Notifications": list(appt.notifications),
     }
-    if appt.origin == "exchange":
+    if view.outlook_fields:
+        body["IsAllDayEvent"] = appt.is_all_day
+    if view.outlook_fields and appt.origin == "exchange":
         body |= {
             "CreatedByExchange": appt.created_by_exchange,
             "ExchangeId": appt.exchange_id,
@@ -61,10 +97,12 @@ def incoming(store: Store, appt: Appointment) -> dict[str, Any]:
     return body
 
 
-def flat_camel(store: Store, appt: Appointment) -> dict[str, Any]:
-    """The schema example's flat shape: one resource number (the first assignment) and no more."""
+def flat_camel(store: Store, appt: Appointment, view: View = FULL) -> dict[str, Any]:
+    """The schema example's flat shape: one resource number (the first assignment) and no more (plus
+    the numeric ``id``, which the full shape carries too)."""
     source_app, source_type, job_no, task_no = appt.task or (appt.source_app, appt.source_type, None, None)
-    return {
+    body: dict[str, Any] = {
+        "id": appt.id,
         "appointmentGuid": appt.guid,
         "sourceApp": source_app,
         "sourceType": source_type,
@@ -73,14 +111,20 @@ def flat_camel(store: Store, appt: Appointment) -> dict[str, Any]:
         "resourceNo": appt.assignments[0] if appt.assignments else None,
         "subject": appt.subject,
         "body": appt.body,
-        "start": iso_z(appt.start),
-        "end": iso_z(appt.end),
+        "start": view.date(appt.start),
+        "end": view.date(appt.end),
     }
+    if view.outlook_fields:
+        body["isAllDayEvent"] = appt.is_all_day
+        if appt.origin == "exchange":
+            body["createdByExchange"] = appt.created_by_exchange
+    return body
 
 
 def full(store: Store, appt: Appointment) -> dict[str, Any]:
     """Everything stored about an appointment (control plane only)."""
-    return incoming(store, appt) | {
+    return incoming(store, appt, FULL) | {
+        "IsAllDayEvent": appt.is_all_day,
         "Origin": appt.origin,
         "SourceApp": appt.source_app,
         "SourceType": appt.source_type,

@@ -227,8 +227,7 @@ def _new_appointment(ctx: Context, args: Args, origin: Literal["planning", "exch
 _EXCHANGE_FIELDS = {
     "ExchangeId": "exchange_id", "ICalUId": "ical_uid", "Start": "start", "End": "end", "Subject": "subject",
     "Body": "body", "Importance": "importance", "ShowAs": "show_as", "Sensitivity": "sensitivity",
-    "Categories": "categories", "CreatedByExchange": "created_by_exchange", "IsAllDayEvent": "is_all_day",
-    "Location": "location",
+    "Categories": "categories", "CreatedByExchange": "created_by_exchange",
 }
 
 
@@ -406,6 +405,15 @@ def upsert_task(ctx: Context, args: Args) -> Outcome:
     return Outcome(changed=True)
 
 
+# The official SDK models of an Exchange appointment (both SDKs): AppointmentId, AppointmentGuid,
+# ExchangeId, ICalUId, Start, End, Subject, Body, Importance, ResourceEmail, ShowAs, Sensitivity,
+# Categories, CreatedByExchange -- and nothing else (no all-day flag, no location).
+_EXCHANGE_ITEM = (
+    Param("ExchangeId"), Param("ICalUId"), Param("Subject", "text"), Param("Body", "text"),
+    Param("Importance", "int", low=0, high=2), Param("ShowAs", "int", low=1, high=6),
+    Param("Sensitivity", "int", low=1, high=4), Param("Categories", "list"), Param("CreatedByExchange", "bool"),
+)
+
 _SOURCE_REQUIRED = (
     Param("SourceApp", required=True, max_length=30),
     Param("SourceType", required=True, max_length=10),
@@ -417,24 +425,19 @@ PROCEDURES: dict[str, Procedure] = {
         Procedure(
             "mboc_upsertExchangeAppointment",
             (
-                *APPOINTMENT_REF,
-                Param("ExchangeId"), Param("ICalUId"),
+                *APPOINTMENT_REF, *_EXCHANGE_ITEM,
                 Param("Start", "datetime", required=True), Param("End", "datetime", required=True),
-                Param("Subject", "text"), Param("Body", "text"), Param("Location", "text"),
-                Param("Importance", "int", low=0, high=2),
                 Param("ResourceEmail", "email", required=True),
-                Param("ShowAs", "int", low=1, high=6), Param("Sensitivity", "int", low=1, high=4),
-                Param("Categories", "list"), Param("CreatedByExchange", "bool"), Param("IsAllDayEvent", "bool"),
             ),
             upsert_exchange_appointment,
         ),
         Procedure(
             "mboc_deleteExchangeAppointment",
+            # The .NET SDK's delete sends every field of the model (Start and End included); the
+            # procedure declares them all, reads the ids and ignores the rest.
             (
-                *APPOINTMENT_REF, Param("ExchangeId"), Param("ResourceEmail", "email"),
-                # The .NET SDK's delete request repeats the item's fields; they are read and ignored.
-                Param("ICalUId"), Param("Start", "datetime"), Param("End", "datetime"), Param("Subject", "text"),
-                Param("Body", "text"), Param("Importance", "int", low=0, high=2), Param("Categories", "list"),
+                *APPOINTMENT_REF, *_EXCHANGE_ITEM,
+                Param("Start", "datetime"), Param("End", "datetime"), Param("ResourceEmail", "email"),
             ),
             delete_exchange_appointment,
         ),

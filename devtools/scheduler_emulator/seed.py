@@ -48,14 +48,18 @@ def _pascal_keys(item: Any, where: str, aliases: dict[str, str] | None = None) -
     return out
 
 
-def seed(store: Store, config: SchedulerEmulatorConfig, body: Any) -> tuple[Store, dict[str, Any]]:
-    """Apply ``body`` to a clone of ``store``; returns the new store and a summary."""
+def seed(store: Store, config: SchedulerEmulatorConfig, body: Any) -> dict[str, Any]:
+    """Apply ``body`` to ``store``, all or nothing; returns a summary."""
     if not isinstance(body, dict):
         raise SeedProblem("the body must be a JSON object with resources, categories, timeMarkers, appointments")
     unknown = set(body) - {"resources", "categories", "timeMarkers", "appointments"}
     if unknown:
         raise SeedProblem(f"unknown key(s) {sorted(unknown)}; use resources, categories, timeMarkers, appointments")
-    work = store.clone()
+    with store.transaction() as work:
+        return _seed(work, config, body)
+
+
+def _seed(work: Store, config: SchedulerEmulatorConfig, body: dict[str, Any]) -> dict[str, Any]:
     # Seeds are written by people and JSON: typed values are welcome here.
     ctx = Context(work, dataclasses.replace(config, strict_value_types=False), config.planner_user)
     for i, item in enumerate(_items(body, "resources")):
@@ -78,4 +82,4 @@ def seed(store: Store, config: SchedulerEmulatorConfig, body: Any) -> tuple[Stor
         "timeMarkers": len(_items(body, "timeMarkers")),
         "appointments": created,
     }
-    return work, summary
+    return summary

@@ -109,8 +109,11 @@ class HookRegistry:
         del self.hooks[hook_id]
         return True
 
-    def for_event(self, event: str) -> list[Hook]:
-        return [h for h in self.hooks.values() if h.event == event]
+    def for_event(self, event: str, source_app: str | None = None) -> list[Hook]:
+        """The hooks of ``event``; given a ``source_app``, only those registered under it (case-
+        insensitively; an empty one matches no hook)."""
+        return [h for h in self.hooks.values() if h.event == event
+                and (source_app is None or (source_app != "" and h.source_app.casefold() == source_app.casefold()))]
 
 
 @dataclass

@@ -122,9 +122,15 @@ class FakePlanning:
         return [self.payload(a) for a in self.appointments_by_guid.values()
                 if a.start < end and a.end > start and (not wanted or wanted & set(a.resources))]
 
-    def get_appointment(self, appointment_id: str) -> dict[str, Any] | None:
+    def get_appointment(self, guid: str, appointment_id: str | None = None) -> dict[str, Any] | None:
+        """By numeric id when given (the strict reading of `GET /appointment/{id}`), else by GUID."""
         self.sim.io_sync("ds get_appointment")
-        found = self.appointments_by_guid.get(str(appointment_id).lower())
+        if appointment_id:
+            found = next((a for a in self.appointments_by_guid.values() if str(a.numeric_id) == appointment_id), None)
+            if found is not None and found.guid != guid.lower():
+                found = None
+        else:
+            found = self.appointments_by_guid.get(guid.lower())
         return None if found is None else self.payload(found)
 
     def ping(self) -> None:
@@ -148,7 +154,8 @@ class FakePlanning:
                 numeric_id=existing.numeric_id if existing else 0), "updated" if existing else "created")
         self.sim.io_sync("ds import upsertExchangeAppointment", effect)
 
-    def delete_exchange_appointment(self, appointment_guid: str, exchange_id: str, resource_email: str) -> None:
+    def delete_exchange_appointment(self, appointment_guid: str, exchange_id: str, resource_email: str,
+                                    item: Mapping[str, Any] | None = None) -> None:
         def effect() -> None:
             if appointment_guid.lower() in self.appointments_by_guid:
                 self.writes += 1
@@ -168,10 +175,11 @@ class FakePlanning:
             self.plan(current, "updated")
         self.sim.io_sync("ds import upsertAppointment", effect)
 
-    def register_webhook(self, event: str, notification_url: str, name: str) -> str:
+    def register_webhook(self, event: str, notification_url: str, name: str, source_app: str | None = None) -> str:
         def effect() -> str:
             hook_id = f"hook-{next(self._ids)}"
-            self.hooks[hook_id] = {"id": hook_id, "event": event, "notificationURL": notification_url}
+            self.hooks[hook_id] = {"id": hook_id, "event": event, "notificationURL": notification_url,
+                                   "sourceApp": source_app}
             return hook_id
         return self.sim.io_sync("ds register_webhook", effect)
 

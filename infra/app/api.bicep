@@ -92,9 +92,12 @@ param graphClientId string
 @description('Dime.Scheduler API endpoint.')
 param dimeSchedulerBaseUrl string
 
-@description('SourceApp the connector registers its Dime.Scheduler webhooks under.')
+@description('The connector\'s own SourceApp (fallback when moving a planner\'s appointment whose job names none).')
 @maxLength(30)
 param dimeSchedulerSourceApp string
+
+@description('Source Apps (back offices, e.g. BC;CRM) whose appointments the connector follows through webhooks, separated by ";". Empty: the Source Apps seen in the planning window.')
+param dimeSchedulerWebhookSourceApps string = ''
 
 @description('Planning board to Outlook direction on/off.')
 @allowed([
@@ -184,8 +187,11 @@ var appSettings = {
   DS_BASE_URL: dimeSchedulerBaseUrl
   // connector/gateways/planning.py: X-API-KEY for Dime.Scheduler (Key Vault reference).
   DS_API_KEY: '@Microsoft.KeyVault(SecretUri=${keyVaultUri}secrets/${dsApiKeySecretName})'
-  // connector/gateways/planning.py: SourceApp under which the connector registers its webhooks.
+  // connector/gateways/planning.py: the connector's own SourceApp (fallback for mboc_upsertAppointment).
   DS_SOURCE_APP: dimeSchedulerSourceApp
+  // connector/workers/webhook_registration.py: Source Apps whose appointments get a webhook registration
+  // (Dime.Scheduler routes appointment webhooks by the appointment's Source App).
+  DS_WEBHOOK_SOURCE_APPS: dimeSchedulerWebhookSourceApps
   // connector/config.py Settings: base of the webhook URLs given to Graph subscriptions and
   // Dime.Scheduler webhook registrations.
   CONNECTOR_PUBLIC_URL: connectorPublicUrl

@@ -85,7 +85,9 @@ def test_admin_retries_a_failed_change_after_the_fault_is_lifted(browser: Browse
     created = stack.ds_control("POST", "/planner/appointments", json={
         "Subject": "Boiler maintenance", "StartDate": start.strftime("%Y-%m-%dT%H:%M:%SZ"),
         "EndDate": (start + timedelta(hours=2)).strftime("%Y-%m-%dT%H:%M:%SZ"),
-        "Assignments": [{"Resource": {"ResourceNo": "ALICE"}}]})
+        "Assignments": [{"Resource": {"ResourceNo": "ALICE"}}],
+        # Dime.Scheduler routes webhooks by the job's Source App: the demo back office, which the stack follows.
+        "Task": {"TaskNo": "T-1", "Job": {"SourceApp": "DEMO", "SourceType": "SVC", "JobNo": "J-1001"}}})
     assert created.status_code == 201
     guid = created.json()["AppointmentGuid"]
     wait_until(lambda: stack.services.work_queues.depth("planning-changes-poison") > 0, timeout=30,

@@ -173,11 +173,13 @@ def test_a_new_tracked_resource_gets_a_subscription_and_its_outlook_items_appear
     subjects = sorted(a["Subject"] for a in items)
     assert subjects == sorted(["Customer kick-off", PRIVATE_SUBJECT, "Safety training"] + ["Team stand-up"] * 3)
     kickoff = next(a for a in items if a["Subject"] == "Customer kick-off")
-    assert kickoff["Location"] == "Room 4" and kickoff["CreatedByExchange"] and kickoff["ShowAs"] == 3
+    # mboc_upsertExchangeAppointment has no Location parameter: the board gets none.
+    assert kickoff["Location"] is None and kickoff["CreatedByExchange"] and kickoff["ShowAs"] == 3
     private = next(a for a in items if a["Subject"] == PRIVATE_SUBJECT)
-    assert private["Body"] == "" and private["Location"] == "" and private["Sensitivity"] == 3
+    assert private["Body"] == "" and private["Location"] is None and private["Sensitivity"] == 3
     training = next(a for a in items if a["Subject"] == "Safety training")
-    assert training["IsAllDayEvent"] and training["StartDate"].endswith("T00:00:00Z")
+    # No all-day parameter exists: an all-day item is on the board as whole UTC days.
+    assert training["StartDate"].endswith("T00:00:00Z") and training["EndDate"].endswith("T00:00:00Z")
     assert all(a["Subject"] != "Lunch" for a in items)  # show-as free is filtered out by default
     # The other resources: an unknown email is on the monitor, integration off is not tracked.
     carol = stack.services.registry.get(CAROL)
@@ -229,7 +231,7 @@ def test_all_day_events_stay_all_day(stack: Stack, alice: Outlook) -> None:
     created = alice.create({"subject": "Holiday", "isAllDay": True, "showAs": "oof",
                             "start": gtime(TODAY + timedelta(days=8)), "end": gtime(TODAY + timedelta(days=10))})
     item = wait_until(lambda: on_board(stack, created["id"]), TIMEOUT, what="the all-day event on the board")
-    assert item["IsAllDayEvent"] is True and item["ShowAs"] == 4
+    assert item["ShowAs"] == 4  # no all-day parameter exists: all-day is the midnight-to-midnight span
     assert item["StartDate"] == iso(TODAY + timedelta(days=8)) and item["EndDate"] == iso(TODAY + timedelta(days=10))
 
 
@@ -265,13 +267,13 @@ def test_private_items_are_masked_by_default_and_follow_the_resources_setting(st
     from connector.sync.to_planning import PrivateItems
 
     dentist = next(a for a in board(stack, ALICE) if a["Sensitivity"] == 3)
-    assert dentist["Subject"] == PRIVATE_SUBJECT and dentist["Body"] == "" and dentist["Location"] == ""
+    assert dentist["Subject"] == PRIVATE_SUBJECT and dentist["Body"] == "" and dentist["Location"] is None
     event_id = dentist["ExchangeId"]
     try:
         _own_settings(stack, private_items=PrivateItems.SHOWN)
         reconcile(stack)  # the next round sees the settings changed: a full round
         shown = wait_until(lambda: subject_on_board(stack, event_id, "Dentist"), TIMEOUT, what="the private item shown")
-        assert shown["Location"] == "Dr. Smile"
+        assert shown["Body"] == "Dentist: details"  # shown: the content flows (there is no Location parameter)
 
         _own_settings(stack, private_items=PrivateItems.HIDDEN)
         reconcile(stack)

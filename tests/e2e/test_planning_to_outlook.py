@@ -130,7 +130,8 @@ def test_all_day_appointment_stays_all_day(tenant: Tenant) -> None:
 def test_duplicate_concurrent_webhooks_make_exactly_one_event(tenant: Tenant) -> None:
     tenant.stack.ds_control("POST", "/webhooks/faults", json={"duplicate": 1}).raise_for_status()
     guid = tenant.create(appointment("Heat pump installation", ["ALICE", "BOB"]))
-    payload = tenant.stack.ds_api("GET", f"/appointment/{guid}").json()
+    appointment_id = tenant.stack.ds_control("GET", f"/appointments/{guid}").json()["id"]
+    payload = tenant.stack.ds_api("GET", f"/appointment/{appointment_id}").json()  # by the numeric id
     with ThreadPoolExecutor(8) as pool:  # the same delivery, eight times at once
         statuses = list(pool.map(lambda _: replay_webhook(tenant, "created", payload), range(8)))
     assert statuses == [200] * 8

@@ -10,13 +10,17 @@ import httpx
 
 from connector.stores.storage import EXCHANGE_CHANGES_QUEUE, PLANNING_CHANGES_QUEUE
 from devtools.planning_tenant import appointment, email, setup_tenant
+from devtools.scheduler_emulator import SchedulerEmulatorConfig
 from tests.e2e.conftest import Stack, wait_until
 
 PEOPLE = ["ECHO-ALICE", "ECHO-BOB"]
 
 
 def test_notifications_about_the_connectors_own_writes_write_nothing_back(start_stack: Callable[..., Stack]) -> None:
-    stack = start_stack()
+    # Outlook items on the board have no Source App, so Dime.Scheduler's routing sends their webhooks
+    # to no hook; "all" routing makes the import's webhook reach the connector, which is what the last
+    # part checks (tests/e2e/test_scheduler_real_world.py covers the routed default).
+    stack = start_stack(scheduler_config=SchedulerEmulatorConfig(webhook_routing="all"))
     tenant = setup_tenant(stack, PEOPLE, register=False)
     try:
         queues = stack.services.work_queues

@@ -135,16 +135,19 @@ def test_dimescheduler_sdk_imports_reads_and_receives_a_webhook(
     assert resources[resource_no]["exchangeIntegrationEnabled"] is True
 
     channel = "ds" + suffix.lower()
-    hook_id = gateway.register_webhook("AppointmentCreated", f"{probe_host.url}/api/probe/{channel}", "test hook")
+    # Webhooks are routed by the appointment's Source App: register under the job's back office.
+    hook_id = gateway.register_webhook("AppointmentCreated", f"{probe_host.url}/api/probe/{channel}", "test hook",
+                                       "DEMO")
     start = datetime.now(UTC).replace(microsecond=0) + timedelta(days=1)
     planned = httpx.post(f"{scheduler_emulator.url}/_emulator/planner/appointments", json={
         "Subject": "Heat pump installation",
         "StartDate": start.strftime("%Y-%m-%dT%H:%M:%SZ"),
         "EndDate": (start + timedelta(hours=2)).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "Assignments": [{"Resource": {"ResourceNo": resource_no}}],
+        "Task": {"TaskNo": "T-1", "Job": {"SourceApp": "DEMO", "SourceType": "SVC", "JobNo": "J-1"}},
     }, timeout=10)
     assert planned.status_code == 201
-    guid = planned.json()["AppointmentGuid"]
+    guid, appointment_id = planned.json()["AppointmentGuid"], str(planned.json()["id"])
     payloads = wait_until(lambda: [p for p in probe_received(probe_host, channel) if p.get("AppointmentGuid") == guid],
                           what="the AppointmentCreated webhook on the dev host")
     assert payloads[0]["Subject"] == "Heat pump installation"
@@ -160,7 +163,7 @@ def test_dimescheduler_sdk_imports_reads_and_receives_a_webhook(
     window = gateway.appointments(start - timedelta(hours=1), start + timedelta(days=1), [resource_no])
     subjects = sorted(a["Subject"] for a in window)
     assert subjects == ["Dentist", "Heat pump installation"]
-    one = gateway.get_appointment(guid)
+    one = gateway.get_appointment(guid, appointment_id)
     assert one is not None and one["Subject"] == "Heat pump installation"
     assert gateway.get_appointment(str(uuid.uuid4())) is None
     gateway.delete_webhook("AppointmentCreated", hook_id)

@@ -47,14 +47,41 @@ def planning_appointment(guid: str, *, resource: str = "ALICE", start: str = "20
     )
 
 
-def content(result: Result | httpx.Response) -> dict[str, Any]:
-    """The JSON inside an import answer's ``Content`` string."""
+def envelope(result: Result | httpx.Response) -> dict[str, Any]:
+    """An import answer's body (PascalCase, as the default emulator and the .NET SDK spell it)."""
     body = result.json() if isinstance(result, httpx.Response) else (result.data or result.error)
     assert set(body) >= {"Content", "ContentType", "StatusCode"}, body
     assert body["ContentType"] == "application/json"
+    return dict(body)
+
+
+def content(result: Result | httpx.Response) -> dict[str, Any]:
+    """The JSON inside an import answer's ``Content`` string: ``{Success, Message, Status, Phrase,
+    Appointments}`` on success, ``{Error, Description}`` on failure."""
+    body = envelope(result)
     parsed: dict[str, Any] = json.loads(body["Content"])
-    assert parsed["Status"] == body["StatusCode"]
+    if body["StatusCode"] == 200:
+        assert parsed["Status"] == body["StatusCode"]
+    else:
+        assert set(parsed) == {"Error", "Description"}, parsed
     return parsed
+
+
+def import_status(result: Result | httpx.Response) -> int:
+    """The import's own status (inner ``StatusCode``): a failure may come with HTTP 200."""
+    return int(envelope(result)["StatusCode"])
+
+
+def imported(result: Result) -> bool:
+    """Success as the .NET SDK counts it: HTTP 2xx *and* inner StatusCode 200."""
+    return result.response.is_success and import_status(result) == 200
+
+
+def numeric_id(ctl: httpx.Client, guid: str) -> str:
+    """The appointment's numeric id (what ``GET /appointment/{id}`` takes by default)."""
+    response = ctl.get(f"/appointments/{guid}")
+    assert response.status_code == 200, response.text
+    return str(response.json()["id"])
 
 
 def seed_people(ctl: httpx.Client) -> None:

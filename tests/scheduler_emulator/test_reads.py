@@ -8,15 +8,15 @@ import httpx
 import pytest
 from dimescheduler import DimeSchedulerClient
 
-from .builders import ALICE, exchange_item, planner_body, seed_people
+from .builders import ALICE, exchange_item, imported, numeric_id, planner_body, seed_people
 
 INCOMING_KEYS = {
-    "id", "appointmentNo", "AppointmentGuid", "Subject", "Body", "StartDate", "EndDate", "IsAllDayEvent",
+    "id", "appointmentNo", "AppointmentGuid", "Subject", "Body", "StartDate", "EndDate",
     "Importance", "Locked", "LastModifiedDate", "LastModifiedUser", "CreatedDate", "CreatedUser",
     "IsRecurrenceException", "Task", "Category", "TimeMarker", "Assignments", "AppointmentFieldValues",
     "AppointmentUrls", "AppointmentContainers", "Notifications",
 }
-EXCHANGE_KEYS = {"CreatedByExchange", "ExchangeId", "ICalUId", "ShowAs", "Sensitivity", "Categories"}
+EXCHANGE_KEYS = {"IsAllDayEvent", "CreatedByExchange", "ExchangeId", "ICalUId", "ShowAs", "Sensitivity", "Categories"}
 
 
 def test_resources_are_camel_case_per_the_swagger(sdk: DimeSchedulerClient, ctl: httpx.Client) -> None:
@@ -79,7 +79,7 @@ def test_window_items_have_the_incoming_shape(sdk: DimeSchedulerClient, ctl: htt
     (item,) = result.data
     assert set(item) >= INCOMING_KEYS and not set(item) & EXCHANGE_KEYS
     assert item["AppointmentGuid"] == guids["alice_morning"]
-    assert (item["StartDate"], item["EndDate"]) == ("2026-01-05T08:00:00Z", "2026-01-05T09:00:00Z")
+    assert (item["StartDate"], item["EndDate"]) == ("2026-01-05T08:00:00", "2026-01-05T09:00:00")  # UTC, no offset
     assert item["Task"] == {"TaskNo": "T1", "Job": {"SourceApp": "BC", "SourceType": "JOB", "JobNo": "J1"}}
     assert item["Category"] == {"DisplayName": "Confirmed", "Color": "#00FF00"}
     assert item["Importance"] == 1 and item["LastModifiedUser"] == "planner"
@@ -94,7 +94,10 @@ def test_window_items_have_the_incoming_shape(sdk: DimeSchedulerClient, ctl: htt
 def test_exchange_items_carry_their_origin(sdk: DimeSchedulerClient, ctl: httpx.Client) -> None:
     seed_people(ctl)
     guid = "0b7ad1d2-6d55-4a9c-9d38-000000000010"
-    assert sdk.imports.run([exchange_item(guid)]).ok
+    assert imported(sdk.imports.run([exchange_item(guid)]))
+    (item,) = sdk.appointments.get("2026-01-05T00:00:00Z", "2026-01-06T00:00:00Z", ["ALICE"]).data
+    assert set(item) >= INCOMING_KEYS and not set(item) & EXCHANGE_KEYS  # the published schema has none
+    ctl.patch("/config", json={"payload_outlook_fields": True}).raise_for_status()
     (item,) = sdk.appointments.get("2026-01-05T00:00:00Z", "2026-01-06T00:00:00Z", ["ALICE"]).data
     assert set(item) >= INCOMING_KEYS | EXCHANGE_KEYS
     assert (item["CreatedByExchange"], item["ShowAs"], item["Sensitivity"]) == (True, 3, 1)
@@ -126,10 +129,13 @@ def test_unencoded_plus_offset_is_understood(api: httpx.Client, ctl: httpx.Clien
 
 def test_get_by_id_and_guid(sdk: DimeSchedulerClient, ctl: httpx.Client) -> None:
     guids = _seed_window(ctl)
+    by_id = sdk.appointments.get_by_id(numeric_id(ctl, guids["bob_noon"]))
+    assert by_id.ok and by_id.data["Subject"] == "bob_noon"
+    # By default only the numeric id is a valid route value: a GUID finds nothing.
+    assert sdk.appointments.get_by_id(guids["bob_noon"]).response.status_code == 404
+    ctl.patch("/config", json={"appointment_lookup": "id_or_guid"}).raise_for_status()
     by_guid = sdk.appointments.get_by_id(guids["bob_noon"])
-    assert by_guid.ok and by_guid.data["Subject"] == "bob_noon"
-    by_id = sdk.appointments.get_by_id(str(by_guid.data["id"]))
-    assert by_id.data == by_guid.data
+    assert by_guid.ok and by_guid.data == by_id.data
     assert sdk.appointments.get_by_id(guids["bob_noon"].upper()).data == by_guid.data
     missing = sdk.appointments.get_by_id("424242")
     assert missing.response.status_code == 404 and missing.error["message"]

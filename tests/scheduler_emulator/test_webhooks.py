@@ -10,7 +10,7 @@ from dimescheduler import DimeSchedulerClient
 
 from devtools.azurite import free_port
 
-from .builders import call, exchange_item, planner_body, seed_people
+from .builders import call, exchange_item, imported, planner_body, seed_people
 from .conftest import Receiver, wait_for
 from .test_reads import EXCHANGE_KEYS, INCOMING_KEYS
 
@@ -18,11 +18,13 @@ EVENTS = {"AppointmentCreated": "Create", "AppointmentUpdated": "Update", "Appoi
 
 
 def subscribe(api: httpx.Client, event: str, url: str) -> str:
-    body = {"sourceApp": "CONNECTOR", "name": "sync", "notificationURL": url, "resource": "Appointments",
+    """Subscribe under Source App ``BC``, the back office of the test appointments (hooks are routed
+    by Source App); the hook id comes from the 201's ``Location`` (its body is empty by default)."""
+    body = {"sourceApp": "BC", "name": "sync", "notificationURL": url, "resource": "Appointments",
             "changeType": [EVENTS[event]]}
     response = api.post(f"/webhooks/{event}", json=body)
     assert response.status_code == 201, response.text
-    return str(response.json()["id"])
+    return response.headers["Location"].rsplit("/", 1)[-1]
 
 
 def webhook_stats(ctl: httpx.Client) -> dict[str, int]:
@@ -76,8 +78,8 @@ def test_subscription_body_is_validated(api: httpx.Client, change: dict[str, Any
 def test_subscribe_list_and_unsubscribe(api: httpx.Client, ctl: httpx.Client) -> None:
     assert api.post("/webhooks/AppointmentCreated", content=b"{oops").status_code == 400
     response = api.post("/webhooks/AppointmentCreated", json=VALID)
-    assert response.status_code == 201
-    hook = response.json()
+    assert response.status_code == 201 and response.content == b""  # by default only a Location
+    (hook,) = api.get("/webhooks").json()
     assert hook["id"] and {k: hook[k] for k in VALID} == VALID
     assert response.headers["Location"] == f"/webhooks/AppointmentCreated/{hook['id']}"
     assert [h["id"] for h in api.get("/webhooks").json()] == [hook["id"]]
@@ -109,7 +111,7 @@ def test_planner_actions_deliver_the_full_appointment(api: httpx.Client, ctl: ht
 
     patch(ctl, guid, Subject="Moved", StartDate="2026-01-06T10:00:00Z", EndDate="2026-01-06T11:00:00Z")
     (updated,) = wait_for(lambda: receiver.at("/ok/AppointmentUpdated"), "the Updated delivery")
-    assert (updated.body["Subject"], updated.body["StartDate"]) == ("Moved", "2026-01-06T10:00:00Z")
+    assert (updated.body["Subject"], updated.body["StartDate"]) == ("Moved", "2026-01-06T10:00:00")  # no offset
     assert updated.body["LastModifiedDate"] > got.body["LastModifiedDate"]
 
     assert ctl.delete(f"/planner/appointments/{guid}").status_code == 204
@@ -122,18 +124,21 @@ def test_import_changes_fire_and_noops_do_not(
     api: httpx.Client, ctl: httpx.Client, sdk: DimeSchedulerClient, receiver: Receiver
 ) -> None:
     seed_people(ctl)
+    # Outlook items have no Source App (no job): only unrouted hooks see them, and only the
+    # payload_outlook_fields knob shows their origin fields.
+    ctl.patch("/config", json={"webhook_routing": "all", "payload_outlook_fields": True}).raise_for_status()
     for event in EVENTS:
         subscribe(api, event, f"{receiver.url}/ok/{event}")
     guid = "0b7ad1d2-6d55-4a9c-9d38-000000000020"
-    assert sdk.imports.run([exchange_item(guid)]).ok
+    assert imported(sdk.imports.run([exchange_item(guid)]))
     (created,) = wait_for(lambda: receiver.at("/ok/AppointmentCreated"), "Created from /import")
     assert created.body["CreatedByExchange"] is True and created.body["ShowAs"] == 3
-    assert sdk.imports.run([exchange_item(guid)]).ok  # the same values again: no event
+    assert imported(sdk.imports.run([exchange_item(guid)]))  # the same values again: no event
     assert webhook_stats(ctl)["pending"] == 0 and receiver.at("/ok/AppointmentUpdated") == []
-    assert sdk.imports.run([exchange_item(guid, subject="Dentist (2)")]).ok
+    assert imported(sdk.imports.run([exchange_item(guid, subject="Dentist (2)")]))
     (updated,) = wait_for(lambda: receiver.at("/ok/AppointmentUpdated"), "Updated from /import")
     assert updated.body["Subject"] == "Dentist (2)"
-    assert sdk.imports.run([call("mboc_deleteExchangeAppointment", AppointmentGuid=guid)]).ok
+    assert imported(sdk.imports.run([call("mboc_deleteExchangeAppointment", AppointmentGuid=guid)]))
     (deleted,) = wait_for(lambda: receiver.at("/ok/AppointmentDeleted"), "Deleted from /import")
     assert deleted.body["AppointmentGuid"] == guid and deleted.body["Subject"] == "Dentist (2)"
 
@@ -142,9 +147,9 @@ def test_imports_can_be_configured_silent(
     api: httpx.Client, ctl: httpx.Client, sdk: DimeSchedulerClient, receiver: Receiver
 ) -> None:
     seed_people(ctl)
-    ctl.patch("/config", json={"import_fires_webhooks": False}).raise_for_status()
+    ctl.patch("/config", json={"import_fires_webhooks": False, "webhook_routing": "all"}).raise_for_status()
     subscribe(api, "AppointmentCreated", f"{receiver.url}/ok/silent")
-    assert sdk.imports.run([exchange_item("0b7ad1d2-6d55-4a9c-9d38-000000000021")]).ok
+    assert imported(sdk.imports.run([exchange_item("0b7ad1d2-6d55-4a9c-9d38-000000000021")]))
     assert webhook_stats(ctl)["pending"] == 0  # enqueueing is synchronous: nothing was queued
     create(ctl)  # the planner still fires
     (only,) = wait_for(lambda: receiver.at("/ok/silent"), "the planner's delivery")
@@ -194,10 +199,11 @@ def test_camel_casing(api: httpx.Client, ctl: httpx.Client, receiver: Receiver) 
     guid = create(ctl)["AppointmentGuid"]
     (got,) = wait_for(lambda: receiver.at("/ok/camel"), "the camelCase delivery")
     assert got.body == {
-        "appointmentGuid": guid, "sourceApp": "BC", "sourceType": "JOB", "jobNo": "J1", "taskNo": "T1",
+        "id": got.body["id"], "appointmentGuid": guid, "sourceApp": "BC", "sourceType": "JOB", "jobNo": "J1", "taskNo": "T1",
         "resourceNo": "ALICE", "subject": "Service visit", "body": "Replace filter",
-        "start": "2026-01-06T08:00:00Z", "end": "2026-01-06T09:30:00Z",
+        "start": "2026-01-06T08:00:00", "end": "2026-01-06T09:30:00",
     }
+    assert isinstance(got.body["id"], int)
 
 
 def test_event_header_knob(api: httpx.Client, ctl: httpx.Client, receiver: Receiver) -> None:
