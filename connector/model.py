@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
+from html.parser import HTMLParser
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -315,17 +316,45 @@ class CalendarEvent:
         )
 
 
-_TAGS = re.compile(r"<[^>]+>")
-_BREAKS = re.compile(r"<\s*/?\s*(br|p|div|li|tr|h[1-6])\b[^>]*>", re.IGNORECASE)
-_HEAD = re.compile(r"<(head|style|script)[^>]*>.*?</\1>", re.IGNORECASE | re.DOTALL)
+class _ReadableText(HTMLParser):
+    """Collects what a person reads in an HTML body: text, with line breaks where blocks end."""
+
+    BREAKS = frozenset({"br", "p", "div", "li", "tr", "h1", "h2", "h3", "h4", "h5", "h6", "table", "ul", "ol"})
+    HIDDEN = frozenset({"head", "style", "script", "title"})
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.parts: list[str] = []
+        self._hidden = 0
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag in self.HIDDEN:
+            self._hidden += 1
+        elif tag in self.BREAKS:
+            self.parts.append("\n")
+
+    def handle_startendtag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag in self.BREAKS:
+            self.parts.append("\n")
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag in self.HIDDEN:
+            self._hidden = max(0, self._hidden - 1)
+        elif tag in self.BREAKS:
+            self.parts.append("\n")
+
+    def handle_data(self, data: str) -> None:
+        if not self._hidden:
+            self.parts.append(data)
 
 
 def html_to_text(content: str) -> str:
-    """Outlook bodies are HTML unless asked otherwise: keep the words and line breaks only."""
-    import html
+    """Outlook bodies are HTML unless asked otherwise: keep the words and line breaks only.
 
-    text = _HEAD.sub("", content)
-    text = _BREAKS.sub("\n", text)
-    text = html.unescape(_TAGS.sub("", text))
-    lines = [line.strip() for line in text.splitlines()]
-    return "\n".join(line for line in lines if line).strip()
+    Tags are dropped; <br>, <p>, <div>, list items and rows end lines; entities are decoded;
+    what <head>, <style> and <script> hold is dropped; blank lines and runs of spaces collapse."""
+    parser = _ReadableText()
+    parser.feed(content)
+    parser.close()
+    lines = [" ".join(line.split()) for line in "".join(parser.parts).splitlines()]
+    return "\n".join(line for line in lines if line)

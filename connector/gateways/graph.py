@@ -5,7 +5,9 @@ middleware all come from the SDK); bodies and answers stay JSON dictionaries in 
 format. That keeps the sync core free of SDK types, keeps `@removed` and other annotations that the
 typed models drop, and avoids the ~1.3 s / 35 MiB the typed Event models cost on first use (see
 ../shared/reference/graph.md). Every event request carries `Prefer: IdType="ImmutableId"` and
-`outlook.timezone="UTC"`, so ids survive folder moves and times come back in UTC.
+`outlook.timezone="UTC"`, so ids survive folder moves and times come back in UTC; every read also
+asks for `outlook.body-content-type="text"` (bodies are HTML otherwise; `CalendarEvent.from_graph`
+still turns an HTML body into text should one arrive anyway).
 
 Failures surface as `GraphError` with the HTTP status, Graph's error code and the `Retry-After`
 delay, so the workers can re-queue throttled work instead of dropping it.
@@ -39,6 +41,8 @@ from connector.errors import GraphError
 
 IMMUTABLE_ID = 'IdType="ImmutableId"'
 UTC_TIMEZONE = 'outlook.timezone="UTC"'
+TEXT_BODY = 'outlook.body-content-type="text"'
+READ = (IMMUTABLE_ID, UTC_TIMEZONE, TEXT_BODY)
 
 
 @dataclass(frozen=True)
@@ -292,7 +296,7 @@ class ExchangeGateway:
             query["%24expand"] = f"singleValueExtendedProperties($filter=id eq '{expand_property}')"
         try:
             return await self._send(Method.GET, self._user(user_id).events.by_event_id(event_id), query=query,
-                                    prefer=(IMMUTABLE_ID, UTC_TIMEZONE))
+                                    prefer=READ)
         except GraphError as exc:
             if exc.not_found:
                 return None
@@ -310,24 +314,41 @@ class ExchangeGateway:
 
     async def calendar_view(self, user_id: str, start: datetime, end: datetime) -> list[dict[str, Any]]:
         """Every instance (singles, occurrences, exceptions) overlapping [start, end), all pages."""
-        items: list[dict[str, Any]] = []
         page = await self._send(
             Method.GET, self._user(user_id).calendar_view,
             query={"startDateTime": _iso(start), "endDateTime": _iso(end)},
-            prefer=(IMMUTABLE_ID, UTC_TIMEZONE, "odata.maxpagesize=200"),
+            prefer=(*READ, "odata.maxpagesize=200"),
         )
+        return await self._all_pages(page)
+
+    async def instances(self, user_id: str, master_id: str, start: datetime, end: datetime) -> list[dict[str, Any]]:
+        """The occurrences and exceptions of one series overlapping [start, end), full items, all pages."""
+        builder = self._user(user_id).events.by_event_id(master_id).instances
+        page = await self._send(Method.GET, builder, query={"startDateTime": _iso(start), "endDateTime": _iso(end)},
+                                prefer=(*READ, "odata.maxpagesize=200"))
+        return await self._all_pages(page)
+
+    async def _all_pages(self, page: dict[str, Any] | None) -> list[dict[str, Any]]:
+        items: list[dict[str, Any]] = []
         while page is not None:
             items.extend(page.get("value", []))
             next_link = page.get("@odata.nextLink")
-            page = await self._send(Method.GET, url=next_link, prefer=(IMMUTABLE_ID, UTC_TIMEZONE)) if next_link else None
+            page = await self._send(Method.GET, url=next_link, prefer=READ) if next_link else None
         return items
+
+    async def mailbox_time_zone(self, user_id: str) -> str | None:
+        """The mailbox's `mailboxSettings.timeZone` (a Windows zone name), None when not set.
+        Needs the `MailboxSettings.Read` application permission."""
+        settings = await self._send(Method.GET, self._user(user_id).mailbox_settings)
+        zone = (settings or {}).get("timeZone")
+        return str(zone) if zone else None
 
     async def delta_page(
         self, user_id: str, *, link: str | None = None, start: datetime | None = None, end: datetime | None = None,
         page_size: int = 100,
     ) -> DeltaPage:
         """One calendarView delta page: from a stored next/delta link, or a fresh round over [start, end)."""
-        prefer = (IMMUTABLE_ID, UTC_TIMEZONE, f"odata.maxpagesize={page_size}")
+        prefer = (*READ, f"odata.maxpagesize={page_size}")
         if link is not None:
             page = await self._send(Method.GET, url=link, prefer=prefer)
         else:

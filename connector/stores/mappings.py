@@ -11,6 +11,9 @@ Rows (every look-up is a point read or one partition):
 - `e|<user id>` / `<hash of event id>`: the reverse index from an Outlook event to its mapping. For
   the connector's own events it points at the `OutlookCopy`; for Outlook items it *is* the
   `BoardCopy` (appointment guid, content hash, changeKey).
+- `s|<user id>|<hash of series master id>` / `<hash of event id>`: the series index, one row per
+  occurrence or exception of that series on the board, so a changed master finds its board items
+  with one partition query (no scan).
 Event ids are hashed into row keys because they may hold characters Table Storage forbids in keys.
 """
 
@@ -50,10 +53,15 @@ def _copy_from(row: Row) -> OutlookCopy:
     )
 
 
+def _series_pk(user_id: str, master_id: str) -> str:
+    return f"s|{safe_key(user_id)}|{event_key(master_id)}"
+
+
 def _board_from(row: Row) -> BoardCopy:
     d = row.data
     return BoardCopy(user_id=str(d["UserId"]), event_id=str(d["EventId"]), appointment_guid=str(d["AppointmentGuid"]),
-                     content_hash=str(d.get("ContentHash", "")), change_key=d.get("ChangeKey") or None)
+                     content_hash=str(d.get("ContentHash", "")), change_key=d.get("ChangeKey") or None,
+                     series_master_id=d.get("SeriesMasterId") or None)
 
 
 class MappingStore:
@@ -92,16 +100,34 @@ class MappingStore:
         return [_board_from(r) for r in self._table.partition(_event_pk(user_id)) if r.data.get("Kind") == "exchange"]
 
     def save_board_copy(self, copy: BoardCopy) -> None:
+        """The copy, its board mark, and (for an occurrence or exception) its row in the series index."""
         self._table.upsert(_event_pk(copy.user_id), event_key(copy.event_id), {
             "Kind": "exchange", "AppointmentGuid": copy.appointment_guid, "UserId": copy.user_id,
             "EventId": copy.event_id, "ContentHash": copy.content_hash, "ChangeKey": copy.change_key or "",
+            "SeriesMasterId": copy.series_master_id or "",
         })
         self._table.upsert(_appointment_pk(copy.appointment_guid), EXCHANGE_MARK,
                            {"UserId": copy.user_id, "EventId": copy.event_id})
+        if copy.series_master_id:
+            self._table.upsert(_series_pk(copy.user_id, copy.series_master_id), event_key(copy.event_id),
+                               {"EventId": copy.event_id, "SeriesMasterId": copy.series_master_id})
 
     def delete_board_copy(self, copy: BoardCopy) -> None:
         self._table.delete(_event_pk(copy.user_id), event_key(copy.event_id))
         self._table.delete(_appointment_pk(copy.appointment_guid), EXCHANGE_MARK)
+        if copy.series_master_id:
+            self._table.delete(_series_pk(copy.user_id, copy.series_master_id), event_key(copy.event_id))
+
+    def series_copies(self, user_id: str, master_id: str) -> list[BoardCopy]:
+        """The board copies of one series' occurrences and exceptions (one partition of the index)."""
+        copies = []
+        for row in self._table.partition(_series_pk(user_id, master_id)):
+            found = self.by_event(user_id, str(row.data["EventId"]))
+            if isinstance(found, BoardCopy):
+                copies.append(found)
+            else:  # the copy went away after its index row was written: drop the stale row
+                self._table.delete(row.partition_key, row.row_key)
+        return copies
 
     def mark_outlook_item(self, appointment_guid: str, user_id: str, event_id: str) -> None:
         """Mark the board appointment as an Outlook item before it is imported (see the module docstring)."""

@@ -2,7 +2,8 @@
 
 Rows:
 - `resource` / `<resource no>`: one per resource Dime.Scheduler marks for Exchange integration:
-  email, Graph user id, status, subscription id and expiry, sync timestamps, last error.
+  email, Graph user id, the mailbox's time zone, status, subscription id and expiry, sync
+  timestamps, last error.
 - `subscription` / `<subscription id>`: the index a notification is checked against: the resource,
   the mailbox, and the SHA-256 of the subscription's clientState (the secret itself is never stored).
 - `user` / `<user id>`: mailbox → resource number.
@@ -43,10 +44,11 @@ class ResourceRecord:
     last_sync_to_outlook: datetime | None = None
     last_error: str = ""
     error_count: int = 0
+    time_zone: str = ""  # the mailbox's mailboxSettings.timeZone, read on tracking and on each run
 
     @property
     def tracked(self) -> TrackedResource:
-        return TrackedResource(self.resource_no, self.email, self.user_id)
+        return TrackedResource(self.resource_no, self.email, self.user_id, self.time_zone or "UTC")
 
     def to_row(self) -> dict[str, Any]:
         row: dict[str, Any] = {}

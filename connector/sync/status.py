@@ -28,11 +28,13 @@ EVENT_FIELDS: tuple[str, ...] = ("subject", "body", "start", "end", "isAllDay", 
 
 @dataclass(frozen=True)
 class TrackedResource:
-    """A resource the connector syncs: Dime.Scheduler number, mailbox and Graph user id."""
+    """A resource the connector syncs: Dime.Scheduler number, mailbox, Graph user id, and the mailbox's
+    time zone (`mailboxSettings.timeZone`, a Windows name: all-day items are read and written in it)."""
 
     resource_no: str
     email: str
     user_id: str
+    time_zone: str = "UTC"
 
 
 @dataclass(frozen=True)
@@ -68,13 +70,14 @@ def hashes_of(payload: Mapping[str, Any]) -> dict[str, str]:
 
 @dataclass(frozen=True)
 class BoardCopy:
-    """An Outlook item the connector mirrored on the board."""
+    """An Outlook item the connector mirrored on the board (an occurrence knows its series master)."""
 
     user_id: str
     event_id: str
     appointment_guid: str
     content_hash: str
     change_key: str | None = None
+    series_master_id: str | None = None
 
 
 def content_hash(item: Mapping[str, Any]) -> str:

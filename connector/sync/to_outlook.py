@@ -19,12 +19,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 from connector.model import Appointment, graph_time
 from connector.sync.rules import RuleSet
 from connector.sync.status import EVENT_FIELDS, TAG_PROPERTY_ID, TRANSACTION_PREFIX, OutlookCopy, TrackedResource, hashes_of
+from connector.sync.timezones import all_day_time
 
 
 @dataclass(frozen=True)
@@ -55,25 +56,31 @@ class DeleteEvent:
 Action = CreateEvent | UpdateEvent | DeleteEvent
 
 
-def _all_day_bounds(start: datetime, end: datetime) -> tuple[datetime, datetime]:
-    """All-day events start and end at midnight; an end inside a day extends to the next midnight."""
-    first = datetime.combine(start.astimezone(UTC).date(), time(), UTC)
-    last = datetime.combine(end.astimezone(UTC).date(), time(), UTC)
-    if last < end or last <= first:
+def _all_day_bounds(start: datetime, end: datetime) -> tuple[date, date]:
+    """The planner's all-day days: from the start's date to the end's, an end inside a day counting
+    that day in full (the planning board keeps all-day appointments at UTC midnights)."""
+    first = start.astimezone(UTC).date()
+    last = end.astimezone(UTC).date()
+    if datetime.combine(last, time(), UTC) < end or last <= first:
         last += timedelta(days=1)
     return first, last
 
 
-def desired_event(appointment: Appointment) -> dict[str, Any]:
-    """The Outlook fields of an appointment (documented mapping; category → one Outlook category)."""
-    start, end = appointment.start, appointment.end
+def desired_event(appointment: Appointment, time_zone: str) -> dict[str, Any]:
+    """The Outlook fields of an appointment (documented mapping; category → one Outlook category).
+
+    `time_zone` is the mailbox's (`mailboxSettings.timeZone`): an all-day appointment is written as
+    an all-day event on the planner's days in that zone; timed ones are written in UTC."""
     if appointment.all_day:
-        start, end = _all_day_bounds(start, end)
+        first, last = _all_day_bounds(appointment.start, appointment.end)
+        start, end = all_day_time(first, time_zone), all_day_time(last, time_zone)
+    else:
+        start, end = graph_time(appointment.start), graph_time(appointment.end)
     return {
         "subject": appointment.subject,
         "body": {"contentType": "text", "content": appointment.body},
-        "start": graph_time(start),
-        "end": graph_time(end),
+        "start": start,
+        "end": end,
         "isAllDay": appointment.all_day,
         "showAs": "busy",
         "importance": appointment.importance.value,
@@ -115,9 +122,9 @@ def plan(
     actions: list[Action] = []
     if wanted:
         assert appointment is not None
-        body = desired_event(appointment)
-        hashes = hashes_of(body)
         for resource_no, resource in wanted.items():
+            body = desired_event(appointment, resource.time_zone)  # all-day: in each mailbox's zone
+            hashes = hashes_of(body)
             copy = copies.get(resource_no)
             if copy is not None and copy.user_id != resource.user_id:
                 # Same resource number, another mailbox (email changed): move the event.

@@ -14,6 +14,10 @@ Each item from a mailbox's delta round is one of two kinds:
   (default: the planning board wins for planner-owned appointments, as the design says), `ignore`,
   or `update_planning` (move/retitle the planner's appointment to match).
 
+Recurring series: occurrences arrive as stubs and are completed from their master first
+(`connector/sync/series.py`); a master itself never goes to the board, its occurrences do. All-day
+items are dates in the mailbox's time zone (`TrackedResource.time_zone`, see `board_times`).
+
 Pure decisions only; the worker does the I/O.
 """
 
@@ -22,6 +26,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
@@ -35,6 +40,7 @@ from connector.sync.status import (
     content_hash,
     hashes_of,
 )
+from connector.sync.timezones import all_day_time, local_midnight, mailbox_zone
 
 PRIVATE_SUBJECT = "Private appointment"
 PRIVATE_SENSITIVITIES = frozenset({Sensitivity.PRIVATE, Sensitivity.CONFIDENTIAL})
@@ -132,17 +138,29 @@ def filtered_out(event: CalendarEvent, settings: ResourceSettings) -> str | None
     return None
 
 
-def board_item(event: CalendarEvent, settings: ResourceSettings) -> dict[str, Any]:
-    """The fields the board shows for an Outlook item; a masked private item keeps only its time."""
+def board_times(event: CalendarEvent, time_zone: str) -> tuple[datetime, datetime]:
+    """When the item is, in UTC. Graph reads an all-day item back as midnight-to-midnight dates
+    whatever zone is asked for; those dates are the mailbox's, so they start at its local midnight
+    (a Brussels all-day item on 3 December is 2 December 23:00Z to 3 December 23:00Z in winter)."""
     assert event.start is not None and event.end is not None
+    if not event.all_day:
+        return event.start, event.end
+    zone = mailbox_zone(time_zone)
+    return local_midnight(event.start.date(), zone), local_midnight(event.end.date(), zone)
+
+
+def board_item(event: CalendarEvent, settings: ResourceSettings, time_zone: str) -> dict[str, Any]:
+    """The fields the board shows for an Outlook item; a masked private item keeps only its time.
+    `time_zone` is the mailbox's (`mailboxSettings.timeZone`), for all-day items."""
+    start, end = board_times(event, time_zone)
     masked = event.sensitivity in PRIVATE_SENSITIVITIES and settings.private_items is PrivateItems.MASKED
     return {
         "Subject": PRIVATE_SUBJECT if masked else event.subject,
         "Body": "" if masked else event.body,
         "Location": "" if masked else event.location,
         "Categories": [] if masked else list(event.categories),
-        "Start": event.start,
-        "End": event.end,
+        "Start": start,
+        "End": end,
         "IsAllDayEvent": event.all_day,
         "ShowAs": event.show_as.planning_code,
         "Sensitivity": event.sensitivity.planning_code,
@@ -151,14 +169,19 @@ def board_item(event: CalendarEvent, settings: ResourceSettings) -> dict[str, An
     }
 
 
-def outlook_fields(event: CalendarEvent) -> dict[str, Any]:
-    """The event in the same shape `desired_event` writes, to compare with what the connector wrote."""
+def outlook_fields(event: CalendarEvent, time_zone: str) -> dict[str, Any]:
+    """The event in the same shape `desired_event` writes, to compare with what the connector wrote
+    (all-day items as dates in the mailbox's zone, `time_zone`)."""
     assert event.start is not None and event.end is not None
+    if event.all_day:
+        start, end = all_day_time(event.start.date(), time_zone), all_day_time(event.end.date(), time_zone)
+    else:
+        start, end = graph_time(event.start), graph_time(event.end)
     return {
         "subject": event.subject,
         "body": {"contentType": "text", "content": event.body},
-        "start": graph_time(event.start),
-        "end": graph_time(event.end),
+        "start": start,
+        "end": end,
         "isAllDay": event.all_day,
         "showAs": event.show_as.value,
         "importance": event.importance.value,
@@ -177,7 +200,7 @@ def plan_item(
 ) -> Action:
     """Decide what one delta item means. `own_copy` is set when the item is the connector's event."""
     if own_copy is not None:
-        return _plan_own_event(event, own_copy, policy)
+        return _plan_own_event(event, own_copy, policy, resource.time_zone)
     if is_connector_event(event):
         # Ours, but its mapping is gone (appointment deleted meanwhile): never mirror it back.
         return Unchanged("the connector's own event")
@@ -191,7 +214,7 @@ def plan_item(
     reason = filtered_out(event, settings)
     if reason is not None:
         return RemoveFromBoard(board_copy, reason) if board_copy else Unchanged(reason)
-    item = board_item(event, settings)
+    item = board_item(event, settings, resource.time_zone)
     digest = content_hash(item)
     if board_copy is not None and board_copy.content_hash == digest:
         return Unchanged("nothing the board shows changed", event.change_key, board_copy)
@@ -199,14 +222,14 @@ def plan_item(
     return UpsertOnBoard(guid, item, digest, event)
 
 
-def _plan_own_event(event: CalendarEvent, copy: OutlookCopy, policy: OutlookEditPolicy) -> Action:
+def _plan_own_event(event: CalendarEvent, copy: OutlookCopy, policy: OutlookEditPolicy, time_zone: str) -> Action:
     if event.removed:
         if policy is OutlookEditPolicy.RESTORE_OUTLOOK:
             return RestoreOutlook(copy, deleted=True)
         return Unchanged("the connector's event was deleted in Outlook; OUTLOOK_EDIT_POLICY=" + policy.value)
     if event.change_key is not None and event.change_key == copy.change_key:
         return Unchanged("echo of the connector's own write", event.change_key, copy)
-    current = hashes_of(outlook_fields(event))
+    current = hashes_of(outlook_fields(event, time_zone))
     if all(current[name] == copy.field_hashes.get(name) for name in EVENT_FIELDS):
         return Unchanged("the connector's event, unchanged", event.change_key, copy)
     if policy is OutlookEditPolicy.RESTORE_OUTLOOK:

@@ -12,7 +12,11 @@ a user Graph knows (`get_user`). Each run:
 3. **unknown email** (Graph has no such user): status `unknown_email` with the error on the monitor
    (`GET /api/admin/resources`). It is looked up again on the next run (one cheap call per run),
    never retried through the queue and never raised: one bad address does not fail the timer;
-4. **no longer tracked** (integration switched off, email cleared or unknown, or the resource left
+4. **mailbox time zone**: each tracked resource's `mailboxSettings.timeZone` is read when it is
+   tracked and again on every run (`MailboxSettings.Read`); all-day items are read and written in
+   it (see `connector/sync/timezones.py`). When it cannot be read (permission missing, unknown
+   zone) the last known zone is kept, UTC at first, and the problem shows as the resource's error;
+5. **no longer tracked** (integration switched off, email cleared or unknown, or the resource left
    Dime.Scheduler): the subscription is deleted, the cursor forgotten, status `untracked`, and
    **its Outlook items are removed from the planning board** (`mboc_deleteExchangeAppointment` for
    every board copy of that mailbox). Rule: the board shows a resource's Outlook items only while the
@@ -35,6 +39,7 @@ from connector.services import Services
 from connector.stores.activity import ActivityEntry
 from connector.stores.cursors import CursorStore
 from connector.stores.registry import ResourceRecord, Status
+from connector.sync.timezones import zone_of
 from connector.workers.subscriptions import create_subscription, drop_subscription, enqueue_resync
 
 log = logging.getLogger(__name__)
@@ -138,9 +143,12 @@ async def _sync_one(services: Services, resource: DsResource, record: ResourceRe
         return
     user_id = str(user["id"])
     if record is not None and record.status == Status.TRACKED and record.user_id == user_id:
-        if record.email != resource.email or record.display_name != resource.display_name:
+        time_zone, zone_error = await read_time_zone(services, user_id, record.time_zone)
+        if (record.email, record.display_name, record.time_zone) != (resource.email, resource.display_name, time_zone):
             await _io(services.registry.update, record.resource_no, email=resource.email,
-                      display_name=resource.display_name)
+                      display_name=resource.display_name, time_zone=time_zone)
+        if zone_error:
+            await _io(services.registry.update, record.resource_no, last_error=zone_error)
         if not record.subscription_id:  # an earlier create failed: try again now
             await create_subscription(services, record)
         report.unchanged += 1
@@ -152,8 +160,10 @@ async def _sync_one(services: Services, resource: DsResource, record: ResourceRe
 
 async def _track(services: Services, resource: DsResource, user_id: str, previous: ResourceRecord | None,
                  report: ResourceReport) -> None:
+    time_zone, zone_error = await read_time_zone(services, user_id, previous.time_zone if previous else "")
     record = ResourceRecord(resource.resource_no, resource.email, resource.display_name, user_id, Status.TRACKED,
-                            error_count=previous.error_count if previous else 0)
+                            error_count=previous.error_count if previous else 0, time_zone=time_zone,
+                            last_error=zone_error)
     await _io(services.registry.save, record)
     await _io(services.resource_settings.ensure_account, resource.resource_no)
     await _io(CursorStore(services.repositories.cursors).delete, user_id)  # a fresh start: first round is full
@@ -167,6 +177,23 @@ async def _track(services: Services, resource: DsResource, user_id: str, previou
     await enqueue_resync(services, user_id, "resync", full=True)
     await _activity(services, "track", "applied", record.resource_no, "tracked; first full sync enqueued")
     report.tracked.append(resource.resource_no)
+
+
+async def read_time_zone(services: Services, user_id: str, known: str) -> tuple[str, str]:
+    """(the mailbox's time zone, an error to show or ""). A zone that cannot be read or that the
+    connector does not know keeps the last known one (UTC at first): the sync goes on, visibly."""
+    try:
+        zone = await services.exchange.mailbox_time_zone(user_id)
+    except GraphError as exc:
+        if exc.transient:
+            raise
+        return known or "UTC", f"mailbox time zone not readable ({exc}); grant MailboxSettings.Read"
+    if zone is None:
+        return known or "UTC", ""
+    if zone_of(zone) is None:
+        return known or "UTC", f"mailbox time zone {zone!r} is not known to the connector; all-day items use " \
+                               f"{known or 'UTC'}"
+    return zone, ""
 
 
 async def remove_board_items(services: Services, record: ResourceRecord) -> int:

@@ -410,7 +410,7 @@ async def _update(ctx: _Context, action: UpdateEvent) -> None:
         # Deleted in Outlook: the board still plans it, so the event comes back (new create intent).
         await _io(ctx.services.mappings.delete_outlook_copy, copy)
         transaction_id = new_transaction_id(ctx.guid, resource.resource_no, uuid.uuid4().hex[:8])
-        body = desired_event(ctx.appointment)
+        body = desired_event(ctx.appointment, resource.time_zone)
         payload = {**body, "transactionId": transaction_id,
                    "singleValueExtendedProperties": [{"id": TAG_PROPERTY_ID, "value": ctx.guid}]}
         await _create(ctx, CreateEvent(resource, payload, transaction_id, hashes_of(body)), how="recreate")

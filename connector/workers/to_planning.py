@@ -66,6 +66,7 @@ from connector.sync.to_planning import (
     plan_item,
 )
 from connector.workers.retry import classify, handle_failure
+from connector.workers.series import SeriesCompleter
 
 if TYPE_CHECKING:  # the gateway imports msgraph; this module is imported by the function app at start
     from connector.gateways.graph import DeltaPage
@@ -80,9 +81,12 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
-def settings_hash(settings: ResourceSettings, direction_enabled: bool, policy: str) -> str:
-    """What a full round depends on: a change of it makes the next round a full one."""
+def settings_hash(settings: ResourceSettings, direction_enabled: bool, policy: str, time_zone: str = "UTC") -> str:
+    """What a full round depends on: a change of it makes the next round a full one (the mailbox's
+    time zone too: its all-day items move on the board)."""
     data = {"settings": settings_to_json(settings), "enabled": direction_enabled, "policy": policy}
+    if time_zone != "UTC":  # keeps the digests of UTC mailboxes as they were
+        data["timeZone"] = time_zone
     return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:32]
 
 
@@ -127,6 +131,7 @@ class ExchangeToPlanning:
         self.owner = owner or uuid.uuid4().hex
         self.cursors = CursorStore(services.repositories.cursors)
         self.mappings: MappingStore = services.mappings
+        self._series: SeriesCompleter  # set at the start of each round
 
     @staticmethod
     async def io(fn: Any, *args: Any, **kwargs: Any) -> Any:
@@ -177,7 +182,8 @@ class ExchangeToPlanning:
     async def _round(self, lease: Lease, record: ResourceRecord, message: ExchangeChange) -> tuple[Lease, RoundReport]:
         config = self.s.settings
         settings = await self.io(self.s.resource_settings.effective, record.resource_no)
-        digest = settings_hash(settings, config.sync_to_planning_enabled, config.outlook_edit_policy.value)
+        digest = settings_hash(settings, config.sync_to_planning_enabled, config.outlook_edit_policy.value,
+                               record.tracked.time_zone)
         state = lease.state
         stale = state.last_full_at is None or _now() - state.last_full_at > FULL_ROUND_EVERY
         full = state.full_required or not state.link or state.settings_hash != digest or stale
@@ -192,6 +198,7 @@ class ExchangeToPlanning:
     async def _pages(self, lease: Lease, record: ResourceRecord, settings: ResourceSettings,
                      message: ExchangeChange, digest: str, full: bool) -> tuple[Lease, RoundReport]:
         report = RoundReport(full=full)
+        self._series = SeriesCompleter(self.s.exchange, record.user_id)  # masters read once per round
         if full:
             start, end = sync_window(_now(), self.s.settings.sync_window_past_days,
                                      self.s.settings.sync_window_future_days)
@@ -236,6 +243,9 @@ class ExchangeToPlanning:
     async def _apply_raw(self, raw: Any, record: ResourceRecord, settings: ResourceSettings,
                          message: ExchangeChange, report: RoundReport, full: bool) -> str | None:
         """Plan and apply one delta item; returns its id when it is a live item (for the full round)."""
+        if isinstance(raw, dict):
+            self._series.remember(raw)
+            raw = await self._series.complete(raw)  # an occurrence stub gets its master's fields
         try:
             event = CalendarEvent.from_graph(raw)
         except InvalidPayload as exc:
@@ -249,7 +259,33 @@ class ExchangeToPlanning:
                            mapped if isinstance(mapped, OutlookCopy) else None,
                            self.s.settings.outlook_edit_policy, self.s.settings.sync_to_planning_enabled)
         await self._apply(action, event, record, message, report, full, known=mapped is not None)
+        if not full and event.type == "seriesMaster" and not event.removed:
+            await self._reapply_series(event.id, record, settings, message, report)
+        elif not full and event.removed and mapped is None:
+            await self._series_gone(event.id, record, message, report)
         return None if event.removed else event.id
+
+    async def _reapply_series(self, master_id: str, record: ResourceRecord, settings: ResourceSettings,
+                              message: ExchangeChange, report: RoundReport) -> None:
+        """A changed master: plan each current occurrence and exception again (their stubs do not come
+        back), and take off the board those of the series that no longer exist (see workers/series.py)."""
+        start, end = sync_window(_now(), self.s.settings.sync_window_past_days, self.s.settings.sync_window_future_days)
+        live: set[str] = set()
+        for raw in await self._series.occurrences_of(master_id, start, end):
+            event_id = await self._apply_raw(raw, record, settings, message, report, full=False)
+            if event_id:
+                live.add(event_id)
+        for copy in await self.io(self.mappings.series_copies, record.user_id, master_id):
+            if copy.event_id not in live:
+                await self._apply(RemoveFromBoard(copy, "no longer an occurrence of its series in Outlook"), None,
+                                  record, message, report, False)
+
+    async def _series_gone(self, event_id: str, record: ResourceRecord, message: ExchangeChange,
+                           report: RoundReport) -> None:
+        """A removed item that is not on the board itself may be a series master: its occurrences go."""
+        for copy in await self.io(self.mappings.series_copies, record.user_id, event_id):
+            await self._apply(RemoveFromBoard(copy, "its series was deleted in Outlook"), None, record, message,
+                              report, False)
 
     async def _apply(self, action: Action, event: CalendarEvent | None, record: ResourceRecord,
                      message: ExchangeChange, report: RoundReport, full: bool, known: bool = True) -> None:
@@ -277,7 +313,8 @@ class ExchangeToPlanning:
             await self.io(planning.upsert_exchange_appointment, action.appointment_guid, action.event.id,
                           record.email, action.item)
             await self.io(mappings.save_board_copy, BoardCopy(record.user_id, action.event.id, action.appointment_guid,
-                                                              action.content_hash, action.event.change_key))
+                                                              action.content_hash, action.event.change_key,
+                                                              action.event.series_master_id))
             report.applied += 1
             await self._log(record, message, "update" if known else "create", "applied",
                             appointment_guid=action.appointment_guid, event_id=action.event.id)
@@ -332,7 +369,7 @@ class ExchangeToPlanning:
             # Deleted or re-assigned on the board meanwhile: the planning worker removes the event.
             return
         _payload, appointment = found
-        desired = desired_event(appointment)
+        desired = desired_event(appointment, record.tracked.time_zone)
         if action.deleted or not copy.event_id:
             nonce = uuid.uuid4().hex[:12]
             transaction_id = new_transaction_id(appointment.guid, copy.resource_no, nonce)
@@ -359,10 +396,12 @@ class ExchangeToPlanning:
         if found is None or event.start is None or event.end is None:
             return
         payload, _appointment = found
+        time_zone = record.tracked.time_zone
+        # The planner's all-day days are UTC dates (as `desired_event` reads them): the event's dates.
         await self.io(self.s.planning.update_planner_appointment, payload, event.subject, event.body,
                       event.start, event.end, event.all_day)
-        await self.io(self.mappings.save_outlook_copy,
-                      replace(copy, field_hashes=hashes_of(outlook_fields(event)), change_key=event.change_key))
+        await self.io(self.mappings.save_outlook_copy, replace(
+            copy, field_hashes=hashes_of(outlook_fields(event, time_zone)), change_key=event.change_key))
         report.applied += 1
         await self._log(record, message, "update_planning", "applied", appointment_guid=copy.appointment_guid,
                         event_id=event.id, detail="edited in Outlook; OUTLOOK_EDIT_POLICY=update_planning")

@@ -67,3 +67,15 @@ class GraphEmulatorConfig:
     batch_mailbox_concurrency: int = 4
     # Recurring series: stop expanding after this many occurrences (guards noEnd series).
     max_expanded_occurrences: int = 5000
+
+    # Real-world semantics of calendar reads (see ../shared/reference/graph.md and README).
+    # calendarView/delta renders occurrences as stubs (id, type, seriesMasterId, start, end only:
+    # microsoft-graph-docs #7632, #22197, #1716) and lists the series master; "full" renders every
+    # occurrence with all its fields (the lenient variant).
+    delta_occurrences: str = "stub"
+    # Deleting one occurrence: "none" gives no @removed for it in delta (docs PR #4501; only the
+    # series master changes), "removed" gives an @removed tombstone.
+    occurrence_delete_signal: str = "none"
+    # Bodies are HTML unless `Prefer: outlook.body-content-type="text"` is sent; False makes the
+    # emulator ignore that Prefer (always HTML, no Preference-Applied for it).
+    honour_body_content_type: bool = True

@@ -13,6 +13,7 @@ from aiohttp import web
 from .core import Emulator
 from .errors import GraphError
 from .events import insert_event
+from .knobs import get_config, patch_config
 from .store import User
 from .subscriptions import Subscription
 from .timeutil import format_utc
@@ -240,6 +241,8 @@ async def dump_events(emu: Emulator, request: web.Request) -> web.Response:
 def register(router: web.UrlDispatcher) -> None:
     table: list[tuple[str, str, ControlHandler]] = [
         ("POST", "/_emulator/reset", reset),
+        ("GET", "/_emulator/config", get_config),
+        ("PATCH", "/_emulator/config", patch_config),
         ("GET", "/_emulator/stats", stats),
         ("POST", "/_emulator/stats/reset", reset_stats),
         ("POST", "/_emulator/seed", seed),

@@ -21,10 +21,12 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
+from . import ids
 from .errors import GraphError, bad_request
 from .messages import GraphRequest, GraphResponse, applied
 from .paging import page_size, request_path
-from .render import options_from_prefer, render_event
+from .render import options_from_prefer, render_event, render_stub
+from .store import EventView
 from .timeutil import parse_datetime, parse_query_datetime
 
 if TYPE_CHECKING:
@@ -111,22 +113,53 @@ def _check(emu: Emulator, req: GraphRequest, token: str, kind: str, mailbox: str
     return payload
 
 
+def _version(view: EventView, stubs: bool) -> str:
+    """What makes an item come again: a stub only shows its times, so only they count."""
+    if stubs and view.type == "occurrence":
+        return f"{view.start.isoformat()}|{view.end.isoformat()}"
+    return view.change_key
+
+
+def _delta_views(emu: Emulator, mailbox: str, window: tuple[datetime, datetime]) -> list[EventView]:
+    """The window's instances plus the master of every series with one in it (listed in delta)."""
+    views = emu.store.window_views(mailbox, *window)
+    masters = {v.record.immutable_id: v.record for v in views if v.type in ("occurrence", "exception")}
+    return views + [EventView("seriesMaster", record) for record in masters.values()]
+
+
+def _silent_removal(emu: Emulator, key: str) -> bool:
+    """A deleted occurrence whose series still exists gives no signal (knob: occurrence_delete_signal)."""
+    if emu.config.occurrence_delete_signal != "none":
+        return False
+    parsed = ids.parse_occurrence_id(key)
+    if parsed is None:
+        return False
+    master = emu.store.events.get(parsed[0])
+    return master is not None and parsed[1] in master.cancelled
+
+
 def _compute(emu: Emulator, req: GraphRequest, mailbox: str, window: tuple[datetime, datetime],
              previous: dict[str, tuple[str, str]]) -> DeltaRound:
     """Items new or changed since ``previous``, then tombstones for items gone from the window."""
     user = emu.mailbox(mailbox)
-    options, _ = options_from_prefer(req.prefer())
-    views = emu.store.window_views(user.id, *window)
-    snapshot = {v.key: (v.id(False), v.change_key) for v in views}
+    options, _ = options_from_prefer(req.prefer(), emu.config.honour_body_content_type)
+    stubs = emu.config.delta_occurrences == "stub"
+    views = _delta_views(emu, user.id, window)
+    snapshot = {v.key: (v.id(False), _version(v, stubs)) for v in views}
     items: list[dict[str, Any]] = []
     for view in views:
         seen = previous.get(view.key)
-        if seen is not None and seen[1] == view.change_key and (options.immutable or seen[0] == view.id(False)):
+        version = snapshot[view.key][1]
+        if seen is not None and seen[1] == version and (options.immutable or seen[0] == view.id(False)):
             continue
         if seen is not None and not options.immutable and seen[0] != view.id(False):
             items.append(_removed(seen[0]))  # moved: the id the client knows is gone
-        items.append({"@odata.type": "#microsoft.graph.event", **render_event(view, user, options)})
-    items.extend(_removed(key if options.immutable else seen[0]) for key, seen in previous.items() if key not in snapshot)
+        rendered = render_stub(view, options) if stubs and view.type == "occurrence" else render_event(
+            view, user, options)
+        items.append({"@odata.type": "#microsoft.graph.event", **rendered})
+    for key, seen in previous.items():
+        if key not in snapshot and not _silent_removal(emu, key):
+            items.append(_removed(key if options.immutable else seen[0]))
     for item in items:
         item.pop("singleValueExtendedProperties", None)
     return DeltaRound(items, snapshot)
@@ -163,7 +196,7 @@ async def calendar_view_delta(emu: Emulator, req: GraphRequest) -> GraphResponse
         round_id, offset = book.keep(_compute(emu, req, user.id, window, previous)), 0
 
     size, size_prefs = page_size(req, None, emu.config.delta_default_page_size, emu.config.delta_max_page_size)
-    _, prefs = options_from_prefer(req.prefer())
+    _, prefs = options_from_prefer(req.prefer(), emu.config.honour_body_content_type)
     items = book.rounds[round_id].items
     chunk = items[offset: offset + size]
     common = {"u": user.id, "w": window_text, "g": book.generation, "mg": book.mailbox_generation[user.id],

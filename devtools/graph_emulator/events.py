@@ -63,18 +63,17 @@ def _pick(inp: EventInput, base: Times | None, which: str) -> tuple[datetime, st
 def resolve_times(inp: EventInput, base: Times | None) -> Times:
     """New start/end after a POST/PATCH, enforcing Graph's all-day and ordering rules."""
     all_day = inp.is_all_day if inp.is_all_day is not None else bool(base and base.all_day)
-    start, start_tz, start_wall, start_floating = _pick(inp, base, "start")
-    end, end_tz, end_wall, end_floating = _pick(inp, base, "end")
+    start, start_tz, start_wall, _ = _pick(inp, base, "start")
+    end, end_tz, end_wall, _ = _pick(inp, base, "end")
     if all_day:
         if start_wall != MIDNIGHT or end_wall != MIDNIGHT:
             raise bad_request(
                 "Your request can't be completed. If the event is an all-day event, its start and end must be set "
                 "to midnight (00:00:00) in the time zone of the event.", "ErrorInvalidRequest")
-        # All-day events float: keep the calendar dates, stored as UTC midnight.
-        start_day = start.date() if start_floating else start.astimezone(resolve_zone(start_tz) or UTC).date()
-        end_day = end.date() if end_floating else end.astimezone(resolve_zone(end_tz) or UTC).date()
-        start = datetime.combine(start_day, MIDNIGHT, UTC)
-        end = datetime.combine(end_day, MIDNIGHT, UTC)
+        # Stored at local midnight of the zone they are written in (a kept time is already one).
+        start_zone, end_zone = resolve_zone(start_tz) or UTC, resolve_zone(end_tz) or UTC
+        start = datetime.combine(start.astimezone(start_zone).date(), MIDNIGHT, start_zone).astimezone(UTC)
+        end = datetime.combine(end.astimezone(end_zone).date(), MIDNIGHT, end_zone).astimezone(UTC)
         if end <= start:
             raise bad_request("An all-day event must end at least one day after it starts.")
     elif end < start:
@@ -100,7 +99,7 @@ def _check_if_match(req: GraphRequest, view: EventView) -> None:
 
 def _one(emu: Emulator, req: GraphRequest, user: User, view: EventView, status: int,
          query: bool = False) -> GraphResponse:
-    options, prefs = options_from_prefer(req.prefer())
+    options, prefs = options_from_prefer(req.prefer(), emu.config.honour_body_content_type)
     if query:
         listing = parse_options(req.query, EVENT_PROPERTIES, set(), allow_expand=True)
         options.select, options.expand_ext = listing.select, listing.expand_ext
@@ -111,7 +110,7 @@ def _one(emu: Emulator, req: GraphRequest, user: User, view: EventView, status: 
 
 def _list(emu: Emulator, req: GraphRequest, user: User, views: list[EventView], suffix: str) -> GraphResponse:
     listing = parse_options(req.query, EVENT_PROPERTIES, ORDERABLE, allow_expand=True)
-    options, prefs = options_from_prefer(req.prefer())
+    options, prefs = options_from_prefer(req.prefer(), emu.config.honour_body_content_type)
     options.select, options.expand_ext = listing.select, listing.expand_ext
     docs = [render_event(v, user, options) for v in views]
     if listing.filter is not None:
@@ -230,6 +229,8 @@ async def delete_event(emu: Emulator, req: GraphRequest) -> GraphResponse:
     else:
         view.record.exceptions.pop(view.original_start, None)
         view.record.cancelled.add(view.original_start)
+        # Exchange records the deletion on the series master, which so changes too.
+        view.record.change_key, view.record.modified = ids.new_change_key(), emu.now()
         emu.event_changed(user, "updated", [emu.change_ref(top_view(view.record))])
     emu.event_changed(user, "deleted", [ref])
     return GraphResponse(204)

@@ -1,8 +1,10 @@
 """Recurrence patterns: validation and expansion into occurrence dates.
 
-Supported: daily, weekly, absoluteMonthly and absoluteYearly patterns with endDate, numbered and
-noEnd ranges. Occurrences keep the master's wall-clock time in its time zone (so they follow DST);
-the relative monthly/yearly patterns are rejected with a clear 400 rather than expanded wrongly.
+Supported: daily, weekly, absoluteMonthly, relativeMonthly (e.g. the second Tuesday), absoluteYearly
+and relativeYearly (e.g. the last Friday of March) patterns with endDate, numbered and noEnd ranges.
+Occurrences keep the master's wall-clock time in its time zone (so they follow DST). A relative
+pattern's ``index`` picks among the days of the month that fall on one of ``daysOfWeek`` (so
+"first" of Monday..Friday is the first weekday of the month), as Outlook does.
 """
 
 from __future__ import annotations
@@ -12,13 +14,12 @@ from collections.abc import Iterator
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from typing import Any
 
-from .errors import GraphError, bad_request, body_read_error
+from .errors import bad_request, body_read_error
 from .timeutil import to_date
 
 DAYS = ["sunday", "monday", "tuesday", "wednesday", "thursday", "friday", "saturday"]
 INDEXES = ["first", "second", "third", "fourth", "last"]
 PATTERN_TYPES = {"daily", "weekly", "absoluteMonthly", "relativeMonthly", "absoluteYearly", "relativeYearly"}
-SUPPORTED_PATTERNS = {"daily", "weekly", "absoluteMonthly", "absoluteYearly"}
 RANGE_TYPES = {"endDate", "noEnd", "numbered"}
 _PATTERN_KEYS = {"type", "interval", "month", "dayOfMonth", "daysOfWeek", "firstDayOfWeek", "index", "@odata.type"}
 _RANGE_KEYS = {"type", "startDate", "endDate", "recurrenceTimeZone", "numberOfOccurrences", "@odata.type"}
@@ -58,8 +59,6 @@ def normalize_recurrence(value: Any) -> dict[str, Any] | None:
         raise body_read_error(f"The property '{key}' does not exist on type 'microsoft.graph.recurrenceRange'.")
 
     kind = _enum(pattern.get("type"), PATTERN_TYPES, "pattern.type")
-    if kind not in SUPPORTED_PATTERNS:
-        raise GraphError(400, "ErrorInvalidRequest", f"The Graph emulator does not support '{kind}' recurrence.")
     interval = _int(pattern, "interval", 0)
     if interval < 1:
         raise bad_request("The recurrence pattern interval must be at least 1.", "ErrorInvalidRecurrencePattern")
@@ -67,14 +66,14 @@ def normalize_recurrence(value: Any) -> dict[str, Any] | None:
     if not isinstance(days_raw, list):
         raise body_read_error("daysOfWeek must be an array.")
     days = sorted({_enum(d, DAYS, "daysOfWeek") for d in days_raw}, key=DAYS.index)
-    if kind == "weekly" and not days:
-        raise bad_request("A weekly recurrence pattern needs daysOfWeek.", "ErrorInvalidRecurrencePattern")
+    if kind in ("weekly", "relativeMonthly", "relativeYearly") and not days:
+        raise bad_request(f"A {kind} recurrence pattern needs daysOfWeek.", "ErrorInvalidRecurrencePattern")
     first_day = _enum(pattern.get("firstDayOfWeek") or "sunday", DAYS, "firstDayOfWeek")
     day_of_month = _int(pattern, "dayOfMonth", 0)
     month = _int(pattern, "month", 0)
     if kind in ("absoluteMonthly", "absoluteYearly") and not 1 <= day_of_month <= 31:
         raise bad_request("The recurrence pattern needs dayOfMonth between 1 and 31.", "ErrorInvalidRecurrencePattern")
-    if kind == "absoluteYearly" and not 1 <= month <= 12:
+    if kind in ("absoluteYearly", "relativeYearly") and not 1 <= month <= 12:
         raise bad_request("The recurrence pattern needs month between 1 and 12.", "ErrorInvalidRecurrencePattern")
 
     range_type = _enum(rng.get("type"), RANGE_TYPES, "range.type")
@@ -139,14 +138,34 @@ def _candidates(pattern: dict[str, Any], start: date) -> Iterator[date]:
                 yield day
             month += interval
             year, month = year + (month - 1) // 12, (month - 1) % 12 + 1
-    else:  # absoluteYearly
+    elif kind == "relativeMonthly":
+        year, month = start.year, start.month
+        while True:
+            day = _relative_day(year, month, pattern)
+            if day >= start:
+                yield day
+            month += interval
+            year, month = year + (month - 1) // 12, (month - 1) % 12 + 1
+    else:  # absoluteYearly, relativeYearly
         year = start.year
         while True:
             month = pattern["month"]
-            day = date(year, month, min(pattern["dayOfMonth"], calendar.monthrange(year, month)[1]))
+            if kind == "relativeYearly":
+                day = _relative_day(year, month, pattern)
+            else:
+                day = date(year, month, min(pattern["dayOfMonth"], calendar.monthrange(year, month)[1]))
             if day >= start:
                 yield day
             year += interval
+
+
+def _relative_day(year: int, month: int, pattern: dict[str, Any]) -> date:
+    """The ``index``-th (first..fourth, or last) day of the month that is one of ``daysOfWeek``."""
+    wanted = {DAYS.index(d) for d in pattern["daysOfWeek"]}
+    days = [date(year, month, n) for n in range(1, calendar.monthrange(year, month)[1] + 1)
+            if (date(year, month, n).weekday() + 1) % 7 in wanted]
+    index = INDEXES.index(pattern["index"])
+    return days[-1] if pattern["index"] == "last" else days[index]
 
 
 def occurrence_starts(

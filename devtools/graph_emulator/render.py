@@ -34,6 +34,26 @@ def html_to_text(content: str) -> str:
     return "\n".join(line for line in lines if line).strip()
 
 
+def text_to_html(content: str) -> str:
+    """A text body as Exchange stores it once converted: an HTML document, lines as <br>."""
+    lines = "<br>\r\n".join(html.escape(line) for line in content.splitlines())
+    return ('<html>\r\n<head>\r\n<meta http-equiv="Content-Type" content="text/html; charset=utf-8">\r\n'
+            '<style type="text/css" style="display:none">\r\n<!--\r\np\r\n\t{margin-top:0;\r\n\tmargin-bottom:0}\r\n-->'
+            '\r\n</style>\r\n</head>\r\n<body dir="ltr">\r\n<div class="PlainText">' + lines
+            + '</div>\r\n</body>\r\n</html>\r\n')
+
+
+def render_body(body: dict[str, Any] | None, text: bool) -> dict[str, str]:
+    """Graph answers HTML unless the text Prefer was honoured (event-get docs)."""
+    body = body or {"contentType": "html", "content": ""}
+    if text:
+        content = html_to_text(body["content"]) if body["contentType"] == "html" else body["content"]
+        return {"contentType": "text", "content": content}
+    if body["contentType"] == "html":
+        return {"contentType": "html", "content": body["content"]}
+    return {"contentType": "html", "content": text_to_html(body["content"])}
+
+
 @dataclass
 class RenderOptions:
     immutable: bool = False
@@ -45,8 +65,10 @@ class RenderOptions:
     context: str | None = None
 
 
-def options_from_prefer(prefs: dict[str, str]) -> tuple[RenderOptions, list[str]]:
-    """Render options and the ``Preference-Applied`` values for a request's Prefer header."""
+def options_from_prefer(prefs: dict[str, str], honour_body: bool = True) -> tuple[RenderOptions, list[str]]:
+    """Render options and the ``Preference-Applied`` values for a request's Prefer header.
+
+    ``honour_body`` False plays a server that ignores ``outlook.body-content-type`` (always HTML)."""
     options = RenderOptions()
     applied: list[str] = []
     if prefs.get("idtype", "").lower() == "immutableid":
@@ -58,7 +80,7 @@ def options_from_prefer(prefs: dict[str, str]) -> tuple[RenderOptions, list[str]
             options.zone, options.zone_name = zone, zone_name
             applied.append(f'outlook.timezone="{zone_name}"')
     body_type = prefs.get("outlook.body-content-type", "").lower()
-    if body_type in ("text", "html"):
+    if body_type in ("text", "html") and honour_body:
         options.text_body = body_type == "text"
         applied.append(f'outlook.body-content-type="{body_type}"')
     return options, applied
@@ -70,8 +92,12 @@ def ext_items(ext: dict[Any, ExtProp]) -> list[dict[str, Any]]:
 
 def _when(view: EventView, which: str, options: RenderOptions) -> dict[str, str]:
     instant = view.start if which == "start" else view.end
-    if view.record.is_all_day:  # all-day items float: midnight in whatever zone is asked for
-        return {"dateTime": instant.strftime("%Y-%m-%dT00:00:00.0000000"), "timeZone": options.zone_name}
+    if view.record.is_all_day:
+        # Stored at local midnight of the zone it was written in, read back as midnight to midnight
+        # of those dates whatever outlook.timezone asks (docs #1802, msgraph-sdk-javascript #1158).
+        written = resolve_zone(view.start_tz if which == "start" else view.end_tz) or UTC
+        day = instant.astimezone(written).date()
+        return {"dateTime": day.strftime("%Y-%m-%dT00:00:00.0000000"), "timeZone": options.zone_name}
     return {"dateTime": format_local(instant, options.zone), "timeZone": options.zone_name}
 
 
@@ -79,10 +105,8 @@ def render_event(view: EventView, owner: User, options: RenderOptions) -> dict[s
     """Full JSON of an event; ``$select`` and ``$expand`` are applied by :func:`shape`."""
     props = view.props
     record = view.record
-    body = props.get("body") or {"contentType": "html", "content": ""}
-    body_text = html_to_text(body["content"]) if body["contentType"] == "html" else body["content"]
-    if options.text_body and body["contentType"] == "html":
-        body = {"contentType": "text", "content": body_text}
+    body = render_body(props.get("body"), options.text_body)
+    body_text = render_body(props.get("body"), True)["content"]
     address = owner.mail or owner.user_principal_name
     doc: dict[str, Any] = {
         "@odata.etag": f'W/"{view.change_key}"',
@@ -131,6 +155,19 @@ def render_event(view: EventView, owner: User, options: RenderOptions) -> dict[s
         doc["transactionId"] = record.transaction_id
     doc["singleValueExtendedProperties"] = ext_items(view.ext)
     return doc
+
+
+def render_stub(view: EventView, options: RenderOptions) -> dict[str, Any]:
+    """An occurrence as calendarView/delta lists it: identity and times only (no subject, showAs,
+    sensitivity, body or changeKey; microsoft-graph-docs #7632, #22197, #1716, docs-contrib #34)."""
+    return {
+        "@odata.etag": f'W/"{view.change_key}"',
+        "id": view.id(options.immutable),
+        "type": view.type,
+        "seriesMasterId": view.series_master_id(options.immutable),
+        "start": _when(view, "start", options),
+        "end": _when(view, "end", options),
+    }
 
 
 def shape(doc: dict[str, Any], options: RenderOptions, ext_key: Any) -> dict[str, Any]:

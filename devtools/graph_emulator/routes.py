@@ -35,6 +35,8 @@ ROUTES: list[Route] = [
     Route("POST", "/v1.0/users", users.create_user),
     Route("GET", "/v1.0/users", users.list_users),
     Route("GET", "/v1.0/users/{id}", users.get_user),
+    Route("GET", "/v1.0/users/{id}/mailboxSettings", users.get_mailbox_settings),
+    Route("PATCH", "/v1.0/users/{id}/mailboxSettings", users.update_mailbox_settings),
     Route("POST", "/v1.0/subscriptions", subscriptions.create_subscription),
     Route("GET", "/v1.0/subscriptions", subscriptions.list_subscriptions),
     Route("GET", "/v1.0/subscriptions/{id}", subscriptions.get_subscription),

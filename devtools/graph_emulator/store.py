@@ -27,6 +27,7 @@ class User:
     user_principal_name: str
     mail: str | None
     extra: dict[str, Any] = field(default_factory=dict)
+    time_zone: str = "UTC"  # mailboxSettings.timeZone, as set (a Windows zone name, usually)
 
 
 @dataclass
@@ -237,7 +238,7 @@ class EventStore:
 
     def _starts(self, master: EventRecord, until: datetime) -> list[datetime]:
         assert master.recurrence is not None
-        zone = UTC if master.is_all_day else (resolve_zone(master.start_tz) or UTC)
+        zone = resolve_zone(master.start_tz) or UTC  # all-day series too: local midnights of their zone
         local_time = master.start.astimezone(zone).time()
         starts: list[datetime] = []
         for start in occurrence_starts(master.recurrence, local_time, zone, self.max_occurrences):

@@ -1,4 +1,8 @@
-"""User endpoints: ``/users`` and ``/users/{id | userPrincipalName}``."""
+"""User endpoints: ``/users``, ``/users/{id | userPrincipalName}`` and its ``mailboxSettings``.
+
+``mailboxSettings.timeZone`` is the mailbox's zone (a Windows name such as "W. Europe Standard
+Time"); reading it needs ``MailboxSettings.Read`` on the real service. PATCH changes it (only
+``timeZone`` is writable here; an unknown zone is a 400 and changes nothing)."""
 
 from __future__ import annotations
 
@@ -10,6 +14,7 @@ from .messages import GraphRequest, GraphResponse, applied
 from .odata import evaluate, parse_options, sort_key
 from .paging import link, page_size
 from .store import User
+from .timeutil import require_zone
 
 if TYPE_CHECKING:
     from .core import Emulator
@@ -103,3 +108,53 @@ async def list_users(emu: Emulator, req: GraphRequest) -> GraphResponse:
     if offset + size < len(docs):
         body["@odata.nextLink"] = link(req, {"$skiptoken": str(offset + size)})
     return GraphResponse(200, body, applied(prefs))
+
+
+MAILBOX_SETTINGS = {"timeZone", "language", "dateFormat", "timeFormat", "workingHours", "userPurpose",
+                    "automaticRepliesSetting", "archiveFolder", "delegateMeetingMessageDeliveryOptions"}
+
+
+def mailbox_settings_json(user: User) -> dict[str, Any]:
+    return {
+        "archiveFolder": "",
+        "timeZone": user.time_zone,
+        "delegateMeetingMessageDeliveryOptions": "sendToDelegateOutlookAndInformPrincipal",
+        "dateFormat": "dd/MM/yyyy",
+        "timeFormat": "HH:mm",
+        "userPurpose": "user",
+        "automaticRepliesSetting": {"status": "disabled", "externalAudience": "all",
+                                    "internalReplyMessage": "", "externalReplyMessage": ""},
+        "language": {"locale": "en-US", "displayName": "English (United States)"},
+        "workingHours": {"daysOfWeek": ["monday", "tuesday", "wednesday", "thursday", "friday"],
+                         "startTime": "08:00:00.0000000", "endTime": "17:00:00.0000000",
+                         "timeZone": {"name": user.time_zone}},
+    }
+
+
+def _settings_context(req: GraphRequest, user: User) -> str:
+    return f"{req.base_url}/v1.0/$metadata#users('{user.id}')/mailboxSettings"
+
+
+async def get_mailbox_settings(emu: Emulator, req: GraphRequest) -> GraphResponse:
+    user = emu.mailbox(req.params[0])
+    return GraphResponse(200, {"@odata.context": _settings_context(req, user), **mailbox_settings_json(user)})
+
+
+async def update_mailbox_settings(emu: Emulator, req: GraphRequest) -> GraphResponse:
+    user = emu.mailbox(req.params[0])
+    data = req.json_object()
+    for name in data:
+        if name.startswith("@odata."):
+            continue
+        if name not in MAILBOX_SETTINGS:
+            raise body_read_error(f"The property '{name}' does not exist on type 'microsoft.graph.mailboxSettings'.")
+        if name != "timeZone":
+            raise GraphError(400, "ErrorInvalidRequest", f"The Graph emulator does not support writing '{name}'.")
+    zone = data.get("timeZone")
+    if zone is not None:
+        if not isinstance(zone, str):
+            raise body_read_error("Cannot convert the value of property 'timeZone' to Edm.String.")
+        require_zone(zone)
+        user.time_zone = zone
+    changed = {k: v for k, v in mailbox_settings_json(user).items() if k in data}
+    return GraphResponse(200, {"@odata.context": _settings_context(req, user), **changed})

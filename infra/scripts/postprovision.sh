@@ -11,7 +11,7 @@
 #        client_secret     a client secret on the Graph app, written straight into Key Vault.
 #        certificate       a self-signed certificate created in Key Vault (PEM), its public part
 #                          added to the Graph app.
-#   4. Admin consent for Calendars.ReadWrite + User.Read.All: checked; granted when
+#   4. Admin consent for Calendars.ReadWrite + User.Read.All + MailboxSettings.Read: checked; granted when
 #      GRANT_ADMIN_CONSENT=true (needs Privileged Role Administrator or Global Administrator),
 #      otherwise the command is printed.
 #   5. Connector.Admin for the signed-in user (ASSIGN_ADMIN_ROLE_TO_ME=false to skip).
@@ -167,14 +167,14 @@ esac
 graph_sp_id=$(az ad sp show --id "$GRAPH_RESOURCE_APP_ID" --query id -o tsv)
 app_sp_id=$(ensure_service_principal "$GRAPH_CLIENT_ID")
 wanted=$(az ad sp show --id "$GRAPH_RESOURCE_APP_ID" \
-  --query "appRoles[?value=='Calendars.ReadWrite' || value=='User.Read.All'].id" -o tsv | sort)
-[ "$(printf '%s\n' "$wanted" | grep -c .)" -eq 2 ] || die "could not look up the Microsoft Graph app roles Calendars.ReadWrite and User.Read.All."
+  --query "appRoles[?value=='Calendars.ReadWrite' || value=='User.Read.All' || value=='MailboxSettings.Read'].id" -o tsv | sort)
+[ "$(printf '%s\n' "$wanted" | grep -c .)" -eq 3 ] || die "could not look up the Microsoft Graph app roles Calendars.ReadWrite, User.Read.All and MailboxSettings.Read."
 granted=$(az rest --method GET \
   --url "https://graph.microsoft.com/v1.0/servicePrincipals/${app_sp_id}/appRoleAssignments" \
   --query "value[?resourceId=='${graph_sp_id}'].appRoleId" -o tsv | sort)
 missing=$(comm -23 <(printf '%s\n' "$wanted") <(printf '%s\n' "$granted") | grep -c . || true)
 if [ "$missing" -eq 0 ]; then
-  log "Graph app: admin consent for Calendars.ReadWrite and User.Read.All granted."
+  log "Graph app: admin consent for Calendars.ReadWrite, User.Read.All and MailboxSettings.Read granted."
 elif [ "${GRANT_ADMIN_CONSENT:-false}" = "true" ]; then
   if az ad app permission admin-consent --id "$GRAPH_CLIENT_ID"; then
     log "Graph app: admin consent granted."
@@ -183,7 +183,7 @@ elif [ "${GRANT_ADMIN_CONSENT:-false}" = "true" ]; then
     log "  az ad app permission admin-consent --id $GRAPH_CLIENT_ID"
   fi
 else
-  log "ACTION NEEDED: an administrator must grant admin consent to the Graph app (Calendars.ReadWrite, User.Read.All):"
+  log "ACTION NEEDED: an administrator must grant admin consent to the Graph app (Calendars.ReadWrite, User.Read.All, MailboxSettings.Read):"
   log "  az ad app permission admin-consent --id $GRAPH_CLIENT_ID"
   log "  or Entra admin center > App registrations > $GRAPH_CLIENT_ID > API permissions > Grant admin consent."
   log "  (Set GRANT_ADMIN_CONSENT=true with 'azd env set' to let this hook do it.)"

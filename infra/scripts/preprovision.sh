@@ -2,7 +2,8 @@
 # azd preprovision hook: create or find the two Entra ID app registrations and record their client
 # ids in the azd environment, where infra/main.parameters.json picks them up.
 #
-#   Graph app   (GRAPH_CLIENT_ID)  application permissions Calendars.ReadWrite + User.Read.All;
+#   Graph app   (GRAPH_CLIENT_ID)  application permissions Calendars.ReadWrite + User.Read.All +
+#                                  MailboxSettings.Read (mailbox time zones, for all-day items);
 #                                  admin consent is checked or granted by postprovision.sh.
 #   Sign-in app (AUTH_CLIENT_ID)   App Service Authentication; app role ADMIN_APP_ROLE
 #                                  (Connector.Admin); ID tokens; redirect URI added by postprovision.
@@ -61,15 +62,16 @@ ensure_app() {
 graph_app_id=$(ensure_app "Graph app" GRAPH_CLIENT_ID "${GRAPH_CLIENT_ID:-}" "$GRAPH_APP_NAME")
 
 # Application permissions, looked up by name on the Microsoft Graph service principal.
-graph_roles=$(az ad sp show --id "$GRAPH_RESOURCE_APP_ID" --query "appRoles[?value=='Calendars.ReadWrite' || value=='User.Read.All'].{id:id,value:value}" -o json)
+graph_roles=$(az ad sp show --id "$GRAPH_RESOURCE_APP_ID" --query "appRoles[?value=='Calendars.ReadWrite' || value=='User.Read.All' || value=='MailboxSettings.Read'].{id:id,value:value}" -o json)
 required_access=$(printf '%s' "$graph_roles" | python3 -c '
 import json, sys
 roles = {r["value"]: r["id"] for r in json.load(sys.stdin)}
-missing = {"Calendars.ReadWrite", "User.Read.All"} - roles.keys()
+wanted = ("Calendars.ReadWrite", "User.Read.All", "MailboxSettings.Read")
+missing = set(wanted) - roles.keys()
 if missing:
     sys.exit("Microsoft Graph app roles not found: " + ", ".join(sorted(missing)))
 print(json.dumps([{"resourceAppId": sys.argv[1],
-                   "resourceAccess": [{"id": roles[v], "type": "Role"} for v in ("Calendars.ReadWrite", "User.Read.All")]}]))
+                   "resourceAccess": [{"id": roles[v], "type": "Role"} for v in wanted]}]))
 ' "$GRAPH_RESOURCE_APP_ID")
 az ad app update --id "$graph_app_id" --required-resource-accesses "$required_access"
 ensure_service_principal "$graph_app_id" >/dev/null

@@ -27,8 +27,9 @@ case "$*" in
   "ad app create"*) echo "new-app";;
   "keyvault secret show"*|"keyvault certificate show"*) echo "(SecretNotFound) not found" >&2; exit 1;;
   "ad app federated-credential list"*) echo 0;;
-  *"{id:id,value:value}"*) echo '[{"id":"r1","value":"Calendars.ReadWrite"},{"id":"r2","value":"User.Read.All"}]';;
-  "ad sp show --id 00000003-0000-0000-c000-000000000000 --query appRoles"*) printf 'r1\nr2\n';;
+  *"{id:id,value:value}"*) printf '%s' '[{"id":"r1","value":"Calendars.ReadWrite"},{"id":"r2","value":"User.Read.All"},' \
+    '{"id":"r3","value":"MailboxSettings.Read"}]';;
+  "ad sp show --id 00000003-0000-0000-c000-000000000000 --query appRoles"*) printf 'r1\nr2\nr3\n';;
   "ad sp show"*) echo "sp-1";;
   "rest --method GET"*"appRoleAssignments"*) printf 'r1\n';;
   "rest --method GET"*) echo 0;;

@@ -78,7 +78,7 @@ def test_graph_event_with_seven_digit_fractions_and_html_body() -> None:
     assert event.start == datetime(2026, 1, 5, 9, tzinfo=UTC)
     assert event.end == datetime(2026, 1, 5, 9, tzinfo=UTC)  # 10:00 Brussels in winter is 09:00 UTC
     assert (event.show_as, event.sensitivity, event.importance) == (ShowAs.OOF, Sensitivity.PRIVATE, Importance.HIGH)
-    assert event.body == "Line\xa01\nTwo" and event.location == "Clinic"
+    assert event.body == "Line 1\nTwo" and event.location == "Clinic"  # &nbsp; reads as a space
 
 
 def test_removed_marker_from_delta() -> None:

@@ -115,7 +115,7 @@ def test_switched_off_direction_writes_nothing() -> None:
 
 def test_all_day_appointments_stay_all_day_on_midnight_bounds() -> None:
     body = desired_event(appointment(all_day=True, start=datetime(2026, 1, 5, tzinfo=UTC),
-                                     end=datetime(2026, 1, 5, 23, 59, tzinfo=UTC)))
+                                     end=datetime(2026, 1, 5, 23, 59, tzinfo=UTC)), "UTC")
     assert body["isAllDay"] is True
     assert body["start"]["dateTime"] == "2026-01-05T00:00:00.0000000"
     assert body["end"]["dateTime"] == "2026-01-06T00:00:00.0000000"
@@ -147,5 +147,5 @@ def test_any_sequence_converges_and_replays_are_free(sequence: list[Appointment 
     for user in expected:
         [event] = outlook.calendars[user].values()
         assert final is not None
-        for name, value in desired_event(final).items():
+        for name, value in desired_event(final, "UTC").items():
             assert event[name] == value

@@ -99,7 +99,7 @@ def test_edit_to_a_field_the_board_shows_updates_and_a_touch_does_not() -> None:
 
 
 def own_copy() -> tuple[CalendarEvent, OutlookCopy]:
-    body = desired_event(appointment())
+    body = desired_event(appointment(), "UTC")
     copy = OutlookCopy("a1", "ALICE", "user-ALICE", "dsx-a1-ALICE-n", "ev9", hashes_of(body), "ck1")
     event = CalendarEvent(id="ev9", change_key="ck1", subject=body["subject"], body=body["body"]["content"] + "\r\n",
                           start=START, end=START + timedelta(hours=2), show_as=ShowAs.BUSY,
