@@ -380,7 +380,7 @@ async def _create(ctx: _Context, action: CreateEvent, how: str = "create") -> No
 async def _catch_up(ctx: _Context, user_id: str, event: dict[str, Any], action: CreateEvent) -> dict[str, Any]:
     """The event an earlier attempt created holds the appointment as it was then: PATCH what moved since."""
     try:
-        current = hashes_of(outlook_fields(CalendarEvent.from_graph(event)))
+        current = hashes_of(outlook_fields(CalendarEvent.from_graph(event), action.resource.time_zone))
     except InvalidPayload:
         current = {}
     changes = {name: action.payload[name] for name in EVENT_FIELDS if current.get(name) != action.field_hashes[name]}

@@ -106,6 +106,14 @@ class FakeGraph:
     async def ping(self) -> None:
         await self.sim.io("graph ping", lambda: None)
 
+    async def mailbox_time_zone(self, user_id: str) -> str | None:
+        """Every simulated mailbox is in UTC (the time-zone rules have their own end-to-end tests)."""
+        return await self.sim.io("graph mailboxSettings", lambda: "UTC" if user_id in self.mailboxes else None)
+
+    async def instances(self, user_id: str, master_id: str, start: datetime, end: datetime) -> list[dict[str, Any]]:
+        """No recurring series in the simulated calendars (the series rules have their own end-to-end tests)."""
+        return await self.sim.io("graph instances", lambda: [])
+
     async def create_subscription(self, user_id: str, notification_url: str, lifecycle_url: str, client_state: str,
                                   expiration: datetime) -> dict[str, Any]:
         def effect() -> dict[str, Any]:
