@@ -21,6 +21,16 @@ from .users import build_user
 log = logging.getLogger("graph_emulator")
 EMULATOR: web.AppKey[Emulator] = web.AppKey("graph_emulator", Emulator)
 LIFECYCLE_EVENTS = ("reauthorizationRequired", "subscriptionRemoved", "missed")
+THROTTLE_CODES = ("ApplicationThrottled", "TooManyRequests")
+# Knobs of GraphEmulatorConfig settable at runtime through /_emulator/config (the throttle limits have
+# their own /_emulator/throttle, which also updates the live limiter).
+RUNTIME_KNOBS = (
+    "unique_subscriptions", "expose_client_state", "subscriptions_page_size", "delivery_timeout_seconds",
+    "retry_base_seconds", "retry_factor", "retry_max_seconds", "retry_max_duration_seconds",
+    "endpoint_window_seconds", "slow_answer_seconds", "drop_answer_seconds", "slow_share", "drop_share",
+    "slow_delay_seconds", "drop_seconds", "endpoint_min_answers", "reauthorization_interval_seconds",
+    "batch_concurrency", "batch_max_requests", "delivery_batch_ms", "extra_updated_on_create",
+)
 ControlHandler = Callable[[Emulator, web.Request], Awaitable[web.Response]]
 
 
@@ -76,7 +86,7 @@ async def reset(emu: Emulator, request: web.Request) -> web.Response:
 
 
 async def stats(emu: Emulator, request: web.Request) -> web.Response:
-    return web.json_response(emu.stats.snapshot())
+    return web.json_response({**emu.stats.snapshot(), "delivery": emu.notifier.delivery_json()})
 
 
 async def reset_stats(emu: Emulator, request: web.Request) -> web.Response:
@@ -193,7 +203,8 @@ async def throttle(emu: Emulator, request: web.Request) -> web.Response:
     if request.method == "POST":
         data = await _body(request)
         fields = {"concurrency": "concurrency", "budget": "budget", "windowSeconds": "window_seconds",
-                  "subscriptionLimit": "subscription_limit", "subscriptionWindowSeconds": "subscription_window"}
+                  "subscriptionLimit": "subscription_limit", "subscriptionWindowSeconds": "subscription_window",
+                  "concurrencyRetryAfter": "concurrency_retry_after"}
         for name, attr in fields.items():
             value = data.get(name)
             if value is None:
@@ -201,7 +212,48 @@ async def throttle(emu: Emulator, request: web.Request) -> web.Response:
             if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
                 raise GraphError(400, "BadRequest", f"'{name}' must be a positive number.")
             setattr(limits, attr, value)
+        if data.get("fractionalRetryAfter") is not None:
+            if not isinstance(data["fractionalRetryAfter"], bool):
+                raise GraphError(400, "BadRequest", "'fractionalRetryAfter' must be a boolean.")
+            limits.fractional_retry_after = data["fractionalRetryAfter"]
+        if data.get("errorCode") is not None:
+            if data["errorCode"] not in THROTTLE_CODES:
+                raise GraphError(400, "BadRequest", f"'errorCode' must be one of {', '.join(THROTTLE_CODES)}.")
+            limits.error_code = data["errorCode"]
     return web.json_response(limits.settings())
+
+
+def _knobs(emu: Emulator) -> dict[str, Any]:
+    return {name: getattr(emu.config, name) for name in RUNTIME_KNOBS}
+
+
+async def config(emu: Emulator, request: web.Request) -> web.Response:
+    """GET the runtime knobs; POST ``{"<knob>": value}`` changes them (type-checked, all or nothing)."""
+    if request.method == "POST":
+        data = await _body(request)
+        changes: dict[str, Any] = {}
+        for name, value in data.items():
+            if name not in RUNTIME_KNOBS:
+                raise GraphError(400, "BadRequest", f"Unknown knob '{name}' (known: {', '.join(RUNTIME_KNOBS)}).")
+            current = getattr(emu.config, name)
+            number = isinstance(value, int | float) and not isinstance(value, bool)
+            if isinstance(current, bool):
+                ok = isinstance(value, bool)
+            elif name in _INT_KNOBS:
+                ok = number and isinstance(value, int) and value > 0
+            else:
+                ok = (value is None and name == "reauthorization_interval_seconds") or (number and value >= 0)
+            if not ok:
+                raise GraphError(400, "BadRequest", f"'{name}' has the wrong type or range (now {current!r}).")
+            changes[name] = value
+        for name, value in changes.items():
+            setattr(emu.config, name, value)
+        emu.ensure_reauthorizer()
+    return web.json_response(_knobs(emu))
+
+
+_INT_KNOBS = ("subscriptions_page_size", "endpoint_min_answers", "batch_concurrency", "batch_max_requests",
+              "delivery_batch_ms")
 
 
 async def clock(emu: Emulator, request: web.Request) -> web.Response:
@@ -257,6 +309,8 @@ def register(router: web.UrlDispatcher) -> None:
         ("POST", "/_emulator/delta/expire", expire_delta),
         ("GET", "/_emulator/throttle", throttle),
         ("POST", "/_emulator/throttle", throttle),
+        ("GET", "/_emulator/config", config),
+        ("POST", "/_emulator/config", config),
         ("GET", "/_emulator/clock", clock),
         ("POST", "/_emulator/clock", clock),
         ("GET", "/_emulator/events", dump_events),
