@@ -226,3 +226,33 @@ def test_duplicates_allowed_the_connector_subscribes_beside_the_leftover(stack: 
     add_outlook_event(stack, record.user_id, f"{PREFIX} Xia's change")
     wait_until(lambda: on_board(stack, f"{PREFIX} Xia's change"), TIMEOUT, what="changes flowing on ours")
     assert parked(stack) == 0
+
+
+# -- 8. throttled reads on the Outlook → planning side ----------------------------------------------------------------
+def test_outlook_changes_reach_the_board_through_a_throttled_mailbox(stack: Stack) -> None:
+    record = track(stack, "Yan")
+    settle(stack)
+    throttled_before = stack.graph_control("GET", "/stats").json()["throttled"]
+    # 10,000 per 10 minutes scaled down: 4 requests per 2 s for the mailbox, fractional Retry-After.
+    stack.graph_control("POST", "/throttle", json={"budget": 4, "windowSeconds": 2}).raise_for_status()
+    subjects = [f"{PREFIX} throttled {i}" for i in range(6)]
+    try:
+        for subject in subjects:  # the person's Outlook retries a throttled save, as Outlook does
+            wait_until(lambda s=subject: _try_add(stack, record.user_id, s), TIMEOUT, interval=0.5,
+                       what=f"{subject} saved")
+        wait_until(lambda: all(on_board(stack, s) for s in subjects), TIMEOUT, what="every change on the board")
+    finally:
+        stack.graph_control("POST", "/throttle", json={"budget": 10_000, "windowSeconds": 600}).raise_for_status()
+    assert stack.graph_control("GET", "/stats").json()["throttled"] > throttled_before
+    settle(stack)
+    assert parked(stack) == 0
+
+
+def _try_add(stack: Stack, user_id: str, subject: str) -> bool:
+    start = (datetime.now(UTC) + timedelta(days=3)).replace(hour=9, minute=0, second=0, microsecond=0)
+    body = {"subject": subject, "showAs": "busy",
+            "start": {"dateTime": start.strftime("%Y-%m-%dT%H:%M:%S"), "timeZone": "UTC"},
+            "end": {"dateTime": (start + timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M:%S"), "timeZone": "UTC"}}
+    status = stack.graph_api("POST", f"/users/{user_id}/events", json=body).status_code
+    assert status in (201, 429), status
+    return status == 201
