@@ -102,3 +102,42 @@ class PlanningChange(_Message):
             raise InvalidMessage("PlanningChange: appointment_guid is required")
         if self.event not in ("created", "updated", "deleted", "poll"):
             raise InvalidMessage(f"PlanningChange: unknown event {self.event!r}")
+
+
+LIFECYCLE_WORK = ("reauthorizationRequired", "subscriptionRemoved")
+
+
+@dataclass(frozen=True)
+class SubscriptionLifecycle(_Message):
+    """Work for one subscription on `exchange-changes`: a verified lifecycle event that needs Graph
+    calls (renew on `reauthorizationRequired`, recreate on `subscriptionRemoved`). The webhook only
+    enqueues it, so it answers Graph within its 3 s whatever Graph and the tables cost."""
+
+    kind = "subscription-lifecycle"
+    subscription_id: str
+    resource_no: str
+    user_id: str
+    event: str  # reauthorizationRequired | subscriptionRemoved
+    correlation_id: str = field(default_factory=new_correlation_id)
+    received_at: str = field(default_factory=utc_now_iso)
+    attempt: int = 0
+    trace_context: str = ""
+
+    def validate(self) -> None:
+        for name in ("subscription_id", "resource_no", "user_id"):
+            value = getattr(self, name)
+            if not isinstance(value, str) or not value:
+                raise InvalidMessage(f"SubscriptionLifecycle: {name} is required")
+        if self.event not in LIFECYCLE_WORK:
+            raise InvalidMessage(f"SubscriptionLifecycle: unknown event {self.event!r}")
+        _check_attempt(self.attempt)
+
+
+def message_kind(text: str | bytes) -> str:
+    """The `kind` of a queue message ("" when it has none or is not JSON): picks the parser."""
+    try:
+        data = json.loads(text)
+    except ValueError:
+        return ""
+    kind = data.get("kind") if isinstance(data, dict) else None
+    return kind if isinstance(kind, str) else ""

@@ -1,5 +1,6 @@
-"""Outlook → planning: the exchange-changes worker and the sync_resources,
-renew_subscriptions and reconcile_exchange timers.
+"""Outlook → planning: the exchange-changes worker (delta rounds, and the subscription lifecycle work
+`graph_lifecycle` hands off on the same queue) and the sync_resources, renew_subscriptions and
+reconcile_exchange timers.
 
 Thin shells: parse the trigger input, call the core in `connector/workers/`, log the outcome.
 """
@@ -11,7 +12,7 @@ import logging
 
 import azure.functions as func
 
-from connector.messages import ExchangeChange, InvalidMessage
+from connector.messages import ExchangeChange, InvalidMessage, SubscriptionLifecycle, message_kind
 from connector.services import services
 from connector.stores.storage import EXCHANGE_CHANGES_QUEUE
 from connector.telemetry import message_span
@@ -27,8 +28,16 @@ async def apply_exchange_changes(msg: func.QueueMessage) -> None:
     from connector.workers.to_planning import apply_exchange_change
 
     app = services()
+    body = msg.get_body()
     try:
-        message = ExchangeChange.from_json(msg.get_body())
+        if message_kind(body) == SubscriptionLifecycle.kind:  # lifecycle work handed off by graph_lifecycle
+            from connector.workers.subscriptions import apply_lifecycle
+
+            lifecycle = SubscriptionLifecycle.from_json(body)
+            with message_span("apply_exchange_changes", body):
+                await apply_lifecycle(app, lifecycle)
+            return
+        message = ExchangeChange.from_json(body)
     except InvalidMessage as exc:
         await asyncio.to_thread(park_invalid_message, app.storage, app.activity, EXCHANGE_CHANGES_QUEUE, "to_planning",
                                 msg.get_body().decode("utf-8", "replace"), str(exc))

@@ -1,9 +1,10 @@
 """Graph webhooks: `graph_notifications` and `graph_lifecycle`.
 
 Thin shells over `connector/web/graph_intake.py`: handshake, parse, verify each item's subscription and
-clientState, then enqueue one `ExchangeChange` per mailbox and answer 202. Nothing here calls Graph
-or Dime.Scheduler for a change notification, and this module's imports never reach msgraph (the
-lifecycle path loads the gateway only when it has a verified event to act on).
+clientState, then enqueue and answer 202. Graph counts an answer slower than 3 s as failed, so
+neither webhook calls Graph or Dime.Scheduler: a change notification becomes one `ExchangeChange`
+per mailbox, a lifecycle event a `SubscriptionLifecycle` (or, for `missed`, an `ExchangeChange`)
+that the exchange-changes worker acts on. This module's imports never reach msgraph.
 """
 
 from __future__ import annotations
@@ -12,11 +13,11 @@ import logging
 
 import azure.functions as func
 
-from connector.messages import ExchangeChange
+from connector.messages import ExchangeChange, SubscriptionLifecycle
 from connector.services import Services, services
 from connector.stores.activity import ActivityEntry
 from connector.telemetry import change_span
-from connector.web.graph_intake import IntakeError, Verified, coalesce, lifecycle_events, parse_body, verify
+from connector.web.graph_intake import IntakeError, Verified, coalesce, lifecycle_work, parse_body, verify
 
 bp = func.Blueprint()  # type: ignore[no-untyped-call]
 log = logging.getLogger(__name__)
@@ -63,19 +64,18 @@ def graph_notifications(req: func.HttpRequest) -> func.HttpResponse:
 
 @bp.function_name("graph_lifecycle")
 @bp.route(route="api/graph/lifecycle", methods=["POST"], auth_level=func.AuthLevel.ANONYMOUS)
-async def graph_lifecycle(req: func.HttpRequest) -> func.HttpResponse:
-    import asyncio
-
+def graph_lifecycle(req: func.HttpRequest) -> func.HttpResponse:
     handshake = _handshake(req)
     if handshake is not None:
         return handshake
     app = services()
-    verified = await asyncio.to_thread(_verified, req, app, "lifecycle")
+    verified = _verified(req, app, "lifecycle")
     if isinstance(verified, func.HttpResponse):
         return verified
-    events = lifecycle_events(verified)
-    if events:
-        from connector.workers.subscriptions import handle_lifecycle
-
-        await handle_lifecycle(app, events)
+    with change_span("graph_lifecycle", ""):
+        for work in lifecycle_work(verified):
+            if isinstance(work, SubscriptionLifecycle):
+                app.work_queues.send_lifecycle(work)
+            else:
+                app.work_queues.send_exchange_change(work)
     return func.HttpResponse(status_code=202)

@@ -160,6 +160,11 @@ param maximumInstanceCount int = 40
 @description('Memory per Flex Consumption instance, MB.')
 param instanceMemoryMB int = 2048
 
+@minValue(0)
+@maxValue(20)
+@description('Always-ready instances for the HTTP functions, so Graph\'s webhooks never meet a cold start (3 s limit). 0 saves the baseline cost (docs/deployment.md).')
+param alwaysReadyHttpInstances int = 1
+
 @minValue(7)
 @maxValue(90)
 @description('Days a deleted Key Vault stays recoverable (purge protection is on).')
@@ -254,6 +259,7 @@ module api 'app/api.bicep' = {
     applicationInsightsConnectionString: monitoring.outputs.connectionString
     maximumInstanceCount: maximumInstanceCount
     instanceMemoryMB: instanceMemoryMB
+    alwaysReadyHttpInstances: alwaysReadyHttpInstances
     publicUrl: connectorCustomUrl
     graphBaseUrl: graphBaseUrl
     graphAuthMode: graphAuthMode

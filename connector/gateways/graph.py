@@ -256,6 +256,16 @@ class ExchangeGateway:
                 return None
             raise
 
+    async def list_subscriptions(self) -> list[dict[str, Any]]:
+        """Every subscription of this app (all pages): what a 409 on create is about."""
+        items: list[dict[str, Any]] = []
+        page = await self._send(Method.GET, self.client.subscriptions)
+        while page is not None:
+            items.extend(page.get("value", []))
+            next_link = page.get("@odata.nextLink")
+            page = await self._send(Method.GET, url=next_link) if next_link else None
+        return items
+
     async def delete_subscription(self, subscription_id: str) -> None:
         """Delete; a subscription already gone counts as deleted."""
         try:

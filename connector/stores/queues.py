@@ -1,4 +1,9 @@
-"""Queue senders for the two work queues (Azure Storage queues through azure-storage-queue)."""
+"""Queue senders for the two work queues (Azure Storage queues through azure-storage-queue).
+
+`exchange-changes` carries two message kinds: `ExchangeChange` (a mailbox's delta round) and
+`SubscriptionLifecycle` (a renewal or recreation the lifecycle webhook hands off); no extra queue,
+so nothing new to provision, monitor or grant.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +12,7 @@ from dataclasses import dataclass, replace
 
 from azure.core.exceptions import HttpResponseError, ResourceExistsError, ResourceNotFoundError
 
-from connector.messages import ExchangeChange, PlanningChange
+from connector.messages import ExchangeChange, PlanningChange, SubscriptionLifecycle
 from connector.stores.storage import (
     EXCHANGE_CHANGES_QUEUE,
     PLANNING_CHANGES_QUEUE,
@@ -56,6 +61,11 @@ class WorkQueues:
     def send_exchange_change(self, message: ExchangeChange, delay_seconds: int | None = None) -> Sent:
         message = replace(message, trace_context=message.trace_context or current_trace_context())
         return send_text(self._clients, EXCHANGE_CHANGES_QUEUE, message.to_json(), delay_seconds)
+
+    def send_lifecycle(self, message: SubscriptionLifecycle, delay_seconds: int | None = None) -> None:
+        """Lifecycle work travels on `exchange-changes` too (its worker tells the kinds apart)."""
+        message = replace(message, trace_context=message.trace_context or current_trace_context())
+        send_text(self._clients, EXCHANGE_CHANGES_QUEUE, message.to_json(), delay_seconds)
 
     def send_planning_change(self, message: PlanningChange, delay_seconds: int | None = None) -> None:
         message = replace(message, trace_context=message.trace_context or current_trace_context())

@@ -15,6 +15,11 @@ Rules (../shared/reference/graph.md, "Notification delivery"):
 - Notifications are hints, not data: the accepted items collapse to one unit of work per mailbox
   (the worker reads the current state with a delta query), so a burst of "created" + "updated" +
   duplicates costs one queue message per mailbox and POST.
+- Graph judges every answer at 3 s (slower counts as failed; too many slow or failed answers delay
+  or drop the endpoint's notifications), so before answering the webhooks do only the index
+  look-up (one Table read per subscription named) and the queue puts. Lifecycle events become
+  queue work too (`lifecycle_work`): `missed` a delta round, the others a `SubscriptionLifecycle`
+  the exchange-changes worker renews or recreates from.
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from connector.messages import ExchangeChange, SubscriptionLifecycle
 from connector.stores.registry import SubscriptionIndex
 
 MAX_BODY_BYTES = 1024 * 1024  # Graph posts at most a few hundred items; 1 MiB is far beyond that
@@ -129,3 +135,15 @@ def lifecycle_events(verified: Verified) -> list[tuple[SubscriptionIndex, str]]:
         if item.lifecycle_event:
             seen.setdefault((index.subscription_id, item.lifecycle_event), index)
     return [(index, event) for (_sid, event), index in seen.items()]
+
+
+def lifecycle_work(verified: Verified) -> list[ExchangeChange | SubscriptionLifecycle]:
+    """The queue messages for the accepted lifecycle events: `missed` → a delta round of the mailbox
+    (the delta token holds what the notifications missed); the others → a `SubscriptionLifecycle`."""
+    work: list[ExchangeChange | SubscriptionLifecycle] = []
+    for index, event in lifecycle_events(verified):
+        if event == "missed":
+            work.append(ExchangeChange(user_id=index.user_id, reason="lifecycle"))
+        elif event in LIFECYCLE_EVENTS:
+            work.append(SubscriptionLifecycle(index.subscription_id, index.resource_no, index.user_id, event))
+    return work

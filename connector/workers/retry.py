@@ -16,7 +16,7 @@ from dataclasses import dataclass, replace
 from typing import Protocol
 
 from connector.errors import GraphError, PlanningError
-from connector.messages import ExchangeChange, PlanningChange
+from connector.messages import ExchangeChange, PlanningChange, SubscriptionLifecycle
 from connector.stores.activity import ActivityEntry, ActivityLog
 from connector.stores.queues import send_text
 from connector.stores.storage import StorageClients, poison_queue_name
@@ -39,10 +39,19 @@ class Failure:
     error: str
 
 
+IRRESOLVABLE_CONFLICT = "ErrorIrresolvableConflict"
+
+
+def irresolvable_conflict(exc: GraphError) -> bool:
+    """Graph's spontaneous 412 on a PATCH without If-Match (msgraph-sdk-dotnet #1201, docs #2256): the
+    item was busy, not changed by someone else; re-reading and retrying succeeds."""
+    return exc.status == 412 and exc.code == IRRESOLVABLE_CONFLICT
+
+
 def classify(exc: BaseException) -> Failure | None:
     """A failure the retry policy knows, or None for anything else (left to the host)."""
     if isinstance(exc, GraphError):
-        return Failure(exc.transient, exc.retry_after, str(exc))
+        return Failure(exc.transient or irresolvable_conflict(exc), exc.retry_after, str(exc))
     if isinstance(exc, PlanningError):
         return Failure(exc.transient, exc.retry_after, str(exc))
     if isinstance(exc, Transient):
@@ -73,7 +82,7 @@ def handle_failure(
     clients: StorageClients,
     activity: ActivityLog,
     queue: str,
-    message: ExchangeChange | PlanningChange,
+    message: ExchangeChange | PlanningChange | SubscriptionLifecycle,
     failure: Failure,
     max_attempts: int,
     entry: ActivityEntry,

@@ -8,29 +8,51 @@
   `SUBSCRIPTION_RENEWAL_MARGIN_MINUTES`; the others are checked with a GET. A subscription Graph no
   longer has (404) is recreated and the mailbox gets a full resync, which repairs whatever changed
   during the gap. A tracked mailbox without a subscription (its create failed) gets one.
-- **lifecycle** (`graph_lifecycle`, handled inline: these events are rare and each costs one or two
-  Graph calls): `reauthorizationRequired` → renew now; `subscriptionRemoved` → recreate, then a full
-  resync; `missed` → a delta round (the delta token still holds what the notifications missed). If
-  the inline renew/recreate fails, the record's expiry is set to "now" so the next
-  `renew_subscriptions` run does it, and the resync is enqueued anyway.
+- **lifecycle**: `graph_lifecycle` only verifies and enqueues (Graph judges the answer at 3 s); the
+  work arrives here as a `SubscriptionLifecycle` message on `exchange-changes`.
+  `reauthorizationRequired` → renew, coalesced: Graph sends it on its own, as often as every few
+  minutes per subscription, so a renewal claim (`connector/stores/renewals.py`) lets one worker at a
+  time renew a subscription and skips any request arriving within `RENEWAL_COALESCE` of the last
+  renewal. `subscriptionRemoved` → recreate, then a full resync. (`missed` never gets here: the
+  webhook enqueues the delta round itself.) A transient failure goes back to the queue with its
+  Retry-After; when retrying cannot help or the attempts are spent, the record's expiry is set to
+  "now" so the next `renew_subscriptions` run does it (and a removed subscription's mailbox is
+  resynced anyway): lifecycle work is never parked.
+- **a 409 on create** (a subscription with the same changeType and resource exists for the app:
+  an old deployment's, or ours from a registry row that was lost): the leftover is found with
+  `GET /subscriptions` (all pages). It is **adopted** (PATCH its expiry, store its clientState's hash)
+  only when Graph shows its clientState and both its URLs are ours; otherwise it is **deleted and
+  created again**. Why: every notification is checked against the stored clientState hash, so a
+  subscription whose clientState we cannot see would have all its notifications dropped as forged;
+  one with another notificationUrl sends the changes elsewhere, and a lifecycleNotificationUrl
+  cannot be changed by PATCH. Deleting costs one call and a full resync repairs the gap.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import secrets
-from dataclasses import dataclass
+import uuid
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from connector.errors import GraphError
-from connector.messages import ExchangeChange
+from connector.messages import ExchangeChange, SubscriptionLifecycle
 from connector.model import parse_utc
 from connector.services import Services
 from connector.stores.activity import ActivityEntry
 from connector.stores.registry import ResourceRecord, Status, SubscriptionIndex, client_state_hash
+from connector.stores.renewals import RenewalClaims
+from connector.workers.retry import backoff_seconds, classify
 
 log = logging.getLogger(__name__)
+CHANGE_TYPES = frozenset({"created", "updated", "deleted"})
+# A reauthorizationRequired arriving this soon after a renewal is already answered by it.
+RENEWAL_COALESCE = timedelta(minutes=1)
+_EVENTS_RESOURCE = re.compile(r"^/?users/([^/]+)(?:/calendar)?/events$", re.I)
 
 
 def _now() -> datetime:
@@ -45,12 +67,19 @@ def _expiry_of(subscription: dict[str, object], fallback: datetime) -> datetime:
 
 
 async def create_subscription(services: Services, record: ResourceRecord) -> ResourceRecord:
-    """Create the mailbox's subscription and remember its index; returns the updated record."""
+    """Create the mailbox's subscription and remember its index; returns the updated record.
+
+    A 409 (Graph already has one for this mailbox) adopts or replaces the leftover (module docstring)."""
     settings = services.settings
     client_state = secrets.token_urlsafe(32)
     wanted = _now() + timedelta(minutes=settings.subscription_lifetime_minutes)
-    created = await services.exchange.create_subscription(
-        record.user_id, settings.graph_notification_url, settings.graph_lifecycle_url, client_state, wanted)
+    try:
+        created = await services.exchange.create_subscription(
+            record.user_id, settings.graph_notification_url, settings.graph_lifecycle_url, client_state, wanted)
+    except GraphError as exc:
+        if exc.status != 409:
+            raise
+        created, client_state = await _resolve_conflict(services, record, client_state, wanted, exc)
     subscription_id = str(created["id"])
     index = SubscriptionIndex(subscription_id, record.resource_no, record.user_id, client_state_hash(client_state))
     await asyncio.to_thread(services.registry.remember_subscription, index)
@@ -61,12 +90,59 @@ async def create_subscription(services: Services, record: ResourceRecord) -> Res
     return updated or record
 
 
+def _leftovers(subscriptions: list[dict[str, Any]], record: ResourceRecord) -> list[dict[str, Any]]:
+    """The app's subscriptions on this mailbox's events with our change types (named by id or UPN)."""
+    names = {record.user_id.lower(), record.email.lower()}
+    found = []
+    for sub in subscriptions:
+        match = _EVENTS_RESOURCE.match(str(sub.get("resource") or ""))
+        types = {t.strip() for t in str(sub.get("changeType") or "").split(",")}
+        if match and match.group(1).lower() in names and types == CHANGE_TYPES:
+            found.append(sub)
+    return found
+
+
+def _adoptable(services: Services, sub: dict[str, Any]) -> bool:
+    settings = services.settings
+    return (isinstance(sub.get("clientState"), str) and bool(sub["clientState"])
+            and sub.get("notificationUrl") == settings.graph_notification_url
+            and sub.get("lifecycleNotificationUrl") == settings.graph_lifecycle_url)
+
+
+async def _resolve_conflict(services: Services, record: ResourceRecord, client_state: str, wanted: datetime,
+                            conflict: GraphError) -> tuple[dict[str, Any], str]:
+    """After a 409: adopt the leftover subscription, or delete it and create ours; (subscription, clientState)."""
+    exchange, settings = services.exchange, services.settings
+    leftovers = _leftovers(await exchange.list_subscriptions(), record)
+    if not leftovers:
+        raise conflict  # Graph has not listed it yet: the next run tries again
+    for sub in leftovers:
+        if _adoptable(services, sub):
+            renewed = await exchange.renew_subscription(str(sub["id"]), wanted)
+            await _record(services, "subscribe", "applied", record,
+                          f"existing subscription {sub['id']} adopted (same URLs, clientState known)")
+            return renewed, str(sub["clientState"])
+    for sub in leftovers:
+        await exchange.delete_subscription(str(sub["id"]))
+        await asyncio.to_thread(services.registry.forget_subscription, str(sub["id"]))
+        await _record(services, "subscribe", "applied", record,
+                      f"leftover subscription {sub['id']} deleted (clientState unknown or another URL)")
+    created = await exchange.create_subscription(
+        record.user_id, settings.graph_notification_url, settings.graph_lifecycle_url, client_state, wanted)
+    return created, client_state
+
+
 async def drop_subscription(services: Services, record: ResourceRecord) -> None:
     """Delete the mailbox's subscription at Graph (gone already counts as deleted) and forget its index."""
     if not record.subscription_id:
         return
     await services.exchange.delete_subscription(record.subscription_id)
     await asyncio.to_thread(services.registry.forget_subscription, record.subscription_id)
+    await asyncio.to_thread(_claims(services).forget, record.subscription_id)
+
+
+def _claims(services: Services) -> RenewalClaims:
+    return RenewalClaims(services.repositories.cursors)
 
 
 async def recreate_subscription(services: Services, record: ResourceRecord) -> ResourceRecord:
@@ -148,25 +224,51 @@ async def renew_subscriptions(services: Services) -> RenewReport:
     return report
 
 
-async def handle_lifecycle(services: Services, events: list[tuple[SubscriptionIndex, str]]) -> None:
-    """Act on verified lifecycle events (see the module docstring)."""
-    for index, event in events:
-        record = await asyncio.to_thread(services.registry.get, index.resource_no)
-        if record is None or record.status != Status.TRACKED or record.subscription_id != index.subscription_id:
-            log.info("lifecycle %s for a subscription no longer in use: ignored", event)
-            continue
-        await _record(services, "lifecycle", "applied", record, f"lifecycle event {event}")
-        try:
-            if event == "reauthorizationRequired":
-                await renew_subscription(services, record)
-            elif event == "subscriptionRemoved":
-                await recreate_subscription(services, record)
-                await enqueue_resync(services, record.user_id, "lifecycle", full=True)
-            elif event == "missed":
-                await enqueue_resync(services, record.user_id, "lifecycle", full=False)
-        except GraphError as exc:
-            # Leave it to the renew timer (expiry "now" makes it due) and still catch up on changes.
-            await asyncio.to_thread(services.registry.update, record.resource_no, subscription_expiry=_now(),
-                                    last_error=str(exc))
-            await _record(services, "lifecycle", "failed", record, f"{event}: left to renew_subscriptions", str(exc))
-            await enqueue_resync(services, record.user_id, "lifecycle", full=event == "subscriptionRemoved")
+async def apply_lifecycle(services: Services, message: SubscriptionLifecycle) -> None:
+    """The queue side of `graph_lifecycle`: renew (coalesced) or recreate; see the module docstring."""
+    record = await asyncio.to_thread(services.registry.get, message.resource_no)
+    if record is None or record.status != Status.TRACKED or record.subscription_id != message.subscription_id:
+        log.info("lifecycle %s for a subscription no longer in use: ignored", message.event)
+        return
+    try:
+        if message.event == "reauthorizationRequired":
+            await reauthorize(services, record)
+        else:
+            await _record(services, "lifecycle", "applied", record, f"lifecycle event {message.event}")
+            await recreate_subscription(services, record)
+            await enqueue_resync(services, record.user_id, "lifecycle", full=True)
+    except GraphError as exc:
+        await _lifecycle_failed(services, message, record, exc)
+
+
+async def reauthorize(services: Services, record: ResourceRecord) -> None:
+    """Renew unless another worker renews it now or did so within `RENEWAL_COALESCE`."""
+    claims, owner = _claims(services), uuid.uuid4().hex
+    if not await asyncio.to_thread(claims.claim, record.subscription_id, owner, RENEWAL_COALESCE):
+        log.info("reauthorizationRequired for resource %s: renewed just now or in hand, coalesced", record.resource_no)
+        return
+    try:
+        await renew_subscription(services, record)
+    except BaseException:
+        await asyncio.to_thread(claims.release, record.subscription_id, owner)
+        raise
+    await asyncio.to_thread(claims.done, record.subscription_id, owner)
+
+
+async def _lifecycle_failed(services: Services, message: SubscriptionLifecycle, record: ResourceRecord,
+                            exc: GraphError) -> None:
+    """Retry later through the queue; when that cannot help, hand it to `renew_subscriptions`."""
+    failure = classify(exc)
+    next_attempt = message.attempt + 1
+    if failure is not None and failure.transient and next_attempt < services.settings.work_max_attempts:
+        delay = backoff_seconds(message.attempt, failure.retry_after)
+        await asyncio.to_thread(services.work_queues.send_lifecycle, replace(message, attempt=next_attempt), delay)
+        await _record(services, "lifecycle", "retrying", record,
+                      f"{message.event}: attempt {next_attempt}, next in {delay} s", str(exc))
+        return
+    # The renew timer does it (expiry "now" makes it due); a removed subscription's mailbox catches up anyway.
+    await asyncio.to_thread(services.registry.update, record.resource_no, subscription_expiry=_now(),
+                            last_error=str(exc))
+    await _record(services, "lifecycle", "failed", record, f"{message.event}: left to renew_subscriptions", str(exc))
+    if message.event == "subscriptionRemoved":
+        await enqueue_resync(services, record.user_id, "lifecycle", full=True)

@@ -52,7 +52,7 @@ from connector.stores.storage import PLANNING_CHANGES_QUEUE
 from connector.sync.status import EVENT_FIELDS, TAG_PROPERTY_ID, OutlookCopy, TrackedResource, hashes_of
 from connector.sync.to_outlook import Action, CreateEvent, DeleteEvent, UpdateEvent, desired_event, new_transaction_id, plan
 from connector.sync.to_planning import outlook_fields
-from connector.workers.retry import Failure, classify, handle_failure, park_invalid_message
+from connector.workers.retry import Failure, classify, handle_failure, irresolvable_conflict, park_invalid_message
 
 if TYPE_CHECKING:
     from connector.services import Services
@@ -61,6 +61,7 @@ PREFER = ('IdType="ImmutableId"', 'outlook.timezone="UTC"')
 LEASE_PARTITION = "lease|appointment"
 LEASE_SECONDS = 120  # longer than any one change takes; a crashed worker's lease simply expires
 LEASE_WAIT_MAX_SECONDS = 10  # a busy appointment is looked at again within this (its holder is usually done sooner)
+IRRESOLVABLE_RETRIES = 2  # in-place PATCH retries on a spontaneous 412 before the change goes back to its queue
 TRACKED_TTL_SECONDS = 5.0  # how stale the tracked-resource list may be (a newly assigned one is re-read at once)
 T = TypeVar("T")
 
@@ -404,8 +405,13 @@ async def _find_created(ctx: _Context, user_id: str, transaction_id: str) -> dic
 async def _update(ctx: _Context, action: UpdateEvent) -> None:
     copy, resource = action.copy, action.resource
     assert copy.event_id is not None
-    response = await _write(ctx, WriteRequest("PATCH", _events_url(resource.user_id, copy.event_id), resource.user_id,
-                                              action.changes, PREFER))
+    request = WriteRequest("PATCH", _events_url(resource.user_id, copy.event_id), resource.user_id, action.changes,
+                           PREFER)
+    response = await _write(ctx, request)
+    for _ in range(IRRESOLVABLE_RETRIES):  # Graph's spontaneous 412 (no If-Match sent): the same PATCH again
+        if response.status != 412 or not irresolvable_conflict(inner_error(response)):
+            break
+        response = await _write(ctx, request)
     if response.status == 404 and ctx.appointment is not None:
         # Deleted in Outlook: the board still plans it, so the event comes back (new create intent).
         await _io(ctx.services.mappings.delete_outlook_copy, copy)

@@ -43,7 +43,7 @@ async def _graph(request: web.Request) -> web.Response:
 
 async def _close(app: web.Application) -> None:
     emu = app[control.EMULATOR]
-    emu.notifier.close()
+    emu.close()
     if emu.session is not None:
         await emu.session.close()
 

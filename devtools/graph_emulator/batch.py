@@ -2,15 +2,15 @@
 
 Each inner request runs through the same pipeline as a real one (counted, throttled and
 fault-injected on its own, authenticated by the outer request). ``dependsOn`` orders execution; a
-request whose dependency failed gets 424; at most ``batch_mailbox_concurrency`` inner requests run at
-once per mailbox. Responses are listed in completion order: clients must match them by id.
+request whose dependency failed gets 424; at most ``batch_concurrency`` (4) inner requests run at
+once per batch, whatever the mailboxes they address (Graph sends Outlook at most 4 requests of a
+batch at a time). Responses are listed in completion order: clients must match them by id.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
-from collections import defaultdict
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, unquote, urlsplit
@@ -117,20 +117,12 @@ def _inner_request(outer: GraphRequest, item: _Item) -> GraphRequest:
     )
 
 
-def _mailbox_key(emu: Emulator, request: GraphRequest) -> str | None:
-    segments = request.segments
-    if len(segments) > 2 and segments[0].lower() == "users":
-        user = emu.store.find_user(segments[1])
-        return user.id.lower() if user else segments[1].lower()
-    return None
-
-
 async def run_batch(emu: Emulator, req: GraphRequest) -> GraphResponse:
     items = _parse(req.json_object(), emu.config.batch_max_requests)
     results: dict[str, GraphResponse] = {}
     done = {item.id: asyncio.Event() for item in items}
-    slots: defaultdict[str, asyncio.Semaphore] = defaultdict(
-        lambda: asyncio.Semaphore(emu.config.batch_mailbox_concurrency))
+    slots = asyncio.Semaphore(emu.config.batch_concurrency)
+    running = 0
     order: list[str] = []
 
     async def run(item: _Item) -> None:
@@ -140,13 +132,14 @@ async def run_batch(emu: Emulator, req: GraphRequest) -> GraphResponse:
             results[item.id] = GraphResponse(424, {"error": {"code": "FailedDependency",
                                                              "message": "A dependency of this request failed."}})
         else:
-            inner = _inner_request(req, item)
-            key = _mailbox_key(emu, inner)
-            if key is None:
-                results[item.id] = await emu.execute(inner)
-            else:
-                async with slots[key]:
-                    results[item.id] = await emu.execute(inner)
+            async with slots:
+                nonlocal running
+                running += 1
+                emu.stats.batch_peak_in_flight = max(emu.stats.batch_peak_in_flight, running)
+                try:
+                    results[item.id] = await emu.execute(_inner_request(req, item))
+                finally:
+                    running -= 1
         order.append(item.id)
         done[item.id].set()
 

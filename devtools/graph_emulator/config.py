@@ -27,11 +27,25 @@ class GraphEmulatorConfig:
     concurrency: int = 4
     budget: int = 10_000
     window_seconds: float = 600
-    concurrency_retry_after_seconds: int = 1
+    # Real 429s carry Retry-After in seconds, sometimes fractional ("0.5"): the default sends a
+    # fraction so that a client parsing it as an integer breaks here rather than in production.
+    concurrency_retry_after_seconds: float = 0.5
+    fractional_retry_after: bool = True  # the budget's Retry-After as the exact (fractional) wait
+    # Error code of a throttled request: "ApplicationThrottled" (Outlook, with "Application is over its
+    # MailboxConcurrency limit." / "... MailboxRequests limit.") or "TooManyRequests".
+    throttle_error_code: str = "ApplicationThrottled"
     # Subscription API: create/patch/delete per app.
     subscription_rate_limit: int = 500
     subscription_rate_window_seconds: float = 20
     max_subscriptions_per_mailbox: int = 1000
+    # A second subscription of the app with the same changeType and resource is refused with 409
+    # ("Subscription Id <id> already exists for the requested combination"), whatever its
+    # notificationUrl (docs since 2023). False allows duplicates (SharePoint reportedly does).
+    unique_subscriptions: bool = True
+    # Whether GET /subscriptions shows the clientState. Not documented either way: hidden (null) is the
+    # harsher choice, since a client can then not recognise a leftover subscription as its own.
+    expose_client_state: bool = False
+    subscriptions_page_size: int = 100  # GET /subscriptions pages with @odata.nextLink
 
     # Subscriptions.
     validation_timeout_seconds: float = 10
@@ -45,11 +59,30 @@ class GraphEmulatorConfig:
     # Notification delivery.
     extra_updated_on_create: bool = True
     delivery_batch_ms: int = 50
-    delivery_timeout_seconds: float = 10
+    # Graph's HTTP client gives a notification POST 3 s: a later answer counts as failed (and slow).
+    delivery_timeout_seconds: float = 3
+    # Retries: exponential back-off (Graph: up to 4 h; scaled down here, a shorter give-up is harsher).
     retry_base_seconds: float = 0.2
     retry_factor: float = 2
     retry_max_seconds: float = 5
     retry_max_duration_seconds: float = 60
+    # Endpoint health (change-notifications-delivery-webhooks): over `slow_share` of the answers of the
+    # last `endpoint_window_seconds` slower than `slow_answer_seconds` make the endpoint "slow" (new
+    # notifications held `slow_delay_seconds`); over `drop_share` failed (error, timeout, or slower than
+    # `drop_answer_seconds`) make it "drop": every notification is dropped for `drop_seconds`, never
+    # recovered. Graph's minimum volume before judging is not documented: `endpoint_min_answers`.
+    endpoint_window_seconds: float = 600
+    slow_answer_seconds: float = 3
+    drop_answer_seconds: float = 10
+    slow_share: float = 0.10
+    drop_share: float = 0.15
+    slow_delay_seconds: float = 600
+    drop_seconds: float = 600
+    endpoint_min_answers: int = 10
+    # reauthorizationRequired arrives on its own ("from once every few minutes for every
+    # subscription", lifecycle docs): sent to each subscription's lifecycle URL every this many
+    # seconds; None turns it off (focused tests only).
+    reauthorization_interval_seconds: float | None = 120
     notification_log_limit: int = 10_000
 
     # Delta and paging.
@@ -62,9 +95,10 @@ class GraphEmulatorConfig:
 
     # Request validation: reject unknown and read-only properties in event bodies.
     strict_fields: bool = True
-    # $batch: at most this many requests, this many in flight per mailbox.
+    # $batch: at most this many requests; Graph runs at most `batch_concurrency` of them at a time,
+    # whatever the mailboxes they address (throttling-limits).
     batch_max_requests: int = 20
-    batch_mailbox_concurrency: int = 4
+    batch_concurrency: int = 4
     # Recurring series: stop expanding after this many occurrences (guards noEnd series).
     max_expanded_occurrences: int = 5000
 

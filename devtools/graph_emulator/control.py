@@ -22,6 +22,7 @@ from .users import build_user
 log = logging.getLogger("graph_emulator")
 EMULATOR: web.AppKey[Emulator] = web.AppKey("graph_emulator", Emulator)
 LIFECYCLE_EVENTS = ("reauthorizationRequired", "subscriptionRemoved", "missed")
+THROTTLE_CODES = ("ApplicationThrottled", "TooManyRequests")
 ControlHandler = Callable[[Emulator, web.Request], Awaitable[web.Response]]
 
 
@@ -77,7 +78,7 @@ async def reset(emu: Emulator, request: web.Request) -> web.Response:
 
 
 async def stats(emu: Emulator, request: web.Request) -> web.Response:
-    return web.json_response(emu.stats.snapshot())
+    return web.json_response({**emu.stats.snapshot(), "delivery": emu.notifier.delivery_json()})
 
 
 async def reset_stats(emu: Emulator, request: web.Request) -> web.Response:
@@ -194,7 +195,8 @@ async def throttle(emu: Emulator, request: web.Request) -> web.Response:
     if request.method == "POST":
         data = await _body(request)
         fields = {"concurrency": "concurrency", "budget": "budget", "windowSeconds": "window_seconds",
-                  "subscriptionLimit": "subscription_limit", "subscriptionWindowSeconds": "subscription_window"}
+                  "subscriptionLimit": "subscription_limit", "subscriptionWindowSeconds": "subscription_window",
+                  "concurrencyRetryAfter": "concurrency_retry_after"}
         for name, attr in fields.items():
             value = data.get(name)
             if value is None:
@@ -202,6 +204,14 @@ async def throttle(emu: Emulator, request: web.Request) -> web.Response:
             if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
                 raise GraphError(400, "BadRequest", f"'{name}' must be a positive number.")
             setattr(limits, attr, value)
+        if data.get("fractionalRetryAfter") is not None:
+            if not isinstance(data["fractionalRetryAfter"], bool):
+                raise GraphError(400, "BadRequest", "'fractionalRetryAfter' must be a boolean.")
+            limits.fractional_retry_after = data["fractionalRetryAfter"]
+        if data.get("errorCode") is not None:
+            if data["errorCode"] not in THROTTLE_CODES:
+                raise GraphError(400, "BadRequest", f"'errorCode' must be one of {', '.join(THROTTLE_CODES)}.")
+            limits.error_code = data["errorCode"]
     return web.json_response(limits.settings())
 
 
@@ -260,6 +270,7 @@ def register(router: web.UrlDispatcher) -> None:
         ("POST", "/_emulator/delta/expire", expire_delta),
         ("GET", "/_emulator/throttle", throttle),
         ("POST", "/_emulator/throttle", throttle),
+        ("POST", "/_emulator/config", patch_config),
         ("GET", "/_emulator/clock", clock),
         ("POST", "/_emulator/clock", clock),
         ("GET", "/_emulator/events", dump_events),

@@ -1,9 +1,16 @@
 """Asynchronous delivery of change and lifecycle notifications, with retries and injected faults.
 
 Items for one URL that arrive within ``delivery_batch_ms`` are coalesced into one POST
-``{"value": [...]}``. A failed POST (non-2xx, connection error, timeout) is retried with exponential
-back-off until ``retry_max_duration_seconds``, and always at least once. Items whose subscription
-expired or was deleted meanwhile are not sent.
+``{"value": [...]}``. The POST has ``delivery_timeout_seconds`` (Graph: 3 s) to be answered; a
+failed POST (non-2xx, connection error, timeout) is retried with exponential back-off until
+``retry_max_duration_seconds``, and always at least once. Items whose subscription expired or was
+deleted meanwhile are not sent.
+
+Each endpoint (URL) is judged on its answers of the last ``endpoint_window_seconds``
+(change-notifications-delivery-webhooks): over ``slow_share`` slower than ``slow_answer_seconds``
+makes it **slow** (new notifications wait ``slow_delay_seconds`` before their first attempt); over
+``drop_share`` failed makes it **drop** (for ``drop_seconds`` every notification for it, new or
+retried, is dropped and never sent). A state lasts its period, then the endpoint is judged again.
 """
 
 from __future__ import annotations
@@ -11,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import json
 import random
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -33,6 +41,51 @@ class NotificationFaults:
 
     def to_json(self) -> dict[str, Any]:
         return {"drop": self.drop, "duplicate": self.duplicate, "reorder": self.reorder, "delayMs": self.delay_ms}
+
+
+@dataclass(frozen=True)
+class _Answer:
+    at: float  # loop time
+    slow: bool
+    failed: bool
+
+
+@dataclass
+class EndpointHealth:
+    """One endpoint's recent answers and the state Graph's judgement put it in."""
+
+    answers: deque[_Answer] = field(default_factory=deque)
+    state: str = "healthy"  # healthy | slow | drop
+    until: float = 0.0  # loop time the state ends
+
+    def current(self, now: float) -> str:
+        if self.state != "healthy" and now >= self.until:
+            self.state = "healthy"
+        return self.state
+
+    def judge(self, answer: _Answer, config: GraphEmulatorConfig) -> None:
+        """Record one answer and put the endpoint in the state its recent answers call for."""
+        self.answers.append(answer)
+        while self.answers and self.answers[0].at <= answer.at - config.endpoint_window_seconds:
+            self.answers.popleft()
+        total = len(self.answers)
+        if total < config.endpoint_min_answers or self.current(answer.at) == "drop":
+            return
+        failed = sum(a.failed for a in self.answers) / total
+        slow = sum(a.slow for a in self.answers) / total
+        if failed > config.drop_share:
+            self.state, self.until = "drop", answer.at + config.drop_seconds
+        elif slow > config.slow_share and self.state == "healthy":
+            self.state, self.until = "slow", answer.at + config.slow_delay_seconds
+
+    def to_json(self, now: float) -> dict[str, Any]:
+        return {
+            "state": self.current(now),
+            "secondsLeft": round(max(0.0, self.until - now), 3) if self.state != "healthy" else 0,
+            "answers": len(self.answers),
+            "slow": sum(a.slow for a in self.answers),
+            "failed": sum(a.failed for a in self.answers),
+        }
 
 
 @dataclass
@@ -58,6 +111,7 @@ class Notifier:
         self.faults = NotificationFaults()
         self.log: list[dict[str, Any]] = []
         self._pending: dict[str, _Pending] = {}
+        self.endpoints: dict[str, EndpointHealth] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._closed = False
 
@@ -97,7 +151,16 @@ class Notifier:
             "clientState": subscription.client_state,
             "lifecycleEvent": event,
         }
+        self.stats.notifications["lifecycleSent"] += 1
         self.spawn(self._deliver(url, [(subscription.id, item)], "lifecycle"))
+
+    def health(self, url: str) -> EndpointHealth:
+        return self.endpoints.setdefault(url, EndpointHealth())
+
+    def delivery_json(self) -> dict[str, Any]:
+        """The ``delivery`` object of ``/_emulator/stats``: each endpoint's state and recent answers."""
+        now = asyncio.get_running_loop().time()
+        return {"endpoints": {url: health.to_json(now) for url, health in self.endpoints.items()}}
 
     def spawn(self, coro: Any) -> None:
         task: asyncio.Task[None] = asyncio.get_running_loop().create_task(coro)
@@ -108,6 +171,10 @@ class Notifier:
         if self.faults.delay_ms:
             await asyncio.sleep(self.faults.delay_ms / 1000)
         loop = asyncio.get_running_loop()
+        health = self.health(url)
+        if health.current(loop.time()) == "slow":
+            self.stats.notifications["delayedSlowEndpoint"] += len(items)
+            await asyncio.sleep(self.config.slow_delay_seconds)
         started = loop.time()
         attempt = 0
         while True:
@@ -115,10 +182,23 @@ class Notifier:
                 items = [(sid, item) for sid, item in items if self.is_live(sid, self.now())]
                 if not items:
                     return
+            if health.current(loop.time()) == "drop":
+                self.stats.notifications["droppedDropEndpoint"] += len(items)
+                self._record(url, kind, attempt + 1, None, "endpoint in drop state: not sent",
+                             [item for _, item in items])
+                return
             attempt += 1
+            sent_at = loop.time()
             status, error = await self._post(url, [item for _, item in items])
+            took = loop.time() - sent_at
+            ok = status is not None and 200 <= status < 300
+            timed_out = (error or "").startswith("TimeoutError")
+            slow = timed_out or took > self.config.slow_answer_seconds
+            health.judge(_Answer(loop.time(), slow, not ok or took > self.config.drop_answer_seconds), self.config)
+            if slow:
+                self.stats.notifications["slowAnswers"] += 1
             self._record(url, kind, attempt, status, error, [item for _, item in items])
-            if status is not None and 200 <= status < 300:
+            if ok:
                 key = "delivered" if kind == "change" else "lifecycleDelivered"
                 self.stats.notifications[key] += len(items)
                 self.stats.notifications["posts"] += 1

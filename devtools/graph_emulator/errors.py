@@ -63,7 +63,17 @@ def default_code(status: int) -> str:
     return DEFAULT_CODES.get(status, "UnknownError")
 
 
-def default_message(status: int) -> str:
+# Messages Graph sends with well-known codes (used when a fault names the code but no message).
+CODE_MESSAGES: dict[str, str] = {
+    "ErrorIrresolvableConflict": "The send or update operation could not be performed because the change key "
+                                 "passed in the request does not match the current change key for the item.",
+    "ApplicationThrottled": "Application is over its MailboxConcurrency limit.",
+}
+
+
+def default_message(status: int, code: str | None = None) -> str:
+    if code in CODE_MESSAGES:
+        return CODE_MESSAGES[code]
     if status == 429:
         return "Please retry again later."
     if status >= 500:

@@ -20,13 +20,16 @@ class FaultRule:
     message: str | None
     latency_ms: int
     count: int | None  # remaining firings; None = until cleared
+    share: float = 1.0  # fire for this share of the matching requests (deterministic: 0.25 = every 4th)
+    matched: int = 0
     fired: int = 0
 
     def to_json(self) -> dict[str, Any]:
         return {
             "id": self.id, "method": self.method, "route": self.route, "user": self.user, "status": self.status,
             "retryAfter": self.retry_after, "code": self.code, "message": self.message,
-            "latencyMs": self.latency_ms, "count": self.count, "fired": self.fired,
+            "latencyMs": self.latency_ms, "count": self.count, "share": self.share, "matched": self.matched,
+            "fired": self.fired,
         }
 
 
@@ -57,6 +60,9 @@ class FaultBook:
             raise bad_request("'status' must be an error status (400-599).")
         if count is not None and count < 1:
             raise bad_request("'count' must be at least 1.")
+        share = _number(data, "share", (int, float))
+        if share is not None and not 0 < share <= 1:
+            raise bad_request("'share' must be a number in (0, 1].")
         for name in ("method", "route", "user", "code", "message"):
             if data.get(name) is not None and not isinstance(data[name], str):
                 raise bad_request(f"'{name}' must be a string.")
@@ -71,6 +77,7 @@ class FaultBook:
             message=data.get("message"),
             latency_ms=latency,
             count=count,
+            share=1.0 if share is None else float(share),
         )
         self._next_id += 1
         self.rules.append(rule)
@@ -87,6 +94,9 @@ class FaultBook:
                 continue
             if rule.user and rule.user.lower() not in mailbox_ids:
                 continue
+            rule.matched += 1
+            if int(rule.matched * rule.share) == int((rule.matched - 1) * rule.share):
+                continue  # not this one's turn: the share spreads the firings evenly
             if rule.count is not None:
                 rule.count -= 1
             rule.fired += 1
@@ -99,6 +109,6 @@ def fault_error(rule: FaultRule) -> GraphError:
     headers: dict[str, str] = {}
     if rule.retry_after is not None:
         value = rule.retry_after
-        headers["Retry-After"] = str(int(value)) if float(value).is_integer() else str(value)
+        headers["Retry-After"] = str(int(value)) if float(value).is_integer() else f"{value:g}"
     return GraphError(rule.status, rule.code or default_code(rule.status),
-                      rule.message or default_message(rule.status), headers)
+                      rule.message or default_message(rule.status, rule.code), headers)

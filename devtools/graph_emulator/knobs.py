@@ -1,8 +1,10 @@
-"""``GET/PATCH /_emulator/config``: read and change the behaviour knobs of a running emulator.
+"""``GET /_emulator/config`` reads, ``PATCH`` (or ``POST``) changes the knobs of a running emulator.
 
 Only plain knobs (bool, int, float, str, optional numbers) can be changed, each checked against
-the type of its default and, for the enumerated ones, against the allowed values; a bad name or
-value is a 400 naming it and changes nothing.
+the type of its default, counts against being whole and positive, durations against being negative,
+and the enumerated ones against the allowed values; a bad name or value is a 400 naming it and
+changes nothing. `POST /_emulator/reset` puts every knob back to the emulator's start-up config. The
+throttle limits have their own `/_emulator/throttle`, which also updates the live limiter.
 """
 
 from __future__ import annotations
@@ -21,6 +23,9 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "occurrence_delete_signal": ("none", "removed"),
 }
 _FIXED = {"token", "tenant_id", "application_id", "creator_id"}  # identity, not behaviour
+_COUNTS = {"subscriptions_page_size", "endpoint_min_answers", "batch_concurrency", "batch_max_requests",
+           "delivery_batch_ms"}  # whole and positive
+_OPTIONAL = {"reauthorization_interval_seconds"}  # None switches the behaviour off
 
 
 def config_json(config: GraphEmulatorConfig) -> dict[str, Any]:
@@ -36,10 +41,15 @@ def _checked(config: GraphEmulatorConfig, name: str, value: Any) -> Any:
         if value not in CHOICES[name]:
             raise GraphError(400, "BadRequest", f"'{name}' must be one of {', '.join(CHOICES[name])}.")
         return value
+    number = isinstance(value, int | float) and not isinstance(value, bool)
     if isinstance(current, bool):
         ok = isinstance(value, bool)
+    elif name in _COUNTS:
+        ok = number and isinstance(value, int) and value > 0
+    elif name in _OPTIONAL and value is None:
+        ok = True
     elif isinstance(current, int | float):
-        ok = isinstance(value, int | float) and not isinstance(value, bool)
+        ok = number and value >= 0
     elif isinstance(current, str):
         ok = isinstance(value, str)
     else:  # optional numbers (None by default)
@@ -54,6 +64,7 @@ def apply_overrides(emu: Emulator, changes: dict[str, Any]) -> None:
     checked = {name: _checked(emu.config, name, value) for name, value in changes.items()}
     for name, value in checked.items():
         setattr(emu.config, name, value)
+    emu.ensure_reauthorizer()  # a changed reauthorization period takes effect now
 
 
 async def get_config(emu: Emulator, request: web.Request) -> web.Response:

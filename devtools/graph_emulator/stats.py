@@ -15,6 +15,7 @@ class Stats:
         self.round_trips = 0
         self.throttled = 0
         self.faults_injected = 0
+        self.batch_peak_in_flight = 0  # most inner requests of one $batch running at once
         self.notifications: Counter[str] = Counter()
 
     def snapshot(self) -> dict[str, Any]:
@@ -23,9 +24,11 @@ class Stats:
             "roundTrips": self.round_trips,
             "throttled": self.throttled,
             "faultsInjected": self.faults_injected,
+            "batchPeakInFlight": self.batch_peak_in_flight,
             "notifications": {
                 name: self.notifications[name]
                 for name in ("delivered", "posts", "failedAttempts", "dropped", "duplicated", "abandoned",
-                             "lifecycleDelivered")
+                             "lifecycleDelivered", "lifecycleSent", "slowAnswers", "delayedSlowEndpoint",
+                             "droppedDropEndpoint")
             },
         }

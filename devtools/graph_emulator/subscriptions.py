@@ -14,6 +14,7 @@ import yarl
 
 from .errors import GraphError, bad_request, body_read_error
 from .messages import GraphRequest, GraphResponse
+from .paging import link
 from .timeutil import format_utc, parse_datetime
 
 if TYPE_CHECKING:
@@ -42,18 +43,19 @@ class Subscription:
     tls_version: str
     immutable_ids: bool  # the creating request asked for Prefer: IdType="ImmutableId"
     removed: bool = False
+    next_reauthorization: float = 0.0  # emulator timestamp of the next automatic reauthorizationRequired
 
     def live(self, now: datetime) -> bool:
         return not self.removed and self.expiration > now
 
-    def to_json(self, base_url: str, application_id: str, creator_id: str) -> dict[str, Any]:
+    def to_json(self, base_url: str, application_id: str, creator_id: str, client_state: bool = True) -> dict[str, Any]:
         return {
             "@odata.context": f"{base_url}/v1.0/$metadata#subscriptions/$entity",
             "id": self.id,
             "resource": self.resource,
             "applicationId": application_id,
             "changeType": ",".join(self.change_types),
-            "clientState": self.client_state,
+            "clientState": self.client_state if client_state else None,
             "notificationUrl": self.notification_url,
             "notificationQueryOptions": None,
             "lifecycleNotificationUrl": self.lifecycle_url,
@@ -151,7 +153,10 @@ def _find(emu: Emulator, subscription_id: str) -> Subscription:
 
 
 def _respond(emu: Emulator, req: GraphRequest, sub: Subscription, status: int = 200) -> GraphResponse:
-    return GraphResponse(status, sub.to_json(req.base_url, emu.config.application_id, emu.config.creator_id))
+    # The creating answer carries the clientState sent; later reads only if expose_client_state.
+    client_state = status == 201 or emu.config.expose_client_state
+    return GraphResponse(status, sub.to_json(req.base_url, emu.config.application_id, emu.config.creator_id,
+                                             client_state))
 
 
 async def create_subscription(emu: Emulator, req: GraphRequest) -> GraphResponse:
@@ -190,13 +195,13 @@ async def create_subscription(emu: Emulator, req: GraphRequest) -> GraphResponse
         raise _sub_error(400, "InvalidRequest", "The Graph emulator does not support rich notifications.")
     expiration = _expiration(emu, data.get("expirationDateTime"))
     now = emu.now()
-    for other in emu.subscriptions.live_for(user.id, now):
-        if (
-            set(other.change_types) == set(change_types)
-            and other.notification_url == notification_url
-        ):
-            raise _sub_error(409, "Conflict", "A subscription with the same changeType, resource and "
-                             "notificationUrl already exists for this application.")
+    if emu.config.unique_subscriptions:
+        # Same changeType and resource (the mailbox's events), whatever the notificationUrl.
+        calendar = "/calendar/" in resource.lower()
+        for other in emu.subscriptions.live_for(user.id, now):
+            if set(other.change_types) == set(change_types) and ("/calendar/" in other.resource.lower()) == calendar:
+                raise _sub_error(409, "Conflict",
+                                 f"Subscription Id {other.id} already exists for the requested combination")
     if len(emu.subscriptions.live_for(user.id, now)) >= emu.config.max_subscriptions_per_mailbox:
         raise _sub_error(403, "ExtensionError", "The number of subscriptions for this mailbox has reached the limit.")
 
@@ -215,6 +220,7 @@ async def create_subscription(emu: Emulator, req: GraphRequest) -> GraphResponse
         tls_version=tls,
         immutable_ids=req.prefer().get("idtype", "").lower() == "immutableid",
     )
+    emu.schedule_reauthorization(sub)
     emu.subscriptions.items[sub.id] = sub
     headers = {"Preference-Applied": 'IdType="ImmutableId"'} if sub.immutable_ids else {}
     response = _respond(emu, req, sub, 201)
@@ -223,13 +229,23 @@ async def create_subscription(emu: Emulator, req: GraphRequest) -> GraphResponse
 
 
 async def list_subscriptions(emu: Emulator, req: GraphRequest) -> GraphResponse:
+    """The app's live subscriptions, ``subscriptions_page_size`` per page (``$skiptoken`` = offset)."""
     now = emu.now()
+    live = [s for s in emu.subscriptions.items.values() if s.live(now)]
+    skip_text = req.query.get("$skiptoken", "0")
+    if not skip_text.isascii() or not skip_text.isdigit():
+        raise bad_request("Invalid $skiptoken.")
+    skip, size = int(skip_text), emu.config.subscriptions_page_size
     values = [
-        {k: v for k, v in s.to_json(req.base_url, emu.config.application_id, emu.config.creator_id).items()
+        {k: v for k, v in s.to_json(req.base_url, emu.config.application_id, emu.config.creator_id,
+                                     emu.config.expose_client_state).items()
          if k != "@odata.context"}
-        for s in emu.subscriptions.items.values() if s.live(now)
+        for s in live[skip:skip + size]
     ]
-    return GraphResponse(200, {"@odata.context": f"{req.base_url}/v1.0/$metadata#subscriptions", "value": values})
+    body: dict[str, Any] = {"@odata.context": f"{req.base_url}/v1.0/$metadata#subscriptions", "value": values}
+    if skip + size < len(live):
+        body["@odata.nextLink"] = link(req, {"$skiptoken": str(skip + size)})
+    return GraphResponse(200, body)
 
 
 async def get_subscription(emu: Emulator, req: GraphRequest) -> GraphResponse:
@@ -248,6 +264,7 @@ async def update_subscription(emu: Emulator, req: GraphRequest) -> GraphResponse
     if "expirationDateTime" not in data:
         raise bad_request("'expirationDateTime' is required.")
     sub.expiration = _expiration(emu, data["expirationDateTime"])
+    emu.schedule_reauthorization(sub)  # a PATCH reauthorizes: the next challenge comes a period later
     return _respond(emu, req, sub)
 
 

@@ -69,6 +69,13 @@ param maximumInstanceCount int = 40
 ])
 param instanceMemoryMB int = 2048
 
+// Graph judges a notification answer at 3 s; a cold start (Python worker + imports) can take
+// longer, so the HTTP functions keep warm instances (docs/deployment.md: cost).
+@description('Always-ready instances for the HTTP functions (webhooks answer within Graph\'s 3 s).')
+@minValue(0)
+@maxValue(20)
+param alwaysReadyHttpInstances int = 1
+
 @description('Public base URL of the connector; empty: https://<name>.azurewebsites.net.')
 param publicUrl string = ''
 
@@ -297,6 +304,13 @@ resource functionApp 'Microsoft.Web/sites@2024-04-01' = {
       scaleAndConcurrency: {
         maximumInstanceCount: maximumInstanceCount
         instanceMemoryMB: instanceMemoryMB
+        // 'http' covers every HTTP function: graph_notifications, graph_lifecycle and the rest.
+        alwaysReady: [
+          {
+            name: 'http'
+            instanceCount: alwaysReadyHttpInstances
+          }
+        ]
       }
       runtime: {
         name: 'python'

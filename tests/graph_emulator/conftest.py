@@ -117,12 +117,15 @@ class Receiver:
     Paths: ``/ok`` (echo the token as text/plain, 202 for notifications), ``/wrong`` (echo a wrong
     token), ``/encoded`` (echo the token still URL-encoded), ``/json`` (echo with a JSON content type),
     ``/flaky`` (500 on the first notification, then 202), ``/slow`` (answer after 3 s), ``/down``
-    (500 on every notification).
+    (500 on every notification), ``/lag`` (202 after ``lag_seconds``), ``/switch`` (answers
+    ``switch_status`` to notifications).
     """
 
     server: ServerThread
     hits: list[Hit] = field(default_factory=list)
     flaky_failures: int = 0
+    lag_seconds: float = 0.4
+    switch_status: int = 202
 
     def url(self, path: str) -> str:
         return self.server.url + path
@@ -148,6 +151,10 @@ def _receiver_app(receiver_ref: list[Receiver]) -> web.Application:
         token = request.query.get("validationToken")
         if mode == "slow":
             await asyncio.sleep(3)
+        if mode == "lag" and token is None:
+            await asyncio.sleep(receiver.lag_seconds)
+        if mode == "switch" and token is None:
+            return web.Response(status=receiver.switch_status)
         if token is not None:
             if mode == "wrong":
                 return web.Response(text="not-the-token", content_type="text/plain")

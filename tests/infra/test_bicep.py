@@ -196,8 +196,21 @@ def test_flex_consumption_function_app(bicep: dict[str, Any]) -> None:
     storage = config["deployment"]["storage"]
     assert storage["type"] == "blobContainer"
     assert storage["authentication"] == {"type": "UserAssignedIdentity", "userAssignedIdentityResourceId": "identityId"}
-    assert set(config["scaleAndConcurrency"]) == {"maximumInstanceCount", "instanceMemoryMB"}
+    assert set(config["scaleAndConcurrency"]) == {"maximumInstanceCount", "instanceMemoryMB", "alwaysReady"}
     assert site["tags"]["function"]["parameters"]["arg_2"] == {"'azd-service-name'": "serviceName"}
+
+
+def test_http_functions_have_an_always_ready_instance(bicep: dict[str, Any]) -> None:
+    """Graph counts a webhook answer slower than 3 s as failed; a cold start must not cost it that."""
+    config = _one(bicep[API], "Microsoft.Web/sites")["properties"]["functionAppConfig"]
+    assert config["scaleAndConcurrency"]["alwaysReady"] == [{"name": "http", "instanceCount": "alwaysReadyHttpInstances"}]
+    for doc in (bicep[API], bicep[MAIN]):
+        param = doc["parameters"]["alwaysReadyHttpInstances"]
+        assert param["default"] == 1, param
+    # main.bicep hands its parameter to the app module (azd sets it from ALWAYS_READY_HTTP_INSTANCES).
+    assert re.search(r"^\s*alwaysReadyHttpInstances: alwaysReadyHttpInstances$", (ROOT / MAIN).read_text(), re.M)
+    parameters = json.loads((ROOT / "infra/main.parameters.json").read_text())["parameters"]
+    assert parameters["alwaysReadyHttpInstances"]["value"] == "${ALWAYS_READY_HTTP_INSTANCES=1}"
 
 
 def test_storage_account(bicep: dict[str, Any]) -> None:
