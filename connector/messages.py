@@ -52,9 +52,10 @@ class _Message:
         raise NotImplementedError
 
 
-def _check_attempt(attempt: Any) -> None:
-    if not isinstance(attempt, int) or isinstance(attempt, bool) or attempt < 0:
-        raise InvalidMessage("attempt must be a non-negative integer")
+def _check_attempt(attempt: Any, throttled: Any = 0) -> None:
+    for name, value in (("attempt", attempt), ("throttled", throttled)):
+        if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+            raise InvalidMessage(f"{name} must be a non-negative integer")
 
 
 @dataclass(frozen=True)
@@ -69,11 +70,12 @@ class ExchangeChange(_Message):
     full_resync: bool = False
     attempt: int = 0  # how many times this change was already tried (transient failures)
     trace_context: str = ""  # W3C traceparent of the webhook that caused it: one trace per change
+    throttled: int = 0  # how many times it waited out a 429 (not counted in `attempt`)
 
     def validate(self) -> None:
         if not isinstance(self.user_id, str) or not self.user_id:
             raise InvalidMessage("ExchangeChange: user_id is required")
-        _check_attempt(self.attempt)
+        _check_attempt(self.attempt, self.throttled)
         if not isinstance(self.full_resync, bool):
             raise InvalidMessage("ExchangeChange: full_resync must be a boolean")
 
@@ -90,12 +92,13 @@ class PlanningChange(_Message):
     appointment: dict[str, Any] | None = None  # the webhook's snapshot, when there was one
     attempt: int = 0  # how many times this change was already tried (transient failures)
     trace_context: str = ""  # W3C traceparent of the webhook that caused it: one trace per change
+    throttled: int = 0  # how many times it waited out a 429 (not counted in `attempt`)
     # The numeric appointment id (int64, as text) when known: `GET /appointment/{id}` may accept
     # only that, not the GUID. Empty in messages from before it was carried.
     appointment_id: str = ""
 
     def validate(self) -> None:
-        _check_attempt(self.attempt)
+        _check_attempt(self.attempt, self.throttled)
         if not isinstance(self.appointment_id, str) or (self.appointment_id and not self.appointment_id.isdigit()):
             raise InvalidMessage("PlanningChange: appointment_id must be the numeric appointment id (digits) or empty")
         if not isinstance(self.appointment_guid, str) or not self.appointment_guid:
@@ -122,6 +125,7 @@ class SubscriptionLifecycle(_Message):
     received_at: str = field(default_factory=utc_now_iso)
     attempt: int = 0
     trace_context: str = ""
+    throttled: int = 0
 
     def validate(self) -> None:
         for name in ("subscription_id", "resource_no", "user_id"):
@@ -130,7 +134,7 @@ class SubscriptionLifecycle(_Message):
                 raise InvalidMessage(f"SubscriptionLifecycle: {name} is required")
         if self.event not in LIFECYCLE_WORK:
             raise InvalidMessage(f"SubscriptionLifecycle: unknown event {self.event!r}")
-        _check_attempt(self.attempt)
+        _check_attempt(self.attempt, self.throttled)
 
 
 def message_kind(text: str | bytes) -> str:

@@ -27,6 +27,8 @@ SECURITY_HEADERS = {
 @bp.route(route="api/ui/{*path}", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
 def ui(req: func.HttpRequest) -> func.HttpResponse:
     path = (req.route_params.get("path") or "").strip("/")
+    if "\x00" in path or len(path) > 200:  # no such file, and the file system refuses to look
+        return func.HttpResponse("Not found", status_code=404, mimetype="text/plain")
     name = PAGES.get(path, path)
     target = (STATIC / name).resolve()
     if STATIC not in target.parents or target.suffix not in TYPES or not target.is_file():

@@ -24,14 +24,16 @@ Rules (../shared/reference/graph.md, "Notification delivery"):
 
 from __future__ import annotations
 
-import json
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from connector.messages import ExchangeChange, SubscriptionLifecycle
 from connector.stores.registry import SubscriptionIndex
+from connector.web.jsonbody import BadJson, parse_json
 
+SUBSCRIPTION_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 MAX_BODY_BYTES = 1024 * 1024  # Graph posts at most a few hundred items; 1 MiB is far beyond that
 LIFECYCLE_EVENTS = ("reauthorizationRequired", "subscriptionRemoved", "missed")
 
@@ -74,9 +76,9 @@ def parse_body(body: bytes) -> list[NotificationItem]:
     if len(body) > MAX_BODY_BYTES:
         raise IntakeError(413, f"the body is larger than {MAX_BODY_BYTES} bytes")
     try:
-        data: Any = json.loads(body)
-    except (ValueError, UnicodeDecodeError):
-        raise IntakeError(400, "the body is not JSON") from None
+        data: Any = parse_json(body)
+    except BadJson as exc:
+        raise IntakeError(400, str(exc)) from None
     if not isinstance(data, dict) or not isinstance(data.get("value"), list):
         raise IntakeError(400, 'expected a JSON object {"value": [...]}')
     items: list[NotificationItem] = []
@@ -107,7 +109,10 @@ def verify(items: list[NotificationItem], lookup: Callable[[str], SubscriptionIn
     cache: dict[str, SubscriptionIndex | None] = {}
     for item in items:
         if item.subscription_id not in cache:
-            cache[item.subscription_id] = lookup(item.subscription_id)
+            # An id no subscription can have (Graph's are GUIDs) is unknown without asking storage,
+            # whose keys refuse some characters and lengths.
+            plausible = SUBSCRIPTION_ID.fullmatch(item.subscription_id) is not None
+            cache[item.subscription_id] = lookup(item.subscription_id) if plausible else None
         index = cache[item.subscription_id]
         if index is None:
             # Same amount of work as a real check (a dummy compare), then drop.

@@ -18,6 +18,8 @@ import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from connector.web.jsonbody import BadJson, parse_json
+
 PRINCIPAL_HEADER = "x-ms-client-principal"
 EMAIL_CLAIMS = ("preferred_username", "email", "emails", "upn",
                 "http://schemas.xmlsoap.org/ws/2005/05/identity/claims/emailaddress",
@@ -27,6 +29,19 @@ ROLE_CLAIMS = ("roles", "http://schemas.microsoft.com/ws/2008/06/identity/claims
 
 class Unauthenticated(Exception):
     """No principal (or an unreadable one): 401."""
+
+
+class NoEasyAuth(Exception):
+    """In Azure without App Service Authentication in front: the principal header is anyone's to forge."""
+
+
+def require_easy_auth(env: Mapping[str, str]) -> None:
+    """Fail closed on a misconfigured deployment. App Service sets `WEBSITE_SITE_NAME` on every site and
+    `WEBSITE_AUTH_ENABLED=True` when App Service Authentication is on; locally (dev host, func start)
+    neither is set and the dev sign-in stands in for it."""
+    if env.get("WEBSITE_SITE_NAME") and env.get("WEBSITE_AUTH_ENABLED", "").lower() != "true":
+        raise NoEasyAuth("App Service Authentication is not enabled on this app, so no sign-in can be trusted: "
+                         "enable it (infra/app/auth.bicep) before using the settings page or the monitor")
 
 
 @dataclass(frozen=True)
@@ -45,8 +60,8 @@ def parse_principal(headers: Mapping[str, str]) -> Principal:
     if not raw:
         raise Unauthenticated("sign-in required")
     try:
-        data = json.loads(base64.b64decode(raw + "=" * (-len(raw) % 4), validate=False))
-    except (binascii.Error, ValueError, UnicodeDecodeError):
+        data = parse_json(base64.b64decode(raw + "=" * (-len(raw) % 4), validate=False))
+    except (binascii.Error, BadJson):
         raise Unauthenticated("the sign-in header is not readable") from None
     if not isinstance(data, dict) or not isinstance(data.get("claims"), list):
         raise Unauthenticated("the sign-in header has no claims")

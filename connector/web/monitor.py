@@ -129,6 +129,8 @@ class Monitor:
         return {"items": [entry_json(e) for e in page], "next": page[-1].at.isoformat() if more and page else None}
 
     def item(self, key: str) -> dict[str, Any]:
+        if not 0 < len(key) <= 256:  # an appointment GUID or an event id; longer cannot be a table key
+            raise MonitorError(404, f"nothing is known about an item with a {len(key)}-character key")
         history = self._activity.history(key)
         copies = self._mappings.outlook_copies(key)
         if not history and not copies:
@@ -173,7 +175,7 @@ class Monitor:
         content = found.content
         try:
             change = MESSAGE_TYPES[queue].from_json(content)
-            content = replace(change, attempt=0).to_json()
+            content = replace(change, attempt=0, throttled=0).to_json()
         except InvalidMessage:
             pass  # re-queued as it is: the worker parks it again with the reason
         send_text(self._clients, queue, content)

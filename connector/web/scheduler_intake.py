@@ -11,14 +11,14 @@ SDK-free so the HTTP function stays light (no msgraph import on this path).
 from __future__ import annotations
 
 import hmac
-import json
 from collections.abc import Mapping
 from typing import Any
 
 from connector.messages import PlanningChange
 from connector.model import Appointment, InvalidPayload
+from connector.web.jsonbody import BadJson, parse_json
 
-MAX_BODY_BYTES = 256 * 1024
+MAX_BODY_BYTES = 1024 * 1024  # a long description is fine: only ids go on the queue
 SECRET_HEADER = "x-connector-secret"
 EVENTS: tuple[str, ...] = ("created", "updated", "deleted")
 
@@ -58,14 +58,15 @@ def parse_notification(
     if event not in EVENTS:
         raise Rejection(400, f"query parameter 'event' must be one of {', '.join(EVENTS)}, got {event!r}")
     try:
-        data: Any = json.loads(body)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise Rejection(400, f"the body is not JSON: {exc}") from None
+        data: Any = parse_json(body)
+    except BadJson as exc:
+        raise Rejection(400, str(exc)) from None
     try:
         appointment = Appointment.from_payload(data)
     except InvalidPayload as exc:
         raise Rejection(400, f"invalid appointment: {exc}") from None
-    return PlanningChange(appointment_guid=appointment.guid, event=event, appointment=dict(data),
+    # Ids only, never the payload: a queue message holds 64 KiB and the worker reads the appointment anyway.
+    return PlanningChange(appointment_guid=appointment.guid, event=event,
                           appointment_id=appointment.appointment_id or "")
 
 

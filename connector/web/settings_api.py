@@ -11,7 +11,7 @@ Functions turn requests into calls here and `ApiError`s into responses. Rules:
 
 from __future__ import annotations
 
-import json
+import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -20,7 +20,8 @@ from urllib.parse import urlparse
 from connector.stores.registry import ResourceRecord, ResourceRegistry
 from connector.stores.repositories import AlreadyExists, ConcurrencyConflict
 from connector.stores.settings import FIELDS, MODES, SettingsError, SettingsStore, parse_settings, settings_to_json
-from connector.web.identity import Principal, Unauthenticated, parse_principal
+from connector.web.identity import NoEasyAuth, Principal, Unauthenticated, parse_principal, require_easy_auth
+from connector.web.jsonbody import BadJson, parse_json
 
 
 @dataclass
@@ -44,7 +45,14 @@ class Answer:
     headers: Mapping[str, str] = field(default_factory=dict)
 
 
-def authenticate(headers: Mapping[str, str]) -> Principal:
+MAX_ID_LENGTH = 256  # resource numbers and appointment GUIDs are far shorter; longer ones cannot be table keys
+
+
+def authenticate(headers: Mapping[str, str], env: Mapping[str, str] = os.environ) -> Principal:
+    try:
+        require_easy_auth(env)
+    except NoEasyAuth as exc:
+        raise ApiError(503, str(exc)) from None
     try:
         return parse_principal(headers)
     except Unauthenticated as exc:
@@ -63,9 +71,9 @@ def check_same_origin(headers: Mapping[str, str], host_url: str) -> None:
 
 def _json_body(body: bytes) -> Any:
     try:
-        return json.loads(body or b"null")
-    except ValueError as exc:
-        raise ApiError(400, f"the body is not JSON: {exc}", "body") from None
+        return parse_json(body or b"null")
+    except BadJson as exc:
+        raise ApiError(400, str(exc), "body") from None
 
 
 def _json_object(body: bytes, known: tuple[str, ...]) -> dict[str, Any]:
@@ -163,6 +171,8 @@ class SettingsApi:
 
     # -- admin ------------------------------------------------------------------------------------
     def _record(self, resource_no: str) -> ResourceRecord:
+        if not 0 < len(resource_no) <= MAX_ID_LENGTH:
+            raise ApiError(404, f"no resource numbered like that ({len(resource_no)} characters) is known to the connector")
         record = self._registry.get(resource_no)
         if record is None:
             raise ApiError(404, f"no resource {resource_no!r} is known to the connector")

@@ -22,6 +22,10 @@ from connector.stores.queues import send_text
 from connector.stores.storage import StorageClients, poison_queue_name
 
 MAX_DELAY_SECONDS = 900  # a queue message may be hidden for up to 7 days; 15 min keeps retries timely
+# A 429 is the service telling us when to come back, not a failed attempt: waiting it out does not
+# spend `WORK_MAX_ATTEMPTS` (a busy mailbox would otherwise park changes within seconds). Bounded all
+# the same, so a mailbox throttled for hours still ends visibly in the monitor.
+MAX_THROTTLED_WAITS = 60
 
 
 class Transient(Exception):
@@ -37,6 +41,7 @@ class Failure:
     transient: bool
     retry_after: float | None
     error: str
+    throttled: bool = False  # answered 429: wait as told, not counted as an attempt
 
 
 IRRESOLVABLE_CONFLICT = "ErrorIrresolvableConflict"
@@ -51,9 +56,9 @@ def irresolvable_conflict(exc: GraphError) -> bool:
 def classify(exc: BaseException) -> Failure | None:
     """A failure the retry policy knows, or None for anything else (left to the host)."""
     if isinstance(exc, GraphError):
-        return Failure(exc.transient or irresolvable_conflict(exc), exc.retry_after, str(exc))
+        return Failure(exc.transient or irresolvable_conflict(exc), exc.retry_after, str(exc), exc.status == 429)
     if isinstance(exc, PlanningError):
-        return Failure(exc.transient, exc.retry_after, str(exc))
+        return Failure(exc.transient, exc.retry_after, str(exc), exc.status == 429)
     if isinstance(exc, Transient):
         return Failure(True, exc.retry_after, str(exc))
     return None
@@ -67,6 +72,7 @@ def backoff_seconds(attempt: int, retry_after: float | None) -> int:
 
 class Message(Protocol):
     attempt: int
+    throttled: int
     correlation_id: str
 
     def to_json(self) -> str: ...
@@ -88,6 +94,12 @@ def handle_failure(
     entry: ActivityEntry,
 ) -> RetryOutcome:
     """Re-enqueue a transient failure with a delay, or park the change on the poison queue; log either way."""
+    if failure.throttled and message.throttled < MAX_THROTTLED_WAITS:
+        delay = backoff_seconds(message.attempt + message.throttled, failure.retry_after)
+        send_text(clients, queue, replace(message, throttled=message.throttled + 1).to_json(), delay)
+        activity.record(replace(entry, outcome="retrying", error=failure.error,
+                                detail=f"throttled, next in {delay} s (attempt {message.attempt + 1} of {max_attempts})"))
+        return RetryOutcome("retrying", delay)
     next_attempt = message.attempt + 1
     if failure.transient and next_attempt < max_attempts:
         delay = backoff_seconds(message.attempt, failure.retry_after)

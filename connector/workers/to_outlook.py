@@ -4,7 +4,7 @@ The decision is `connector.sync.to_outlook.plan` (pure); this module reads its i
 and records what happened:
 
 1. Notifications are hints: the current appointment is read from Dime.Scheduler
-   (`get_appointment`; 404 = deleted), except for a `deleted` event (then it is gone).
+   (`get_appointment`; 404 = deleted), for a `deleted` event too (a forged one deletes nothing).
 2. Appointments that mirror Outlook items (`CreatedByExchange`, or marked by the Outlook → planning
    direction in the mappings) are that direction's echoes: nothing is written for them.
 3. `plan()` with the tracked resources, the stored `OutlookCopy` rows, `PLANNING_RULES` and
@@ -227,8 +227,9 @@ async def apply_planning_change(services: Services, message: PlanningChange) -> 
 
 
 async def _read_appointment(services: Services, message: PlanningChange, guid: str) -> Appointment | None:
-    if message.event == "deleted":
-        return None
+    """The appointment as Dime.Scheduler has it now, or None when it is gone. A `deleted` webhook is
+    read too: only what Dime.Scheduler confirms is gone is deleted (whoever holds the webhook URL
+    must not be able to empty calendars)."""
     # By its numeric id (`GET /appointment/{id}` may not take the GUID): the message's, else the one
     # remembered when its events were written.
     appointment_id: str | None = message.appointment_id or None

@@ -310,11 +310,21 @@ class ExchangeToPlanning:
             # Marked first: the import's webhook does not say the item came from Outlook, and it may
             # reach the planning worker before the import call returns.
             await self.io(mappings.mark_outlook_item, action.appointment_guid, record.user_id, action.event.id)
-            await self.io(planning.upsert_exchange_appointment, action.appointment_guid, action.event.id,
-                          record.email, action.item)
-            await self.io(mappings.save_board_copy, BoardCopy(record.user_id, action.event.id, action.appointment_guid,
-                                                              action.content_hash, action.event.change_key,
-                                                              action.event.series_master_id))
+            copy = BoardCopy(record.user_id, action.event.id, action.appointment_guid, action.content_hash,
+                             action.event.change_key, action.event.series_master_id)
+            if not known:
+                # Before a first import, a copy with no hash: if the import takes effect but its answer is
+                # lost, the item's removal still finds the board item to take away (and a later round
+                # imports it again, since no hash matches).
+                await self.io(mappings.save_board_copy, replace(copy, content_hash=""))
+            try:
+                await self.io(planning.upsert_exchange_appointment, action.appointment_guid, action.event.id,
+                              record.email, action.item)
+            except PlanningError as exc:
+                if not known and not exc.transient:  # refused, so not applied: nothing is on the board
+                    await self.io(mappings.delete_board_copy, replace(copy, content_hash=""))
+                raise
+            await self.io(mappings.save_board_copy, copy)
             report.applied += 1
             await self._log(record, message, "update" if known else "create", "applied",
                             appointment_guid=action.appointment_guid, event_id=action.event.id)

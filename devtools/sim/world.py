@@ -438,9 +438,9 @@ class Sim:
             moves.append((2.0, self.deliver_hook))
         if self.graph.outbox:
             moves.append((2.0, self.deliver_notification))
+        in_flight = {id(i.message) for i in self.running.values() if i is not None}
         for name in (PLANNING_CHANGES_QUEUE, EXCHANGE_CHANGES_QUEUE):
-            visible = [m for m in self.storage.queue(name).visible()
-                       if not any(i is not None and i.message is m for i in self.running.values())]
+            visible = [m for m in self.storage.queue(name).visible() if id(m) not in in_flight]
             if visible and any(p.alive and len(p.tasks) < CONCURRENCY for p in self.processes):
                 moves.append((3.0, lambda name=name, visible=visible: self.start_invocation(name, self.rng.choice(visible))))
         if actor_steps_left > 0:
@@ -499,6 +499,17 @@ class Sim:
     async def drain(self) -> None:
         """Deliver and apply everything pending (no new actor moves)."""
         await self._drain()
+
+    async def step(self) -> None:
+        """One scheduler move (a delivery, an I/O point resolved, a queue message taken), or time passing."""
+        await self._settle()
+        self.restart_dead_processes()
+        self.waiting = [w for w in self.waiting if not w[0].done()]
+        moves = self._moves(0)
+        if moves:
+            self.rng.choices([m for _, m in moves], [w for w, _ in moves])[0]()
+        elif not await self._wait_for_time():
+            raise Stuck("nothing left to do")
 
     async def _timers_once(self) -> None:
         for name in ("sync_resources", "poll_planning", "reconcile_exchange"):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 import uuid
 
 import pytest
@@ -12,7 +13,7 @@ from connector.messages import PlanningChange
 from connector.stores.activity import ActivityEntry, ActivityLog
 from connector.stores.repositories import TableRepository
 from connector.stores.storage import StorageClients, poison_queue_name
-from connector.workers.retry import Transient, backoff_seconds, classify, handle_failure
+from connector.workers.retry import MAX_THROTTLED_WAITS, Transient, backoff_seconds, classify, handle_failure
 from devtools.local_settings import local_values
 
 
@@ -69,6 +70,24 @@ def test_transient_failure_gives_up_after_the_last_attempt(clients: StorageClien
     outcome = handle_failure(clients, activity, queue, PlanningChange("g1", "created", attempt=7), failure, 8, entry())
     assert outcome.outcome == "poisoned"
     assert "gave up after 8 attempts" in activity.history("g1")[0].detail
+
+
+def test_waiting_out_throttling_does_not_spend_attempts(clients: StorageClients, queue: str,
+                                                        activity: ActivityLog) -> None:
+    """A busy mailbox answering 429 on the last attempt is waited out, not parked; only when it stays
+    throttled for MAX_THROTTLED_WAITS rounds does the change count attempts again and end visibly."""
+    failure = classify(GraphError(429, "ApplicationThrottled", "MailboxConcurrency", retry_after=0))
+    assert failure is not None and failure.throttled
+    outcome = handle_failure(clients, activity, queue, PlanningChange("g1", "created", attempt=7), failure, 8, entry())
+    assert outcome.outcome == "retrying" and outcome.delay_seconds == 1
+    assert clients.queue(poison_queue_name(queue)).peek_messages() == []
+    time.sleep(1.5)  # hidden for the one second the 429 asked for
+    [again] = list(clients.queue(queue).receive_messages(max_messages=1))
+    resent = PlanningChange.from_json(again.content)
+    assert (resent.attempt, resent.throttled) == (7, 1)
+    worn_out = PlanningChange("g1", "created", attempt=7, throttled=MAX_THROTTLED_WAITS)
+    assert handle_failure(clients, activity, queue, worn_out, failure, 8, entry()).outcome == "poisoned"
+    assert not classify(GraphError(503, "ServiceUnavailable", "down")).throttled  # type: ignore[union-attr]
 
 
 def test_unknown_exceptions_are_left_to_the_host() -> None:

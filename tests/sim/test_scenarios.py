@@ -48,7 +48,7 @@ def test_a_retried_create_brings_the_first_attempts_event_up_to_date() -> None:
         sim.planning.outbox.clear()  # the first delivery's attempt is what we arrange by hand:
         transaction = f"dsx-{appointment.guid}-ALICE-first"
         services.mappings.save_outlook_copy(OutlookCopy(appointment.guid, "ALICE", user, transaction))
-        first = desired_event(Appointment.from_payload(sim.planning.payload(appointment)))
+        first = desired_event(Appointment.from_payload(sim.planning.payload(appointment)), "UTC")
         sim.graph.new_event(user, {**first, "transactionId": transaction,
                                    "singleValueExtendedProperties": [{"id": TAG_PROPERTY_ID, "value": appointment.guid}]})
         appointment.subject = "Job v2"
@@ -98,3 +98,35 @@ def test_outlook_changes_arriving_while_a_crashed_run_holds_the_mailbox_reach_th
     assert violations == []
     assert [a.subject for a in sim.planning.appointments_by_guid.values() if a.from_outlook] == ["Dentist"]
     assert sim.loop.time() > 240  # the round that found the lease held came back when it expired
+
+
+def test_an_import_whose_answer_was_lost_is_still_taken_off_the_board_when_the_item_goes() -> None:
+    """Was: "1 board item(s) of Outlook item ... that is gone": the import took effect but answered 503,
+    so no copy was kept; the item was deleted in Outlook before the retry, and its removal found nothing
+    to take off the board."""
+    from connector.errors import PlanningError
+
+    async def script(sim: Sim) -> None:
+        user = sim.user_of("BOB")
+        original = sim.planning.upsert_exchange_appointment
+        calls: list[str] = []
+
+        def lost_answer(*args: object, **kwargs: object) -> None:
+            original(*args, **kwargs)  # type: ignore[arg-type]
+            if not calls:
+                calls.append("lost")
+                raise PlanningError(503, "import: the answer was lost (simulated)")
+
+        sim.planning.upsert_exchange_appointment = lost_answer  # type: ignore[method-assign]
+        start = EPOCH + timedelta(days=1, hours=3)
+        item = sim.graph.new_event(user, {"subject": "Dentist", "showAs": "busy",
+                                          "start": {"dateTime": start.isoformat(), "timeZone": "UTC"},
+                                          "end": {"dateTime": (start + timedelta(hours=1)).isoformat(),
+                                                  "timeZone": "UTC"}})
+        while not calls:  # until the import has happened and its answer was lost
+            await sim.step()
+        sim.graph.remove_event(user, item["id"])
+
+    sim, violations = run_scenario(script)
+    assert violations == []
+    assert [a for a in sim.planning.appointments_by_guid.values() if a.from_outlook] == []

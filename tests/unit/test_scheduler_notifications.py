@@ -26,10 +26,13 @@ def parse(params: dict[str, str], body: object, headers: dict[str, str] | None =
     return parse_notification(SECRET, params, headers or {}, raw)
 
 
-def test_a_valid_delivery_becomes_a_planning_change_with_its_snapshot() -> None:
-    change = parse({"event": "updated", "secret": SECRET}, PASCAL)
+def test_a_valid_delivery_becomes_a_planning_change_that_carries_ids_only() -> None:
+    """The worker reads the appointment itself: a snapshot could be forged, and a long description would
+    not fit in a queue message."""
+    change = parse({"event": "updated", "secret": SECRET}, PASCAL | {"Description": "x" * 200_000})
     assert change.event == "updated" and change.appointment_guid == "6d1f3c2e-0000-4000-8000-000000000001"
-    assert change.appointment == PASCAL and change.attempt == 0
+    assert change.appointment is None and change.attempt == 0
+    assert len(change.to_json()) < 2_000
     assert PlanningChange.from_json(change.to_json()) == change
 
 
