@@ -21,6 +21,7 @@ from devtools.serve import ServerThread
 
 from . import settings as cfg
 from .admin import Admin
+from .easyauth import EASY_AUTH, load_easy_auth
 from .errors import DevHostError
 from .http import DEFAULT_MIDDLEWARES, HttpDispatcher, build_routes
 from .invocation import Invoker, thread_pool
@@ -151,6 +152,7 @@ class DevHost:
 
         max_body = cfg.max_request_body_size()
         app = web.Application(middlewares=self.middlewares, client_max_size=max_body)
+        app[EASY_AUTH] = load_easy_auth(self.root)  # what stands in front of the app (easyauth.py)
         admin = Admin(self.functions, self._timers, invoker, self._spawn, self._invoke_url, self._disabled, self._errors)
         admin.add_routes(app)
         app.router.add_route(

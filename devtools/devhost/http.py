@@ -29,7 +29,9 @@ from .routes import RouteTemplate
 log = logging.getLogger("devhost")
 
 # The one place to plug request middlewares in (applied to functions and admin routes alike):
-# the dev-only stand-in for App Service Authentication (see easyauth.py).
+# the dev-only stand-in for App Service Authentication (see easyauth.py). It sits in front of
+# everything, as Easy Auth does in Azure; which paths need a session comes from the script root's
+# infra/app/anonymous-paths.json (the list auth.bicep loads), put on the app by the dev host.
 DEFAULT_MIDDLEWARES: list[Middleware] = [easy_auth_middleware()]
 
 _HOME = "<html><body><h1>Your Functions app is up and running (devhost)</h1></body></html>"

@@ -1,9 +1,9 @@
 // App Service Authentication (Easy Auth) in front of the function app, with the sign-in app
 // registration as the Entra ID provider.
 //
-// Every route requires a signed-in user except the anonymous routes below: Microsoft Graph and
-// Dime.Scheduler cannot sign in, so their webhooks are validated by the code itself (Graph
-// clientState, the Dime.Scheduler shared secret), and /api/health must answer probes.
+// Every route requires a signed-in user except the anonymous routes (anonymous-paths.json):
+// Microsoft Graph and Dime.Scheduler cannot sign in, so their webhooks are validated by the code
+// itself (Graph clientState, the Dime.Scheduler shared secret), and /api/health must answer probes.
 //
 // unauthenticatedClientAction is RedirectToLoginPage: the protected routes are the settings page
 // and the admin monitor (/api/ui/...), opened in a browser, where a redirect to sign-in is what a
@@ -25,13 +25,10 @@ param clientId string
 @description('Entra ID tenant users sign in to.')
 param tenantId string
 
-// Exactly the routes that must be reachable without sign-in (tests/infra checks this list).
-var anonymousPaths = [
-  '/api/graph/notifications'
-  '/api/graph/lifecycle'
-  '/api/scheduler/notifications'
-  '/api/health'
-]
+// Exactly the routes that must be reachable without sign-in. One source, anonymous-paths.json beside
+// this file: the dev host's Easy Auth stand-in enforces the same list locally (tests/infra and
+// tests/devhost check both against it).
+var anonymousPaths = loadJsonContent('anonymous-paths.json').paths
 
 resource functionApp 'Microsoft.Web/sites@2024-04-01' existing = {
   name: functionAppName

@@ -3,7 +3,9 @@ optimistic concurrency, cross-site protection, locks and the global mode."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -13,6 +15,7 @@ from connector.stores.registry import ResourceRecord
 from connector.web.identity import encode_principal
 from tests.e2e.conftest import Stack
 
+ROOT = Path(__file__).resolve().parents[2]
 ADMIN_ROLE = "Connector.Admin"
 XHR = {"X-Requested-With": "XMLHttpRequest"}
 
@@ -47,10 +50,21 @@ def call(stack: Stack, method: str, path: str, headers: dict[str, str], body: An
     return httpx.request(method, f"{stack.app.url}{path}", headers=extra, json=body, timeout=30)
 
 
+def signed_out(answer: httpx.Response, xhr: bool) -> bool:
+    """Easy Auth's answer to a request without a session (the dev host's stand-in): the app never saw it."""
+    if xhr:
+        return answer.status_code == 401 and "json" not in answer.headers.get("Content-Type", "")
+    return answer.status_code == 302 and answer.headers["Location"].startswith("/.auth/login/aad?")
+
+
 def test_authorisation_matrix(stack: Stack) -> None:
-    assert call(stack, "GET", "/api/settings/me", {}).status_code == 401
-    assert call(stack, "GET", "/api/admin/resources", {}).status_code == 401
-    assert call(stack, "GET", "/api/settings/me", {"X-MS-CLIENT-PRINCIPAL": "%%%"}).status_code == 401
+    # Without a session the app is never reached: Easy Auth sends a browser to sign in, a script gets 401.
+    for path in ("/api/settings/me", "/api/admin/resources"):
+        assert signed_out(call(stack, "GET", path, {}), xhr=False), path
+        assert signed_out(call(stack, "GET", path, XHR), xhr=True), path
+    # A session whose principal the app cannot read (only a test can send one): the app's own 401.
+    unreadable = call(stack, "GET", "/api/settings/me", {"X-MS-CLIENT-PRINCIPAL": "%%%"})
+    assert unreadable.status_code == 401 and unreadable.json()["error"]
     mine = call(stack, "GET", "/api/settings/me", ALICE)
     assert mine.status_code == 200 and mine.json()["resource"]["resourceNo"] == "ALICE" and mine.headers["ETag"]
     assert mine.json()["settings"]["privateItems"] == "masked"  # the documented default
@@ -143,8 +157,25 @@ def test_global_mode_applies_the_defaults_to_everyone(stack: Stack) -> None:
 def test_pages_are_served_with_a_strict_content_security_policy(stack: Stack) -> None:
     for path, marker in (("/api/ui/", "My calendar sync settings"), ("/api/ui/admin", "monitor"),
                          ("/api/ui/app.css", "--accent"), ("/api/ui/settings.js", "If-Match")):
-        page = httpx.get(f"{stack.app.url}{path}", timeout=10)
+        page = httpx.get(f"{stack.app.url}{path}", headers=ALICE, timeout=10)
         assert page.status_code == 200 and marker in page.text
         assert page.headers["Content-Security-Policy"].startswith("default-src 'self'")
+        assert signed_out(httpx.get(f"{stack.app.url}{path}", timeout=10), xhr=False), path  # pages need sign-in
     for bad in ("/api/ui/../function_app.py", "/api/ui/%2e%2e/host.json", "/api/ui/missing.js"):
-        assert httpx.get(f"{stack.app.url}{bad}", timeout=10).status_code == 404
+        assert httpx.get(f"{stack.app.url}{bad}", headers=ALICE, timeout=10).status_code == 404
+        assert httpx.get(f"{stack.app.url}{bad}", timeout=10).status_code == 302  # nothing is revealed signed out
+
+
+def test_easy_auth_lets_only_the_listed_paths_reach_the_app(stack: Stack) -> None:
+    anonymous = set(json.loads((ROOT / "infra/app/anonymous-paths.json").read_text())["paths"])
+    routes = [("/" + str(spec.trigger.route).replace("{*path}", "").replace("{resource_no}", "BOB").replace(
+        "{key}", "k").replace("{queue}", "planning-changes").replace("{message_id}", "m"), str(getattr(m, "value", m)))
+        for spec in stack.app.functions if spec.trigger_type == "httpTrigger" for m in spec.trigger.methods]
+    assert anonymous <= {path for path, _ in routes}  # every listed path is a route of the app
+    for path, method in routes:
+        answer = httpx.request(method, f"{stack.app.url}{path}", params={"validationToken": "probe"}, timeout=30)
+        if path in anonymous:  # the app's own answer: a handshake, health (200/503), or the webhook's refusal
+            assert answer.status_code not in (302, 500), f"{method} {path}: {answer.status_code}"
+        else:
+            assert signed_out(answer, xhr=False), f"{method} {path} reached the app without a session"
+    assert httpx.post(f"{stack.app.url}/api/graph/notifications?validationToken=probe", timeout=30).text == "probe"

@@ -22,6 +22,7 @@ pytestmark = pytest.mark.timeout(INFRA_TIMEOUT)
 API = "infra/app/api.bicep"
 AUTH = "infra/app/auth.bicep"
 MAIN = "infra/main.bicep"
+ANONYMOUS_PATHS_FILE = INFRA / "app" / "anonymous-paths.json"  # excludedPaths; the dev host reads it too
 
 # Settings SETTINGS declares that must NOT exist in Azure: the Azurite connection string (Azure uses
 # the identity-based AzureWebJobsStorage__* settings) and the Graph emulator's static token.
@@ -276,7 +277,12 @@ def test_excluded_paths_are_exactly_the_anonymous_routes(bicep: dict[str, Any]) 
     validation = body["properties"]["globalValidation"]
     assert validation["requireAuthentication"] is True
     assert validation["unauthenticatedClientAction"] == "RedirectToLoginPage"
-    excluded = doc["variables"][validation["excludedPaths"]]["value"]
+    # The list comes from the one source the dev host's Easy Auth stand-in reads too.
+    loaded = doc["variables"][validation["excludedPaths"]]["value"]
+    assert loaded == {"function": {"type": "load_json_content", "property_name": "paths", "parameters": {
+        "file_path": ANONYMOUS_PATHS_FILE.name, "json_path": None, "encoding": None}}}
+    excluded = json.loads(ANONYMOUS_PATHS_FILE.read_text())["paths"]
+    assert all(isinstance(path, str) and path.startswith("/") for path in excluded)
     assert len(excluded) == len(set(excluded))
     assert set(excluded) == ANONYMOUS_ROUTES
     for route in SIGNED_IN_ROUTES:
