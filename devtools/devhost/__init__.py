@@ -13,7 +13,9 @@ also ``<name>__queueServiceUri`` / ``<name>__accountName`` / ``<name>__clientId`
 DefaultAzureCredential), ``%NAME%`` settings in routes, queue names and schedules,
 ``DEVHOST_FUNCTION_KEY`` (default ``dev-function-key``), ``DEVHOST_MASTER_KEY`` (default
 ``dev-master-key``), ``FUNCTIONS_REQUEST_BODY_SIZE_LIMIT`` (bytes, default 100 MB),
-``PYTHON_THREADPOOL_THREAD_COUNT``, ``AzureWebJobs.<function>.Disabled``.
+``PYTHON_THREADPOOL_THREAD_COUNT``, ``AzureWebJobs.<function>.Disabled``,
+``DEVHOST_TRUST_CLIENT_PRINCIPAL`` (default true: a client-sent principal header counts as a session,
+so tests can stand in for Easy Auth; false strips it as Azure does; see ``easyauth.py``).
 
 host.json: ``extensions.http.routePrefix``; ``extensions.queues.batchSize``, ``newBatchThreshold``,
 ``maxPollingInterval``, ``visibilityTimeout``, ``maxDequeueCount``, ``messageEncoding``;
