@@ -37,8 +37,15 @@ renewals = _meter.create_counter("connector.subscription.renewals", unit="{renew
 log = logging.getLogger("connector")
 
 
+# Client libraries that log each request's full URL at INFO: Graph's delta and skip tokens travel in
+# URLs (anyone holding one reads the mailbox's changes), so their request lines stay out of the logs.
+QUIET_LOGGERS = ("httpx", "httpcore", "azure.core.pipeline.policies.http_logging_policy")
+
+
 def configure_telemetry(settings: Settings) -> bool:
     """Send traces, metrics and logs to Application Insights when a connection string is set."""
+    for name in QUIET_LOGGERS:
+        logging.getLogger(name).setLevel(logging.WARNING)
     if settings.appinsights_connection_string is None:
         return False
     from azure.monitor.opentelemetry import configure_azure_monitor

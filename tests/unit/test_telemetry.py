@@ -57,3 +57,24 @@ def test_activity_feeds_metrics_and_traces_cross_the_queue() -> None:
     assert points["connector.sync.latency direction=to_outlook"] == 840  # histogram sum of one sample
     assert out["parent"].startswith("00-") and out["same_trace"] is True
     assert any("to_outlook create applied resource=ALICE appointment=g1" in line for line in out["logs"])
+
+
+def test_request_urls_with_delta_tokens_stay_out_of_the_logs() -> None:
+    """httpx logs every request line at INFO, delta and skip tokens included; the app start quiets it."""
+    import logging
+
+    from connector.config import load_settings
+    from connector.telemetry import QUIET_LOGGERS, configure_telemetry
+    from devtools.local_settings import local_values
+
+    root = logging.getLogger()
+    before = root.level
+    root.setLevel(logging.INFO)
+    try:
+        configure_telemetry(load_settings(local_values()))
+        token_line = "HTTP Request: GET https://graph.microsoft.com/v1.0/users/u/calendarView/delta?$deltatoken=SECRET"
+        for name in QUIET_LOGGERS:
+            assert not logging.getLogger(name).isEnabledFor(logging.INFO), token_line
+        assert logging.getLogger("connector").isEnabledFor(logging.INFO)  # our own lines still flow
+    finally:
+        root.setLevel(before)
