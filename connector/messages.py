@@ -86,7 +86,7 @@ class PlanningChange(_Message):
 
     kind = "planning-change"
     appointment_guid: str
-    event: str  # created | updated | deleted | poll
+    event: str  # created | updated | deleted | poll | restore
     correlation_id: str = field(default_factory=new_correlation_id)
     received_at: str = field(default_factory=utc_now_iso)
     appointment: dict[str, Any] | None = None  # the webhook's snapshot, when there was one
@@ -96,14 +96,22 @@ class PlanningChange(_Message):
     # The numeric appointment id (int64, as text) when known: `GET /appointment/{id}` may accept
     # only that, not the GUID. Empty in messages from before it was carried.
     appointment_id: str = ""
+    # event "restore": the Outlook → planning direction saw a person edit or delete this resource's
+    # event of a planner's appointment; this worker writes the planner's version back (under the lease).
+    restore_resource: str = ""
+    restore_event_id: str = ""
 
     def validate(self) -> None:
         _check_attempt(self.attempt, self.throttled)
+        if self.event == "restore" and (not isinstance(self.restore_resource, str) or not self.restore_resource):
+            raise InvalidMessage("PlanningChange: a restore names its resource (restore_resource)")
+        if not isinstance(self.restore_event_id, str):
+            raise InvalidMessage("PlanningChange: restore_event_id must be a string")
         if not isinstance(self.appointment_id, str) or (self.appointment_id and not self.appointment_id.isdigit()):
             raise InvalidMessage("PlanningChange: appointment_id must be the numeric appointment id (digits) or empty")
         if not isinstance(self.appointment_guid, str) or not self.appointment_guid:
             raise InvalidMessage("PlanningChange: appointment_guid is required")
-        if self.event not in ("created", "updated", "deleted", "poll"):
+        if self.event not in ("created", "updated", "deleted", "poll", "restore"):
             raise InvalidMessage(f"PlanningChange: unknown event {self.event!r}")
 
 

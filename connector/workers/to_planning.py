@@ -13,8 +13,9 @@ One run per queue message, for one mailbox:
    `connector/sync/to_planning.py`) → apply:
    UpsertOnBoard → `mboc_upsertExchangeAppointment`, then the BoardCopy (content hash) is saved;
    RemoveFromBoard → `mboc_deleteExchangeAppointment`, then the copy is deleted;
-   RestoreOutlook → the planner's version (`desired_event` of the current appointment) is written
-   back with PATCH, or re-created with a new `dsx-` transactionId if the event was deleted;
+   RestoreOutlook → a `PlanningChange(event="restore")` for the planning → Outlook worker, which
+   writes the planner's version back under the appointment's lease (PATCH, or a re-create with a
+   pending copy if the event was deleted): this direction never writes a planner's event itself;
    UpdatePlanning → `mboc_upsertAppointment` of the planner's appointment;
    Unchanged with a new changeKey → the stored changeKey follows.
    The link is stored (checkpoint) only after every item of its page was applied. After a full
@@ -41,7 +42,7 @@ from datetime import UTC, datetime, time, timedelta
 from typing import TYPE_CHECKING, Any
 
 from connector.errors import GraphError, PlanningError
-from connector.messages import ExchangeChange
+from connector.messages import ExchangeChange, PlanningChange
 from connector.model import Appointment, CalendarEvent, InvalidPayload, parse_utc
 from connector.services import Services
 from connector.stores.activity import ActivityEntry
@@ -51,8 +52,7 @@ from connector.stores.queues import Sent
 from connector.stores.registry import ResourceRecord, Status
 from connector.stores.settings import settings_to_json
 from connector.stores.storage import EXCHANGE_CHANGES_QUEUE
-from connector.sync.status import TAG_PROPERTY_ID, BoardCopy, OutlookCopy, hashes_of
-from connector.sync.to_outlook import desired_event, new_transaction_id
+from connector.sync.status import BoardCopy, OutlookCopy, hashes_of
 from connector.sync.to_planning import (
     Action,
     RemoveFromBoard,
@@ -373,31 +373,16 @@ class ExchangeToPlanning:
 
     async def _restore(self, action: RestoreOutlook, record: ResourceRecord, message: ExchangeChange,
                        report: RoundReport) -> None:
+        """The planner's event was edited or deleted in Outlook: the planning → Outlook worker writes it
+        back, under the appointment's lease, from the appointment as it is then (every Graph write for a
+        planner's appointment is that worker's, so a crash or a retry can never make a second event)."""
         copy = action.copy
-        found = await self._current_appointment(copy)
-        if found is None:
-            # Deleted or re-assigned on the board meanwhile: the planning worker removes the event.
-            return
-        _payload, appointment = found
-        desired = desired_event(appointment, record.tracked.time_zone)
-        if action.deleted or not copy.event_id:
-            nonce = uuid.uuid4().hex[:12]
-            transaction_id = new_transaction_id(appointment.guid, copy.resource_no, nonce)
-            body = {**desired, "transactionId": transaction_id,
-                    "singleValueExtendedProperties": [{"id": TAG_PROPERTY_ID, "value": appointment.guid}]}
-            created = await self.s.exchange.create_event(record.user_id, body)
-            restored = replace(copy, transaction_id=transaction_id, event_id=str(created["id"]),
-                               field_hashes=hashes_of(desired), change_key=created.get("changeKey"))
-            await self.io(self.mappings.delete_outlook_copy, copy)
-        else:
-            updated = await self.s.exchange.update_event(record.user_id, copy.event_id, desired)
-            restored = replace(copy, field_hashes=hashes_of(desired), change_key=updated.get("changeKey"))
-        await self.io(self.mappings.save_outlook_copy, restored)
+        appointment_id = await self.io(self.mappings.appointment_id, copy.appointment_guid)
+        await self.io(self.s.work_queues.send_planning_change, PlanningChange(
+            appointment_guid=copy.appointment_guid, event="restore", correlation_id=message.correlation_id,
+            appointment_id=appointment_id or "", restore_resource=copy.resource_no,
+            restore_event_id=copy.event_id or "", trace_context=message.trace_context))
         report.applied += 1
-        await self._log(record, message, "restore", "applied", appointment_guid=copy.appointment_guid,
-                        event_id=restored.event_id or "",
-                        detail="the planner's event was " + ("deleted" if action.deleted else "edited")
-                        + " in Outlook; restored from the planning board (OUTLOOK_EDIT_POLICY=restore_outlook)")
 
     async def _update_planning(self, action: UpdatePlanning, record: ResourceRecord, message: ExchangeChange,
                                report: RoundReport) -> None:
