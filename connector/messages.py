@@ -64,17 +64,22 @@ class ExchangeChange(_Message):
 
     kind = "exchange-change"
     user_id: str
-    reason: str  # notification | resync | reconcile | lifecycle
+    reason: str  # notification | resync | reconcile | lifecycle | follow-up | item
     correlation_id: str = field(default_factory=new_correlation_id)
     received_at: str = field(default_factory=utc_now_iso)
     full_resync: bool = False
     attempt: int = 0  # how many times this change was already tried (transient failures)
     trace_context: str = ""  # W3C traceparent of the webhook that caused it: one trace per change
     throttled: int = 0  # how many times it waited out a 429 (not counted in `attempt`)
+    # One Outlook item (reason "item"): an item that failed on its own was parked as itself, so the
+    # monitor's Retry applies just that item again (the mailbox's delta link has moved past it).
+    event_id: str = ""
 
     def validate(self) -> None:
         if not isinstance(self.user_id, str) or not self.user_id:
             raise InvalidMessage("ExchangeChange: user_id is required")
+        if not isinstance(self.event_id, str):
+            raise InvalidMessage("ExchangeChange: event_id must be a string")
         _check_attempt(self.attempt, self.throttled)
         if not isinstance(self.full_resync, bool):
             raise InvalidMessage("ExchangeChange: full_resync must be a boolean")

@@ -194,7 +194,7 @@ def _describe(queue: str, content: str) -> dict[str, Any]:
         return {"appointmentGuid": data.get("appointment_guid"), "event": data.get("event"),
                 "attempt": data.get("attempt"), "correlationId": data.get("correlation_id")}
     return {"userId": data.get("user_id"), "reason": data.get("reason"), "attempt": data.get("attempt"),
-            "correlationId": data.get("correlation_id")}
+            "correlationId": data.get("correlation_id"), "eventId": data.get("event_id") or None}
 
 
 def _iso(moment: datetime | None) -> str | None:

@@ -48,10 +48,10 @@ from connector.services import Services
 from connector.stores.activity import ActivityEntry
 from connector.stores.cursors import CursorStore, Lease, LeaseLost
 from connector.stores.mappings import MappingStore
-from connector.stores.queues import Sent
+from connector.stores.queues import Sent, send_text
 from connector.stores.registry import ResourceRecord, Status
 from connector.stores.settings import settings_to_json
-from connector.stores.storage import EXCHANGE_CHANGES_QUEUE
+from connector.stores.storage import EXCHANGE_CHANGES_QUEUE, poison_queue_name
 from connector.sync.status import BoardCopy, OutlookCopy, hashes_of
 from connector.sync.to_planning import (
     Action,
@@ -146,6 +146,10 @@ class ExchangeToPlanning:
             return []
         lease, again = await self.io(self.cursors.acquire_or_follow_up, message.user_id, self.owner,
                                      message.full_resync)
+        if lease is None and message.event_id:  # one parked item: it waits for the mailbox, as itself
+            delay = max(1, int(((again or _now()) - _now()).total_seconds()) + 1)
+            await self.io(self.s.work_queues.send_exchange_change, message, delay)
+            return []
         if lease is None:
             # A run is busy on this mailbox and goes round once more for us; should it have died, the
             # follow-up message takes over when its lease expires.
@@ -160,12 +164,14 @@ class ExchangeToPlanning:
             return []
         reports: list[RoundReport] = []
         try:
-            while True:
+            more = True
+            if message.event_id:
+                reports.append(await self._item(record, message))
+                lease, more = await self.io(self.cursors.finish, lease)
+            while more:
                 lease, report = await self._round(lease, record, message)
                 reports.append(report)
-                lease, again = await self.io(self.cursors.finish, lease)
-                if not again:
-                    break
+                lease, more = await self.io(self.cursors.finish, lease)
             if lease.released_follow_up:  # the run finished well: the follow-up kept for its death is moot
                 message_id, _, receipt = lease.released_follow_up.partition(" ")
                 await self.io(self.s.work_queues.cancel, Sent(EXCHANGE_CHANGES_QUEUE, message_id, receipt))
@@ -177,6 +183,19 @@ class ExchangeToPlanning:
             raise
         await self.io(_note_sync, self.s, record.resource_no)
         return reports
+
+    async def _item(self, record: ResourceRecord, message: ExchangeChange) -> RoundReport:
+        """One parked item again (the monitor's Retry): read as it is now (gone = removed) and applied
+        like a delta item, under the mailbox's lease."""
+        report = RoundReport()
+        settings = await self.io(self.s.resource_settings.effective, record.resource_no)
+        self._series = SeriesCompleter(self.s.exchange, record.user_id)
+        raw = await self.s.exchange.get_event(record.user_id, message.event_id)
+        if raw is None:
+            raw = {"id": message.event_id, "@removed": {"reason": "deleted"}}
+        report.items = 1
+        await self._apply_raw(raw, record, settings, message, report, full=False)
+        return report
 
     # -- one round -----------------------------------------------------------------------------
     async def _round(self, lease: Lease, record: ResourceRecord, message: ExchangeChange) -> tuple[Lease, RoundReport]:
@@ -296,12 +315,24 @@ class ExchangeToPlanning:
         except (PlanningError, GraphError) as exc:
             if exc.transient:
                 raise
-            # Refused for this one item (e.g. Dime.Scheduler rejects it): record it, keep the mailbox moving.
-            report.failed += 1
-            await self._log(record, message, _verb(action), "failed", **_ids(action, event), error=str(exc))
+            # Refused for this one item (e.g. Dime.Scheduler rejects it): parked as itself, the mailbox moves on.
+            await self._park_item(action, event, record, message, report, str(exc))
         except InvalidPayload as exc:  # the planner's appointment could not be read back
-            report.failed += 1
-            await self._log(record, message, _verb(action), "failed", **_ids(action, event), error=str(exc))
+            await self._park_item(action, event, record, message, report, str(exc))
+
+    async def _park_item(self, action: Action, event: CalendarEvent | None, record: ResourceRecord,
+                         message: ExchangeChange, report: RoundReport, error: str) -> None:
+        """The delta link moves past a failed item, so the item itself goes to the poison queue: the
+        monitor shows it and its Retry applies that item again (`ExchangeChange.event_id`)."""
+        report.failed += 1
+        ids = _ids(action, event)
+        detail = ""
+        if ids.get("event_id"):
+            parked = ExchangeChange(record.user_id, reason="item", correlation_id=message.correlation_id,
+                                    event_id=ids["event_id"])
+            await self.io(send_text, self.s.storage, poison_queue_name(EXCHANGE_CHANGES_QUEUE), parked.to_json())
+            detail = f"parked on {poison_queue_name(EXCHANGE_CHANGES_QUEUE)}; Retry on the monitor applies this item again"
+        await self._log(record, message, _verb(action), "failed", **ids, detail=detail, error=error)
 
     async def _run(self, action: Action, event: CalendarEvent | None, record: ResourceRecord,
                    message: ExchangeChange, report: RoundReport, full: bool, known: bool) -> None:
