@@ -174,6 +174,22 @@ class CursorStore:
                 continue
             return (Lease(user_id, owner, new, new_etag) if taken else None), again
 
+    def acquire_if_free(self, user_id: str, owner: str) -> tuple[Lease | None, float]:
+        """The lease for work that needs no round (one item again), or None and the seconds the holder
+        may still keep it. Unlike `acquire`, a busy mailbox is left as it is (no Pending: the item waits
+        on its own), and a Pending left by others stays set, so `finish` still goes round for them."""
+        while True:
+            state, etag = self._read(user_id)
+            now = self._clock()
+            if state.held_by_other(owner, now):
+                assert state.lease_until is not None
+                return None, (state.lease_until - now).total_seconds()
+            new = replace(state, lease_owner=owner, lease_until=now + self._ttl)
+            try:
+                return Lease(user_id, owner, new, self._write(user_id, new, etag)), 0.0
+            except (AlreadyExists, ConcurrencyConflict):
+                continue
+
     def checkpoint(self, lease: Lease, **changes: Any) -> Lease:
         """Store progress (`link`, `full_required`, `settings_hash`, ...) and extend the lease."""
         etag, base = lease.etag, lease.state

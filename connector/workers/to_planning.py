@@ -74,6 +74,10 @@ if TYPE_CHECKING:  # the gateway imports msgraph; this module is imported by the
 log = logging.getLogger(__name__)
 
 FULL_ROUND_EVERY = timedelta(hours=24)
+# An unknown removed item is looked at again this much later (a create's POST to its saved copy takes
+# well under a second; throttling can stretch it to a few seconds).
+RECHECK_REMOVED_SECONDS = 20
+ITEM_WAIT_MAX_SECONDS = 5  # a round holds a mailbox for about a second; its lease runs far longer
 DIRECTION = "to_planning"
 
 
@@ -144,12 +148,16 @@ class ExchangeToPlanning:
         if record is None or record.status != Status.TRACKED:
             log.info("exchange change for a mailbox that is not tracked: ignored")
             return []
-        lease, again = await self.io(self.cursors.acquire_or_follow_up, message.user_id, self.owner,
-                                     message.full_resync)
-        if lease is None and message.event_id:  # one parked item: it waits for the mailbox, as itself
-            delay = max(1, int(((again or _now()) - _now()).total_seconds()) + 1)
-            await self.io(self.s.work_queues.send_exchange_change, message, delay)
-            return []
+        if message.event_id:
+            item_lease, busy_for = await self.io(self.cursors.acquire_if_free, message.user_id, self.owner)
+            if item_lease is None:  # one item: it waits for the mailbox as itself, and asks for no round
+                delay = int(min(busy_for, ITEM_WAIT_MAX_SECONDS)) + 1
+                await self.io(self.s.work_queues.send_exchange_change, message, delay)
+                return []
+            lease, again = item_lease, None
+        else:
+            lease, again = await self.io(self.cursors.acquire_or_follow_up, message.user_id, self.owner,
+                                         message.full_resync)
         if lease is None:
             # A run is busy on this mailbox and goes round once more for us; should it have died, the
             # follow-up message takes over when its lease expires.
@@ -282,6 +290,12 @@ class ExchangeToPlanning:
             await self._reapply_series(event.id, record, settings, message, report)
         elif not full and event.removed and mapped is None:
             await self._series_gone(event.id, record, message, report)
+            if not message.event_id:
+                # Possibly the planner's event deleted the moment it appeared, before the planning →
+                # Outlook worker saved which event it is: look once more when that write has landed.
+                await self.io(self.s.work_queues.send_exchange_change,
+                              ExchangeChange(record.user_id, reason="item", correlation_id=message.correlation_id,
+                                             event_id=event.id), RECHECK_REMOVED_SECONDS)
         return None if event.removed else event.id
 
     async def _reapply_series(self, master_id: str, record: ResourceRecord, settings: ResourceSettings,
