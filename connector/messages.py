@@ -52,6 +52,10 @@ class _Message:
         raise NotImplementedError
 
 
+MAX_EVENT_IDS = 50
+MAX_EVENT_ID_LENGTH = 513  # Graph's event ids are ~150 characters (+1 for the "!" mark)
+
+
 def _check_attempt(attempt: Any, throttled: Any = 0) -> None:
     for name, value in (("attempt", attempt), ("throttled", throttled)):
         if not isinstance(value, int) or isinstance(value, bool) or value < 0:
@@ -71,15 +75,17 @@ class ExchangeChange(_Message):
     attempt: int = 0  # how many times this change was already tried (transient failures)
     trace_context: str = ""  # W3C traceparent of the webhook that caused it: one trace per change
     throttled: int = 0  # how many times it waited out a 429 (not counted in `attempt`)
-    # One Outlook item (reason "item"): an item that failed on its own was parked as itself, so the
-    # monitor's Retry applies just that item again (the mailbox's delta link has moved past it).
-    event_id: str = ""
+    # Single Outlook items to look at besides the delta round: the events named by deleted
+    # notifications (an event created and deleted between two rounds never shows in delta), an item
+    # parked as itself (the monitor's Retry applies it again). "!" before an id: do not look again later.
+    event_ids: list[str] = field(default_factory=list)
 
     def validate(self) -> None:
         if not isinstance(self.user_id, str) or not self.user_id:
             raise InvalidMessage("ExchangeChange: user_id is required")
-        if not isinstance(self.event_id, str):
-            raise InvalidMessage("ExchangeChange: event_id must be a string")
+        if not isinstance(self.event_ids, list) or len(self.event_ids) > MAX_EVENT_IDS or not all(
+                isinstance(i, str) and 0 < len(i) <= MAX_EVENT_ID_LENGTH for i in self.event_ids):
+            raise InvalidMessage(f"ExchangeChange: event_ids must be at most {MAX_EVENT_IDS} event ids")
         _check_attempt(self.attempt, self.throttled)
         if not isinstance(self.full_resync, bool):
             raise InvalidMessage("ExchangeChange: full_resync must be a boolean")

@@ -77,7 +77,6 @@ FULL_ROUND_EVERY = timedelta(hours=24)
 # An unknown removed item is looked at again this much later (a create's POST to its saved copy takes
 # well under a second; throttling can stretch it to a few seconds).
 RECHECK_REMOVED_SECONDS = 20
-ITEM_WAIT_MAX_SECONDS = 5  # a round holds a mailbox for about a second; its lease runs far longer
 DIRECTION = "to_planning"
 
 
@@ -148,16 +147,8 @@ class ExchangeToPlanning:
         if record is None or record.status != Status.TRACKED:
             log.info("exchange change for a mailbox that is not tracked: ignored")
             return []
-        if message.event_id:
-            item_lease, busy_for = await self.io(self.cursors.acquire_if_free, message.user_id, self.owner)
-            if item_lease is None:  # one item: it waits for the mailbox as itself, and asks for no round
-                delay = int(min(busy_for, ITEM_WAIT_MAX_SECONDS)) + 1
-                await self.io(self.s.work_queues.send_exchange_change, message, delay)
-                return []
-            lease, again = item_lease, None
-        else:
-            lease, again = await self.io(self.cursors.acquire_or_follow_up, message.user_id, self.owner,
-                                         message.full_resync)
+        lease, again = await self.io(self.cursors.acquire_or_follow_up, message.user_id, self.owner,
+                                     message.full_resync, message.event_ids)
         if lease is None:
             # A run is busy on this mailbox and goes round once more for us; should it have died, the
             # follow-up message takes over when its lease expires.
@@ -172,14 +163,12 @@ class ExchangeToPlanning:
             return []
         reports: list[RoundReport] = []
         try:
-            more = True
-            if message.event_id:
-                reports.append(await self._item(record, message))
-                lease, more = await self.io(self.cursors.finish, lease)
-            while more:
+            while True:
                 lease, report = await self._round(lease, record, message)
                 reports.append(report)
-                lease, more = await self.io(self.cursors.finish, lease)
+                lease, again = await self.io(self.cursors.finish, lease)
+                if not again:
+                    break
             if lease.released_follow_up:  # the run finished well: the follow-up kept for its death is moot
                 message_id, _, receipt = lease.released_follow_up.partition(" ")
                 await self.io(self.s.work_queues.cancel, Sent(EXCHANGE_CHANGES_QUEUE, message_id, receipt))
@@ -192,18 +181,16 @@ class ExchangeToPlanning:
         await self.io(_note_sync, self.s, record.resource_no)
         return reports
 
-    async def _item(self, record: ResourceRecord, message: ExchangeChange) -> RoundReport:
-        """One parked item again (the monitor's Retry): read as it is now (gone = removed) and applied
-        like a delta item, under the mailbox's lease."""
-        report = RoundReport()
-        settings = await self.io(self.s.resource_settings.effective, record.resource_no)
-        self._series = SeriesCompleter(self.s.exchange, record.user_id)
-        raw = await self.s.exchange.get_event(record.user_id, message.event_id)
-        if raw is None:
-            raw = {"id": message.event_id, "@removed": {"reason": "deleted"}}
-        report.items = 1
-        await self._apply_raw(raw, record, settings, message, report, full=False)
-        return report
+    async def _items(self, lease: Lease, record: ResourceRecord, settings: ResourceSettings,
+                     message: ExchangeChange, report: RoundReport) -> None:
+        """Single items this round was handed (see `ExchangeChange.event_ids`): each read as it is now
+        (gone = removed) and applied like a delta item, before the delta round."""
+        for mark in lease.items:
+            event_id = mark.removeprefix("!")
+            raw = await self.s.exchange.get_event(record.user_id, event_id)
+            report.items += 1
+            await self._apply_raw(raw or {"id": event_id, "@removed": {"reason": "deleted"}}, record, settings,
+                                  message, report, full=False, look_again=not mark.startswith("!"))
 
     # -- one round -----------------------------------------------------------------------------
     async def _round(self, lease: Lease, record: ResourceRecord, message: ExchangeChange) -> tuple[Lease, RoundReport]:
@@ -232,6 +219,8 @@ class ExchangeToPlanning:
             page = await self.s.exchange.delta_page(record.user_id, start=start, end=end)
         else:
             page = await self._delta(record.user_id, lease.state.link)
+        if lease.items:
+            await self._items(lease, record, settings, message, report)
         seen: set[str] = set()
         while True:
             report.pages += 1
@@ -268,7 +257,7 @@ class ExchangeToPlanning:
             raise
 
     async def _apply_raw(self, raw: Any, record: ResourceRecord, settings: ResourceSettings,
-                         message: ExchangeChange, report: RoundReport, full: bool) -> str | None:
+                         message: ExchangeChange, report: RoundReport, full: bool, look_again: bool = False) -> str | None:
         """Plan and apply one delta item; returns its id when it is a live item (for the full round)."""
         if isinstance(raw, dict):
             self._series.remember(raw)
@@ -290,12 +279,12 @@ class ExchangeToPlanning:
             await self._reapply_series(event.id, record, settings, message, report)
         elif not full and event.removed and mapped is None:
             await self._series_gone(event.id, record, message, report)
-            if not message.event_id:
+            if look_again:
                 # Possibly the planner's event deleted the moment it appeared, before the planning →
                 # Outlook worker saved which event it is: look once more when that write has landed.
                 await self.io(self.s.work_queues.send_exchange_change,
-                              ExchangeChange(record.user_id, reason="item", correlation_id=message.correlation_id,
-                                             event_id=event.id), RECHECK_REMOVED_SECONDS)
+                              ExchangeChange(record.user_id, reason="recheck", correlation_id=message.correlation_id,
+                                             event_ids=["!" + event.id]), RECHECK_REMOVED_SECONDS)
         return None if event.removed else event.id
 
     async def _reapply_series(self, master_id: str, record: ResourceRecord, settings: ResourceSettings,
@@ -337,13 +326,13 @@ class ExchangeToPlanning:
     async def _park_item(self, action: Action, event: CalendarEvent | None, record: ResourceRecord,
                          message: ExchangeChange, report: RoundReport, error: str) -> None:
         """The delta link moves past a failed item, so the item itself goes to the poison queue: the
-        monitor shows it and its Retry applies that item again (`ExchangeChange.event_id`)."""
+        monitor shows it and its Retry applies that item again (`ExchangeChange.event_ids`)."""
         report.failed += 1
         ids = _ids(action, event)
         detail = ""
         if ids.get("event_id"):
             parked = ExchangeChange(record.user_id, reason="item", correlation_id=message.correlation_id,
-                                    event_id=ids["event_id"])
+                                    event_ids=["!" + ids["event_id"]])
             await self.io(send_text, self.s.storage, poison_queue_name(EXCHANGE_CHANGES_QUEUE), parked.to_json())
             detail = f"parked on {poison_queue_name(EXCHANGE_CHANGES_QUEUE)}; Retry on the monitor applies this item again"
         await self._log(record, message, _verb(action), "failed", **ids, detail=detail, error=error)
