@@ -52,6 +52,10 @@ class _Message:
         raise NotImplementedError
 
 
+MAX_EVENT_IDS = 50
+MAX_EVENT_ID_LENGTH = 513  # Graph's event ids are ~150 characters (+1 for the "!" mark)
+
+
 def _check_attempt(attempt: Any, throttled: Any = 0) -> None:
     for name, value in (("attempt", attempt), ("throttled", throttled)):
         if not isinstance(value, int) or isinstance(value, bool) or value < 0:
@@ -64,17 +68,24 @@ class ExchangeChange(_Message):
 
     kind = "exchange-change"
     user_id: str
-    reason: str  # notification | resync | reconcile | lifecycle
+    reason: str  # notification | resync | reconcile | lifecycle | follow-up | item
     correlation_id: str = field(default_factory=new_correlation_id)
     received_at: str = field(default_factory=utc_now_iso)
     full_resync: bool = False
     attempt: int = 0  # how many times this change was already tried (transient failures)
     trace_context: str = ""  # W3C traceparent of the webhook that caused it: one trace per change
     throttled: int = 0  # how many times it waited out a 429 (not counted in `attempt`)
+    # Single Outlook items to look at besides the delta round: the events named by deleted
+    # notifications (an event created and deleted between two rounds never shows in delta), an item
+    # parked as itself (the monitor's Retry applies it again). "!" before an id: do not look again later.
+    event_ids: list[str] = field(default_factory=list)
 
     def validate(self) -> None:
         if not isinstance(self.user_id, str) or not self.user_id:
             raise InvalidMessage("ExchangeChange: user_id is required")
+        if not isinstance(self.event_ids, list) or len(self.event_ids) > MAX_EVENT_IDS or not all(
+                isinstance(i, str) and 0 < len(i) <= MAX_EVENT_ID_LENGTH for i in self.event_ids):
+            raise InvalidMessage(f"ExchangeChange: event_ids must be at most {MAX_EVENT_IDS} event ids")
         _check_attempt(self.attempt, self.throttled)
         if not isinstance(self.full_resync, bool):
             raise InvalidMessage("ExchangeChange: full_resync must be a boolean")
@@ -86,7 +97,7 @@ class PlanningChange(_Message):
 
     kind = "planning-change"
     appointment_guid: str
-    event: str  # created | updated | deleted | poll
+    event: str  # created | updated | deleted | poll | restore
     correlation_id: str = field(default_factory=new_correlation_id)
     received_at: str = field(default_factory=utc_now_iso)
     appointment: dict[str, Any] | None = None  # the webhook's snapshot, when there was one
@@ -96,14 +107,22 @@ class PlanningChange(_Message):
     # The numeric appointment id (int64, as text) when known: `GET /appointment/{id}` may accept
     # only that, not the GUID. Empty in messages from before it was carried.
     appointment_id: str = ""
+    # event "restore": the Outlook → planning direction saw a person edit or delete this resource's
+    # event of a planner's appointment; this worker writes the planner's version back (under the lease).
+    restore_resource: str = ""
+    restore_event_id: str = ""
 
     def validate(self) -> None:
         _check_attempt(self.attempt, self.throttled)
+        if self.event == "restore" and (not isinstance(self.restore_resource, str) or not self.restore_resource):
+            raise InvalidMessage("PlanningChange: a restore names its resource (restore_resource)")
+        if not isinstance(self.restore_event_id, str):
+            raise InvalidMessage("PlanningChange: restore_event_id must be a string")
         if not isinstance(self.appointment_id, str) or (self.appointment_id and not self.appointment_id.isdigit()):
             raise InvalidMessage("PlanningChange: appointment_id must be the numeric appointment id (digits) or empty")
         if not isinstance(self.appointment_guid, str) or not self.appointment_guid:
             raise InvalidMessage("PlanningChange: appointment_guid is required")
-        if self.event not in ("created", "updated", "deleted", "poll"):
+        if self.event not in ("created", "updated", "deleted", "poll", "restore"):
             raise InvalidMessage(f"PlanningChange: unknown event {self.event!r}")
 
 

@@ -63,8 +63,8 @@ async def renew_subscriptions(timer: func.TimerRequest) -> None:
     from connector.workers.subscriptions import renew_subscriptions as run
 
     report = await run(services())
-    log.info("renew_subscriptions: %d renewed, %d recreated, %d created, %d failed",
-             report.renewed, report.recreated, report.created, report.failed)
+    log.info("renew_subscriptions: %d renewed, %d recreated, %d created, %d failed; %d old activity entries purged",
+             report.renewed, report.recreated, report.created, report.failed, report.purged)
 
 
 @bp.function_name("reconcile_exchange")

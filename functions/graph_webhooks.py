@@ -17,7 +17,15 @@ from connector.messages import ExchangeChange, SubscriptionLifecycle
 from connector.services import Services, services
 from connector.stores.activity import ActivityEntry
 from connector.telemetry import change_span
-from connector.web.graph_intake import IntakeError, Verified, coalesce, lifecycle_work, parse_body, verify
+from connector.web.graph_intake import (
+    IntakeError,
+    Verified,
+    coalesce,
+    deleted_items,
+    lifecycle_work,
+    parse_body,
+    verify,
+)
 
 bp = func.Blueprint()  # type: ignore[no-untyped-call]
 log = logging.getLogger(__name__)
@@ -57,8 +65,10 @@ def graph_notifications(req: func.HttpRequest) -> func.HttpResponse:
     if isinstance(verified, func.HttpResponse):
         return verified
     with change_span("graph_notifications", ""):  # each enqueued change continues this trace
+        deleted = deleted_items(verified)
         for user_id in coalesce(verified):
-            app.work_queues.send_exchange_change(ExchangeChange(user_id=user_id, reason="notification"))
+            app.work_queues.send_exchange_change(ExchangeChange(user_id=user_id, reason="notification",
+                                                                event_ids=deleted.get(user_id, [])))
     return func.HttpResponse(status_code=202)
 
 

@@ -4,8 +4,10 @@ Rows in the `activity` table:
 - `d|<yyyymmdd>` / `<inverted ticks>-<id>`: the day's entries, newest first (the monitor's list).
 - `i|<item key>` / `<inverted ticks>-<id>`: the same entry under the item it concerns (an appointment
   GUID or an Outlook event), so an item's history is one partition read.
-Entries never hold private content: ids, actions, outcomes, reasons and errors only. Days older than
-the retention are deleted by `purge()`.
+Entries never hold private content: ids, actions, outcomes, reasons and errors only. Retention goes
+by day partition: `purge()` (run hourly by the `renew_subscriptions` timer) reads only the day
+partitions older than the retention (a PartitionKey range, so its cost is what it deletes, never the
+whole log) and deletes each entry with its item twin (same RowKey, partition named in the entry).
 """
 
 from __future__ import annotations
@@ -96,10 +98,14 @@ class ActivityLog:
         return [ActivityEntry.from_row(r.data) for r in self._table.partition("i|" + safe_key(item_key))]
 
     def purge(self, now: datetime | None = None) -> int:
-        """Delete entries older than the retention; returns how many rows went."""
-        cutoff = (now or _now()) - timedelta(days=self._retention)
+        """Delete the days that ended before the retention began; returns how many entries went.
+        Entries of the retention's first day stay until that whole day has expired."""
+        first_kept = _day((now or _now()) - timedelta(days=self._retention))
         removed = 0
-        for row in self._table.query(f"at lt '{cutoff.isoformat()}'"):
+        for row in self._table.query(f"PartitionKey ge 'd|' and PartitionKey lt '{first_kept}'"):
+            item_key = ActivityEntry.from_row(row.data).item_key
+            if item_key:  # the twin first: a purge cut short leaves the day row to find it again
+                self._table.delete("i|" + safe_key(item_key), row.row_key)
             self._table.delete(row.partition_key, row.row_key)
             removed += 1
         return removed

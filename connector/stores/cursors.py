@@ -27,7 +27,8 @@ store applies them with optimistic concurrency.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import json
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -36,6 +37,7 @@ from connector.stores.repositories import AlreadyExists, ConcurrencyConflict, Ta
 
 PARTITION = "mailbox"
 DEFAULT_TTL = timedelta(minutes=5)
+MAX_PENDING_ITEMS = 50  # ~150-character ids: well inside a table property's 64 KiB
 
 
 class LeaseLost(Exception):
@@ -61,6 +63,9 @@ class CursorState:
     last_full_at: datetime | None = None
     follow_up_at: datetime | None = None  # a waiting message will look again then (see `acquire_or_follow_up`)
     follow_up: str = ""  # that message ("<id> <pop receipt>"): the holder deletes it when it finishes well
+    # Single Outlook items to look at (deleted ones named by notifications, a parked item retried): left
+    # here by messages that found the mailbox busy, taken by whoever holds it next, like Pending.
+    pending_items: tuple[str, ...] = ()
 
     def held_by_other(self, owner: str, now: datetime) -> bool:
         return bool(self.lease_owner) and self.lease_owner != owner and self.lease_until is not None \
@@ -74,7 +79,7 @@ class CursorState:
                 "LeaseOwner": self.lease_owner, "LeaseUntil": iso(self.lease_until), "Pending": self.pending,
                 "PendingFull": self.pending_full, "LastRoundAt": iso(self.last_round_at),
                 "LastFullAt": iso(self.last_full_at), "FollowUpAt": iso(self.follow_up_at),
-                "FollowUp": self.follow_up}
+                "FollowUp": self.follow_up, "PendingItems": json.dumps(list(self.pending_items))}
 
     @classmethod
     def from_row(cls, data: dict[str, Any]) -> CursorState:
@@ -87,16 +92,34 @@ class CursorState:
                    lease_until=moment("LeaseUntil"), pending=bool(data.get("Pending")),
                    pending_full=bool(data.get("PendingFull")), last_round_at=moment("LastRoundAt"),
                    last_full_at=moment("LastFullAt"), follow_up_at=moment("FollowUpAt"),
-                   follow_up=str(data.get("FollowUp") or ""))
+                   follow_up=str(data.get("FollowUp") or ""), pending_items=_items(data.get("PendingItems")))
+
+
+def _items(text: Any) -> tuple[str, ...]:
+    try:
+        value = json.loads(text) if isinstance(text, str) and text else []
+    except ValueError:
+        return ()
+    return tuple(v for v in value if isinstance(v, str)) if isinstance(value, list) else ()
+
+
+def merge_items(*groups: Sequence[str]) -> tuple[str, ...]:
+    """Items in first-seen order, each once, at most `MAX_PENDING_ITEMS` (the newest kept: the oldest
+    were most likely seen by a delta round meanwhile)."""
+    merged = tuple(dict.fromkeys(item for group in groups for item in group))
+    return merged[-MAX_PENDING_ITEMS:]
 
 
 # -- the pure lease decisions ---------------------------------------------------------------------
-def take(state: CursorState, owner: str, now: datetime, ttl: timedelta, full: bool) -> tuple[CursorState, bool]:
-    """Try to take the lease: (new state, True) when taken, (state with Pending set, False) when busy."""
+def take(state: CursorState, owner: str, now: datetime, ttl: timedelta, full: bool,
+         items: Sequence[str] = ()) -> tuple[CursorState, bool]:
+    """Try to take the lease: (new state, True) when taken, (state with Pending set, False) when busy.
+    The taker does what was pending, the items too (`state.pending_items`: read them before)."""
     if state.held_by_other(owner, now):
-        return replace(state, pending=True, pending_full=state.pending_full or full), False
+        return replace(state, pending=True, pending_full=state.pending_full or full,
+                       pending_items=merge_items(state.pending_items, items)), False
     return replace(state, lease_owner=owner, lease_until=now + ttl, pending=False, pending_full=False,
-                   full_required=state.full_required or full or state.pending_full), True
+                   full_required=state.full_required or full or state.pending_full, pending_items=()), True
 
 
 def follow_up_due(state: CursorState) -> datetime | None:
@@ -113,15 +136,18 @@ def finish_state(state: CursorState, owner: str, now: datetime, ttl: timedelta) 
     if state.lease_owner != owner:
         raise LeaseLost("the lease was taken over")
     if state.pending:
-        return replace(state, pending=False, pending_full=False, lease_until=now + ttl,
+        return replace(state, pending=False, pending_full=False, lease_until=now + ttl, pending_items=(),
                        full_required=state.full_required or state.pending_full), True
     return replace(state, lease_owner="", lease_until=None, follow_up_at=None, follow_up=""), False
 
 
-def abandon_state(state: CursorState, owner: str) -> CursorState:
-    """After a failure: release the lease, keep Pending (the retried message will do the work)."""
+def abandon_state(state: CursorState, owner: str, items: Sequence[str] = ()) -> CursorState:
+    """After a failure: release the lease, keep Pending (the retried message will do the work), and
+    put back the items taken from others: the next holder looks at them."""
     if state.lease_owner != owner:
         return state
+    if items:
+        state = replace(state, pending=True, pending_items=merge_items(items, state.pending_items))
     return replace(state, lease_owner="", lease_until=None)
 
 
@@ -134,6 +160,7 @@ class Lease:
     state: CursorState
     etag: str
     released_follow_up: str = ""  # set by `finish` when it released the lease: the follow-up to delete
+    items: tuple[str, ...] = ()  # single items this round must look at (taken from the row and the message)
 
 
 class CursorStore:
@@ -162,17 +189,21 @@ class CursorStore:
         """The lease, or None when another run holds it (that run will go round once more)."""
         return self.acquire_or_follow_up(user_id, owner, full)[0]
 
-    def acquire_or_follow_up(self, user_id: str, owner: str, full: bool = False) -> tuple[Lease | None, datetime | None]:
-        """`acquire`; when busy, also the moment a follow-up message should look again (None: one is due)."""
+    def acquire_or_follow_up(self, user_id: str, owner: str, full: bool = False,
+                             items: Sequence[str] = ()) -> tuple[Lease | None, datetime | None]:
+        """`acquire`; when busy, also the moment a follow-up message should look again (None: one is due).
+        `items` are looked at by this run when it takes the lease, else left for the holder's next round."""
         while True:
             state, etag = self._read(user_id)
-            new, taken = take(state, owner, self._clock(), self._ttl, full)
+            new, taken = take(state, owner, self._clock(), self._ttl, full, items)
             again = None if taken else follow_up_due(new)
             try:
                 new_etag = self._write(user_id, new, etag)
             except (AlreadyExists, ConcurrencyConflict):
                 continue
-            return (Lease(user_id, owner, new, new_etag) if taken else None), again
+            if not taken:
+                return None, again
+            return Lease(user_id, owner, new, new_etag, items=merge_items(state.pending_items, items)), again
 
     def checkpoint(self, lease: Lease, **changes: Any) -> Lease:
         """Store progress (`link`, `full_required`, `settings_hash`, ...) and extend the lease."""
@@ -201,7 +232,8 @@ class CursorStore:
                 etag = current
                 continue
             released = "" if again else state.follow_up
-            return replace(lease, state=new, etag=written, released_follow_up=released), again
+            items = state.pending_items if again else ()
+            return replace(lease, state=new, etag=written, released_follow_up=released, items=items), again
 
     def note_follow_up(self, user_id: str, at: datetime, follow_up: str) -> bool:
         """Remember the follow-up message a waiting run sent for `at` (sent first, noted second: a run
@@ -226,7 +258,7 @@ class CursorStore:
             if etag is None:
                 return
             try:
-                self._write(lease.user_id, abandon_state(state, lease.owner), etag)
+                self._write(lease.user_id, abandon_state(state, lease.owner, lease.items), etag)
                 return
             except ConcurrencyConflict:
                 continue

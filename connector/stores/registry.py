@@ -6,19 +6,30 @@ Rows:
   timestamps, last error.
 - `subscription` / `<subscription id>`: the index a notification is checked against: the resource,
   the mailbox, and the SHA-256 of the subscription's clientState (the secret itself is never stored).
-- `user` / `<user id>`: mailbox → resource number.
+- `user` / `<user id>`: mailbox → resource number. When a resource's mailbox changes, the old
+  index row goes with it, and `by_user` checks the record still names that mailbox, so two resources
+  (or two writers) can never meet on one mailbox through a stale index row.
+
+Several writers touch a resource row (sync_resources owns its status; the workers note their last
+sync; subscription upkeep and lifecycle work write the subscription fields), so every read-modify-write
+is conditional on the ETag it read and re-reads on a conflict; `update(..., only_if=...)` re-checks the
+writer's premise on the fresh row (e.g. "still tracked"), so a late writer cannot resurrect what an
+untrack just dropped.
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
-from connector.stores.repositories import TableRepository, safe_key
+from connector.stores.repositories import AlreadyExists, ConcurrencyConflict, Row, TableRepository, safe_key
 from connector.sync.status import TrackedResource
+
+_WRITE_TRIES = 8  # conflicting writers are few (a timer, two workers): a handful of re-reads settles it
 
 
 class Status:
@@ -98,33 +109,66 @@ class ResourceRegistry:
         return {r.resource_no: r.tracked for r in self.all() if r.status == Status.TRACKED and r.user_id}
 
     def save(self, record: ResourceRecord) -> None:
-        self._table.upsert("resource", safe_key(record.resource_no), record.to_row())
+        """Write the whole record (sync_resources, which owns the status); keeps the mailbox index right."""
+        for _ in range(_WRITE_TRIES):
+            row = self._table.get("resource", safe_key(record.resource_no))
+            if self._write(row, record):
+                return
+        raise ConcurrencyConflict(f"resource/{record.resource_no}: changed {_WRITE_TRIES} times while saving")
+
+    def update(self, resource_no: str, only_if: Callable[[ResourceRecord], bool] | None = None,
+               **changes: Any) -> ResourceRecord | None:
+        """Change some fields of the current row, conditional on its ETag (re-read on a conflict).
+        None when the resource is not there or `only_if` says the row no longer fits the change."""
+        for _ in range(_WRITE_TRIES):
+            row = self._table.get("resource", safe_key(resource_no))
+            if row is None:
+                return None
+            record = ResourceRecord.from_row(row.data)
+            if only_if is not None and not only_if(record):
+                return None
+            updated = replace(record, **changes)
+            if self._write(row, updated):
+                return updated
+        raise ConcurrencyConflict(f"resource/{resource_no}: changed {_WRITE_TRIES} times while updating")
+
+    def _write(self, row: Row | None, record: ResourceRecord) -> bool:
+        """Write `record` over `row` as read (False: someone wrote in between), then its mailbox index."""
+        key = safe_key(record.resource_no)
+        try:
+            if row is None:
+                self._table.insert("resource", key, record.to_row())
+            else:
+                self._table.replace("resource", key, record.to_row(), row.etag)
+        except (AlreadyExists, ConcurrencyConflict):
+            return False
+        previous = str(row.data.get("user_id") or "") if row else ""
+        if previous and previous != record.user_id:
+            index = self._table.get("user", safe_key(previous))
+            if index is not None and index.data.get("resource_no") == record.resource_no:
+                self._table.delete("user", safe_key(previous), index.etag)
         if record.user_id:
             self._table.upsert("user", safe_key(record.user_id), {"resource_no": record.resource_no})
-
-    def update(self, resource_no: str, **changes: Any) -> ResourceRecord | None:
-        record = self.get(resource_no)
-        if record is None:
-            return None
-        updated = replace(record, **changes)
-        self.save(updated)
-        return updated
+        return True
 
     def note_sync(self, resource_no: str, direction: str, now: datetime) -> None:
-        """Show the last sync of one direction on the monitor. The row has no ETag guard and
-        sync_resources owns its status, so write rarely (once a minute at most) and only while the
-        resource is tracked; a successful sync also clears the last error."""
+        """Show the last sync of one direction on the monitor: rarely (once a minute at most) and only
+        while the resource is tracked; a successful sync also clears the last error."""
         field = "last_sync_to_planning" if direction == "to_planning" else "last_sync_to_outlook"
+
+        def due(current: ResourceRecord) -> bool:
+            last = getattr(current, field)
+            return current.status == Status.TRACKED and (
+                last is None or now - last > timedelta(minutes=1) or bool(current.last_error))
+
         current = self.get(resource_no)
-        if current is None or current.status != Status.TRACKED:
-            return
-        last = getattr(current, field)
-        if last is None or now - last > timedelta(minutes=1) or current.last_error:
-            self.update(resource_no, **{field: now, "last_error": ""})
+        if current is not None and due(current):
+            self.update(resource_no, only_if=due, **{field: now, "last_error": ""})
 
     def by_user(self, user_id: str) -> ResourceRecord | None:
         row = self._table.get("user", safe_key(user_id))
-        return self.get(str(row.data["resource_no"])) if row else None
+        record = self.get(str(row.data["resource_no"])) if row else None
+        return record if record is not None and record.user_id == user_id else None
 
     def remember_subscription(self, index: SubscriptionIndex) -> None:
         self._table.upsert("subscription", safe_key(index.subscription_id), {

@@ -35,6 +35,8 @@ from connector.web.jsonbody import BadJson, parse_json
 
 SUBSCRIPTION_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 MAX_BODY_BYTES = 1024 * 1024  # Graph posts at most a few hundred items; 1 MiB is far beyond that
+MAX_EVENT_ID_LENGTH = 512  # Graph's event ids are ~150 characters; longer cannot be a table key
+MAX_ITEM_CHECKS = 50  # per mailbox and POST; deletions beyond it still reach the board through delta
 LIFECYCLE_EVENTS = ("reauthorizationRequired", "subscriptionRemoved", "missed")
 
 
@@ -55,6 +57,7 @@ class NotificationItem:
     client_state: str | None
     change_type: str = ""
     lifecycle_event: str = ""
+    resource_id: str = ""  # resourceData.id: the event the change is about
 
 
 @dataclass(frozen=True)
@@ -94,8 +97,26 @@ def parse_body(body: bytes) -> list[NotificationItem]:
             client_state=client_state if isinstance(client_state, str) else None,
             change_type=str(raw.get("changeType") or ""),
             lifecycle_event=str(raw.get("lifecycleEvent") or ""),
+            resource_id=_resource_id(raw.get("resourceData")),
         ))
     return items
+
+
+def _resource_id(data: Any) -> str:
+    """The event id of a notification, when it is one Graph could have sent (else "")."""
+    value = data.get("id") if isinstance(data, dict) else None
+    return value if isinstance(value, str) and 0 < len(value) <= MAX_EVENT_ID_LENGTH else ""
+
+
+def deleted_items(verified: Verified) -> dict[str, list[str]]:
+    """Mailbox → the event ids of its deletions (at most `MAX_ITEM_CHECKS` each). An event created and
+    deleted between two delta rounds never shows in delta, not even as removed: when it was a
+    planner's event deleted the moment it appeared, only the notification says which one it was."""
+    found: dict[str, dict[str, None]] = {}
+    for index, item in verified.accepted:
+        if item.change_type == "deleted" and item.resource_id:
+            found.setdefault(index.user_id, {}).setdefault(item.resource_id)
+    return {user_id: list(ids)[:MAX_ITEM_CHECKS] for user_id, ids in found.items()}
 
 
 def verify(items: list[NotificationItem], lookup: Callable[[str], SubscriptionIndex | None]) -> Verified:

@@ -6,8 +6,10 @@ header only because of that (see README, Security, and infra/app/auth.bicep). Lo
 dev-only sign-in page sets the same header; that page does not exist outside the dev host.
 
 A caller is an **admin** when the principal carries the app role named by `ADMIN_APP_ROLE`, and a
-**resource** when its email / preferred_username / upn claim matches a tracked resource's email
-(case-insensitive). Anything else is signed in but has no access (403).
+**resource** when its object id (`oid` claim) is the Graph user id of a tracked resource's mailbox:
+emails change and are reused, the object id does not. Entra ID always sends `oid`, so in Azure a
+principal without one is refused; only locally (dev sign-in, tests) does the email / preferred_username
+/ upn claim stand in for it. Anything else is signed in but has no access (403).
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ EMAIL_CLAIMS = ("preferred_username", "email", "emails", "upn",
                 "http://schemas.xmlsoap.org/ws/2005/05/identity/claims/emailaddress",
                 "http://schemas.xmlsoap.org/ws/2005/05/identity/claims/upn")
 ROLE_CLAIMS = ("roles", "http://schemas.microsoft.com/ws/2008/06/identity/claims/role")
+OBJECT_ID_CLAIMS = ("http://schemas.microsoft.com/identity/claims/objectidentifier", "oid")
 
 
 class Unauthenticated(Exception):
@@ -35,11 +38,15 @@ class NoEasyAuth(Exception):
     """In Azure without App Service Authentication in front: the principal header is anyone's to forge."""
 
 
+def in_azure(env: Mapping[str, str]) -> bool:
+    return bool(env.get("WEBSITE_SITE_NAME"))
+
+
 def require_easy_auth(env: Mapping[str, str]) -> None:
     """Fail closed on a misconfigured deployment. App Service sets `WEBSITE_SITE_NAME` on every site and
     `WEBSITE_AUTH_ENABLED=True` when App Service Authentication is on; locally (dev host, func start)
     neither is set and the dev sign-in stands in for it."""
-    if env.get("WEBSITE_SITE_NAME") and env.get("WEBSITE_AUTH_ENABLED", "").lower() != "true":
+    if in_azure(env) and env.get("WEBSITE_AUTH_ENABLED", "").lower() != "true":
         raise NoEasyAuth("App Service Authentication is not enabled on this app, so no sign-in can be trusted: "
                          "enable it (infra/app/auth.bicep) before using the settings page or the monitor")
 
@@ -49,6 +56,7 @@ class Principal:
     name: str
     emails: frozenset[str]
     roles: frozenset[str]
+    object_id: str = ""  # Entra ID's `oid`: the signed-in user's Graph user id
 
     def is_admin(self, admin_role: str) -> bool:
         return admin_role in self.roles
@@ -69,7 +77,7 @@ def parse_principal(headers: Mapping[str, str]) -> Principal:
     name_type = str(data.get("name_typ") or "name")
     emails: set[str] = set()
     roles: set[str] = set()
-    name = ""
+    name = object_id = ""
     for claim in data["claims"]:
         if not isinstance(claim, dict):
             continue
@@ -80,12 +88,16 @@ def parse_principal(headers: Mapping[str, str]) -> Principal:
             roles.add(value)
         if kind == name_type and not name:
             name = value
-    return Principal(name or next(iter(sorted(emails)), ""), frozenset(emails), frozenset(roles))
+        if kind in OBJECT_ID_CLAIMS and value and not object_id:
+            object_id = value.strip().lower()
+    return Principal(name or next(iter(sorted(emails)), ""), frozenset(emails), frozenset(roles), object_id)
 
 
-def encode_principal(name: str, email: str, roles: tuple[str, ...] = ()) -> str:
+def encode_principal(name: str, email: str, roles: tuple[str, ...] = (), object_id: str = "") -> str:
     """The header value Easy Auth would send (used by the dev sign-in and the tests)."""
     claims = [{"typ": "name", "val": name}, {"typ": "preferred_username", "val": email}]
+    if object_id:
+        claims.append({"typ": OBJECT_ID_CLAIMS[0], "val": object_id})
     claims += [{"typ": "roles", "val": role} for role in roles]
     body = {"auth_typ": "aad", "claims": claims, "name_typ": "name", "role_typ": "roles"}
     return base64.b64encode(json.dumps(body).encode()).decode()

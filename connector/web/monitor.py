@@ -194,7 +194,8 @@ def _describe(queue: str, content: str) -> dict[str, Any]:
         return {"appointmentGuid": data.get("appointment_guid"), "event": data.get("event"),
                 "attempt": data.get("attempt"), "correlationId": data.get("correlation_id")}
     return {"userId": data.get("user_id"), "reason": data.get("reason"), "attempt": data.get("attempt"),
-            "correlationId": data.get("correlation_id")}
+            "correlationId": data.get("correlation_id"),
+            "eventIds": [str(i).removeprefix("!") for i in data.get("event_ids") or [] if isinstance(i, str)]}
 
 
 def _iso(moment: datetime | None) -> str | None:

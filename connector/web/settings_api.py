@@ -20,7 +20,7 @@ from urllib.parse import urlparse
 from connector.stores.registry import ResourceRecord, ResourceRegistry
 from connector.stores.repositories import AlreadyExists, ConcurrencyConflict
 from connector.stores.settings import FIELDS, MODES, SettingsError, SettingsStore, parse_settings, settings_to_json
-from connector.web.identity import NoEasyAuth, Principal, Unauthenticated, parse_principal, require_easy_auth
+from connector.web.identity import NoEasyAuth, Principal, Unauthenticated, in_azure, parse_principal, require_easy_auth
 from connector.web.jsonbody import BadJson, parse_json
 
 
@@ -54,9 +54,12 @@ def authenticate(headers: Mapping[str, str], env: Mapping[str, str] = os.environ
     except NoEasyAuth as exc:
         raise ApiError(503, str(exc)) from None
     try:
-        return parse_principal(headers)
+        principal = parse_principal(headers)
     except Unauthenticated as exc:
         raise ApiError(401, str(exc)) from None
+    if in_azure(env) and not principal.object_id:
+        raise ApiError(401, "the sign-in carries no object id (oid claim): sign in with Entra ID")
+    return principal
 
 
 def check_same_origin(headers: Mapping[str, str], host_url: str) -> None:
@@ -110,11 +113,16 @@ class SettingsApi:
 
     # -- who ------------------------------------------------------------------------------------
     def resource_of(self, principal: Principal) -> ResourceRecord:
+        """The tracked resource whose mailbox the caller is: by object id (Graph user id); by email
+        only for a principal without one, which `authenticate` lets through only outside Azure."""
         for record in self._registry.all():
-            if record.status == "tracked" and record.email.lower() in principal.emails:
+            if record.status != "tracked":
+                continue
+            if (record.user_id.lower() == principal.object_id) if principal.object_id \
+                    else (record.email.lower() in principal.emails):
                 return record
         who = principal.name or "this account"
-        raise ApiError(403, f"{who} is signed in, but no resource synced with Exchange has this email address")
+        raise ApiError(403, f"{who} is signed in, but no resource synced with Exchange is this account's mailbox")
 
     def require_admin(self, principal: Principal) -> None:
         if not principal.is_admin(self._admin_role):

@@ -35,6 +35,7 @@ import logging
 import re
 import secrets
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -84,10 +85,24 @@ async def create_subscription(services: Services, record: ResourceRecord) -> Res
     index = SubscriptionIndex(subscription_id, record.resource_no, record.user_id, client_state_hash(client_state))
     await asyncio.to_thread(services.registry.remember_subscription, index)
     updated: ResourceRecord | None = await asyncio.to_thread(
-        services.registry.update, record.resource_no, subscription_id=subscription_id,
+        services.registry.update, record.resource_no, only_if=_still_tracking(record), subscription_id=subscription_id,
         subscription_expiry=_expiry_of(created, wanted), last_error="", error_count=0)
+    if updated is None:  # untracked (or its mailbox changed) while Graph created it: nobody would renew it
+        await services.exchange.delete_subscription(subscription_id)
+        await asyncio.to_thread(services.registry.forget_subscription, subscription_id)
+        await _record(services, "subscribe", "skipped", record,
+                      f"subscription {subscription_id} deleted again: the resource is no longer tracked")
+        return record
     await _record(services, "subscribe", "applied", record, f"subscription {subscription_id} created")
-    return updated or record
+    return updated
+
+
+def _still_tracking(record: ResourceRecord) -> Callable[[ResourceRecord], bool]:
+    return lambda current: current.status == Status.TRACKED and current.user_id == record.user_id
+
+
+def _same_subscription(record: ResourceRecord) -> Callable[[ResourceRecord], bool]:
+    return lambda current: current.subscription_id == record.subscription_id
 
 
 def _leftovers(subscriptions: list[dict[str, Any]], record: ResourceRecord) -> list[dict[str, Any]]:
@@ -167,7 +182,8 @@ async def renew_subscription(services: Services, record: ResourceRecord) -> Reso
         await enqueue_resync(services, record.user_id, "resync", full=True)
         return recreated
     updated: ResourceRecord | None = await asyncio.to_thread(
-        services.registry.update, record.resource_no, subscription_expiry=_expiry_of(renewed, wanted), last_error="")
+        services.registry.update, record.resource_no, only_if=_same_subscription(record),
+        subscription_expiry=_expiry_of(renewed, wanted), last_error="")
     await _record(services, "renew", "applied", record, f"subscription {record.subscription_id} renewed")
     return updated or record
 
@@ -190,6 +206,7 @@ class RenewReport:
     recreated: int = 0
     created: int = 0
     failed: int = 0
+    purged: int = 0  # activity entries past the retention, deleted by this run
 
 
 async def renew_subscriptions(services: Services) -> RenewReport:
@@ -221,6 +238,8 @@ async def renew_subscriptions(services: Services) -> RenewReport:
             log.warning("subscription upkeep failed for resource %s: %s", record.resource_no, exc)
             await asyncio.to_thread(services.registry.update, record.resource_no, last_error=str(exc))
             await _record(services, "renew", "failed", record, "subscription upkeep failed; retried next run", str(exc))
+    # The activity log's retention rides on this hourly timer: a range read of the expired days only.
+    report.purged = await asyncio.to_thread(services.activity.purge)
     return report
 
 
@@ -267,8 +286,8 @@ async def _lifecycle_failed(services: Services, message: SubscriptionLifecycle, 
                       f"{message.event}: attempt {next_attempt}, next in {delay} s", str(exc))
         return
     # The renew timer does it (expiry "now" makes it due); a removed subscription's mailbox catches up anyway.
-    await asyncio.to_thread(services.registry.update, record.resource_no, subscription_expiry=_now(),
-                            last_error=str(exc))
+    await asyncio.to_thread(services.registry.update, record.resource_no, only_if=_same_subscription(record),
+                            subscription_expiry=_now(), last_error=str(exc))
     await _record(services, "lifecycle", "failed", record, f"{message.event}: left to renew_subscriptions", str(exc))
     if message.event == "subscriptionRemoved":
         await enqueue_resync(services, record.user_id, "lifecycle", full=True)

@@ -274,7 +274,7 @@ async def _apply(services: Services, rt: _Runtime, message: PlanningChange, guid
     if not settings.sync_to_exchange_enabled:
         await _io(services.activity.record, ctx.entry("skip", "skipped", detail="SYNC_TO_EXCHANGE_ENABLED is off"))
         return
-    if not _plan(ctx, tracked, copies):
+    if not _plan(ctx, tracked, _restoring(message, copies)):
         return  # in sync already (a replayed or no-op change): nothing to write, nothing to log
     # Writes ahead: take the appointment's lease, then decide again on the copies as they are now
     # (another instance may have applied the same change meanwhile).
@@ -290,7 +290,7 @@ async def _apply(services: Services, rt: _Runtime, message: PlanningChange, guid
                                                    _io(services.mappings.outlook_copies, guid))
         ctx = replace(ctx, appointment=appointment)
         tracked = await rt.tracked(services, appointment.resource_nos if appointment else frozenset())
-        actions = _plan(ctx, tracked, copies)
+        actions = _plan(ctx, tracked, await _verified_restore(ctx, tracked, copies))
         if actions and appointment is not None and appointment.appointment_id:
             # Kept beside its events: later reads (poll, restore) need the numeric id, not the GUID.
             await _io(services.mappings.remember_appointment_id, guid, appointment.appointment_id)
@@ -310,6 +310,51 @@ def _plan(ctx: _Context, tracked: dict[str, TrackedResource], copies: dict[str, 
     settings = ctx.services.settings
     return plan(ctx.appointment, tracked, copies, settings.planning_rules, uuid.uuid4().hex[:8],
                 settings.sync_to_exchange_enabled)
+
+
+def _restoring(message: PlanningChange, copies: dict[str, OutlookCopy]) -> dict[str, OutlookCopy]:
+    """A restore: the named event no longer holds what was written (a person edited or deleted it), so
+    its copy is planned as if its content were unknown: the whole planner's version is PATCHed, and a
+    404 re-creates it with a pending copy (a retry never makes a second event). A copy that has moved
+    on to another event meanwhile (restored already) is left as it is; so are the rules: an appointment
+    they now exclude is not restored but removed."""
+    copy = _restored_copy(message, copies)
+    return copies if copy is None else {**copies, copy.resource_no: replace(copy, field_hashes={})}
+
+
+def _restored_copy(message: PlanningChange, copies: dict[str, OutlookCopy]) -> OutlookCopy | None:
+    copy = copies.get(message.restore_resource) if message.event == "restore" else None
+    if copy is None or not copy.event_id or copy.event_id != (message.restore_event_id or copy.event_id):
+        return None
+    return copy
+
+
+async def _verified_restore(ctx: _Context, tracked: dict[str, TrackedResource],
+                            copies: dict[str, OutlookCopy]) -> dict[str, OutlookCopy]:
+    """Under the lease, a restore is checked against the event as it is now: one that already holds
+    what was written (restored by an earlier delivery of this message) is left alone, so a replayed
+    restore writes nothing."""
+    copy = _restored_copy(ctx.message, copies)
+    resource = tracked.get(copy.resource_no) if copy else None
+    if copy is None or copy.event_id is None or resource is None:
+        return copies
+    event = await ctx.services.exchange.get_event(copy.user_id, copy.event_id)
+    if event is not None:
+        try:
+            if hashes_of(outlook_fields(CalendarEvent.from_graph(event), resource.time_zone)) == copy.field_hashes:
+                return copies
+        except InvalidPayload:
+            pass  # unreadable: write the planner's version over it
+    return _restoring(ctx.message, copies)
+
+
+def _how(ctx: _Context, resource_no: str, how: str) -> tuple[str, str]:
+    """The activity's action and detail prefix: a restore is logged as one, with what the person did."""
+    if ctx.message.event == "restore" and resource_no == ctx.message.restore_resource:
+        did = "deleted" if how == "recreate" else "edited"
+        return "restore", (f"the planner's event was {did} in Outlook; restored from the planning board "
+                           "(OUTLOOK_EDIT_POLICY=restore_outlook): ")
+    return how, ""
 
 
 async def _execute(ctx: _Context, actions: list[Action]) -> None:
@@ -374,9 +419,10 @@ async def _create(ctx: _Context, action: CreateEvent, how: str = "create") -> No
         event = await _catch_up(ctx, resource.user_id, event, action)
     saved = replace(pending, event_id=str(event["id"]), field_hashes=dict(action.field_hashes),
                     change_key=event.get("changeKey"))
+    action_name, why = _how(ctx, resource.resource_no, how)
     await _persist(ctx, ctx.services.mappings.save_outlook_copy, saved, ctx.entry(
-        how, "applied", resource.resource_no, saved.event_id or "", latency=True,
-        detail=f"event created in {resource.email}'s calendar"))
+        action_name, "applied", resource.resource_no, saved.event_id or "", latency=True,
+        detail=f"{why}event created in {resource.email}'s calendar"))
 
 
 async def _catch_up(ctx: _Context, user_id: str, event: dict[str, Any], action: CreateEvent) -> dict[str, Any]:
@@ -426,9 +472,10 @@ async def _update(ctx: _Context, action: UpdateEvent) -> None:
         raise inner_error(response)
     event = response.json()
     saved = replace(copy, field_hashes=dict(action.field_hashes), change_key=event.get("changeKey") or copy.change_key)
+    action_name, why = _how(ctx, resource.resource_no, "update")
     await _persist(ctx, ctx.services.mappings.save_outlook_copy, saved, ctx.entry(
-        "update", "applied", resource.resource_no, copy.event_id, latency=True,
-        detail="changed: " + ", ".join(sorted(action.changes))))
+        action_name, "applied", resource.resource_no, copy.event_id, latency=True,
+        detail=why + "changed: " + ", ".join(sorted(action.changes))))
 
 
 async def _delete_event(ctx: _Context, user_id: str, event_id: str) -> None:

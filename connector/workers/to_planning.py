@@ -13,8 +13,9 @@ One run per queue message, for one mailbox:
    `connector/sync/to_planning.py`) → apply:
    UpsertOnBoard → `mboc_upsertExchangeAppointment`, then the BoardCopy (content hash) is saved;
    RemoveFromBoard → `mboc_deleteExchangeAppointment`, then the copy is deleted;
-   RestoreOutlook → the planner's version (`desired_event` of the current appointment) is written
-   back with PATCH, or re-created with a new `dsx-` transactionId if the event was deleted;
+   RestoreOutlook → a `PlanningChange(event="restore")` for the planning → Outlook worker, which
+   writes the planner's version back under the appointment's lease (PATCH, or a re-create with a
+   pending copy if the event was deleted): this direction never writes a planner's event itself;
    UpdatePlanning → `mboc_upsertAppointment` of the planner's appointment;
    Unchanged with a new changeKey → the stored changeKey follows.
    The link is stored (checkpoint) only after every item of its page was applied. After a full
@@ -41,18 +42,17 @@ from datetime import UTC, datetime, time, timedelta
 from typing import TYPE_CHECKING, Any
 
 from connector.errors import GraphError, PlanningError
-from connector.messages import ExchangeChange
+from connector.messages import ExchangeChange, PlanningChange
 from connector.model import Appointment, CalendarEvent, InvalidPayload, parse_utc
 from connector.services import Services
 from connector.stores.activity import ActivityEntry
 from connector.stores.cursors import CursorStore, Lease, LeaseLost
 from connector.stores.mappings import MappingStore
-from connector.stores.queues import Sent
+from connector.stores.queues import Sent, send_text
 from connector.stores.registry import ResourceRecord, Status
 from connector.stores.settings import settings_to_json
-from connector.stores.storage import EXCHANGE_CHANGES_QUEUE
-from connector.sync.status import TAG_PROPERTY_ID, BoardCopy, OutlookCopy, hashes_of
-from connector.sync.to_outlook import desired_event, new_transaction_id
+from connector.stores.storage import EXCHANGE_CHANGES_QUEUE, poison_queue_name
+from connector.sync.status import BoardCopy, OutlookCopy, hashes_of
 from connector.sync.to_planning import (
     Action,
     RemoveFromBoard,
@@ -74,6 +74,9 @@ if TYPE_CHECKING:  # the gateway imports msgraph; this module is imported by the
 log = logging.getLogger(__name__)
 
 FULL_ROUND_EVERY = timedelta(hours=24)
+# An unknown removed item is looked at again this much later (a create's POST to its saved copy takes
+# well under a second; throttling can stretch it to a few seconds).
+RECHECK_REMOVED_SECONDS = 20
 DIRECTION = "to_planning"
 
 
@@ -145,7 +148,7 @@ class ExchangeToPlanning:
             log.info("exchange change for a mailbox that is not tracked: ignored")
             return []
         lease, again = await self.io(self.cursors.acquire_or_follow_up, message.user_id, self.owner,
-                                     message.full_resync)
+                                     message.full_resync, message.event_ids)
         if lease is None:
             # A run is busy on this mailbox and goes round once more for us; should it have died, the
             # follow-up message takes over when its lease expires.
@@ -178,6 +181,17 @@ class ExchangeToPlanning:
         await self.io(_note_sync, self.s, record.resource_no)
         return reports
 
+    async def _items(self, lease: Lease, record: ResourceRecord, settings: ResourceSettings,
+                     message: ExchangeChange, report: RoundReport) -> None:
+        """Single items this round was handed (see `ExchangeChange.event_ids`): each read as it is now
+        (gone = removed) and applied like a delta item, before the delta round."""
+        for mark in lease.items:
+            event_id = mark.removeprefix("!")
+            raw = await self.s.exchange.get_event(record.user_id, event_id)
+            report.items += 1
+            await self._apply_raw(raw or {"id": event_id, "@removed": {"reason": "deleted"}}, record, settings,
+                                  message, report, full=False, look_again=not mark.startswith("!"))
+
     # -- one round -----------------------------------------------------------------------------
     async def _round(self, lease: Lease, record: ResourceRecord, message: ExchangeChange) -> tuple[Lease, RoundReport]:
         config = self.s.settings
@@ -205,6 +219,8 @@ class ExchangeToPlanning:
             page = await self.s.exchange.delta_page(record.user_id, start=start, end=end)
         else:
             page = await self._delta(record.user_id, lease.state.link)
+        if lease.items:
+            await self._items(lease, record, settings, message, report)
         seen: set[str] = set()
         while True:
             report.pages += 1
@@ -241,7 +257,7 @@ class ExchangeToPlanning:
             raise
 
     async def _apply_raw(self, raw: Any, record: ResourceRecord, settings: ResourceSettings,
-                         message: ExchangeChange, report: RoundReport, full: bool) -> str | None:
+                         message: ExchangeChange, report: RoundReport, full: bool, look_again: bool = False) -> str | None:
         """Plan and apply one delta item; returns its id when it is a live item (for the full round)."""
         if isinstance(raw, dict):
             self._series.remember(raw)
@@ -263,6 +279,12 @@ class ExchangeToPlanning:
             await self._reapply_series(event.id, record, settings, message, report)
         elif not full and event.removed and mapped is None:
             await self._series_gone(event.id, record, message, report)
+            if look_again:
+                # Possibly the planner's event deleted the moment it appeared, before the planning →
+                # Outlook worker saved which event it is: look once more when that write has landed.
+                await self.io(self.s.work_queues.send_exchange_change,
+                              ExchangeChange(record.user_id, reason="recheck", correlation_id=message.correlation_id,
+                                             event_ids=["!" + event.id]), RECHECK_REMOVED_SECONDS)
         return None if event.removed else event.id
 
     async def _reapply_series(self, master_id: str, record: ResourceRecord, settings: ResourceSettings,
@@ -296,12 +318,24 @@ class ExchangeToPlanning:
         except (PlanningError, GraphError) as exc:
             if exc.transient:
                 raise
-            # Refused for this one item (e.g. Dime.Scheduler rejects it): record it, keep the mailbox moving.
-            report.failed += 1
-            await self._log(record, message, _verb(action), "failed", **_ids(action, event), error=str(exc))
+            # Refused for this one item (e.g. Dime.Scheduler rejects it): parked as itself, the mailbox moves on.
+            await self._park_item(action, event, record, message, report, str(exc))
         except InvalidPayload as exc:  # the planner's appointment could not be read back
-            report.failed += 1
-            await self._log(record, message, _verb(action), "failed", **_ids(action, event), error=str(exc))
+            await self._park_item(action, event, record, message, report, str(exc))
+
+    async def _park_item(self, action: Action, event: CalendarEvent | None, record: ResourceRecord,
+                         message: ExchangeChange, report: RoundReport, error: str) -> None:
+        """The delta link moves past a failed item, so the item itself goes to the poison queue: the
+        monitor shows it and its Retry applies that item again (`ExchangeChange.event_ids`)."""
+        report.failed += 1
+        ids = _ids(action, event)
+        detail = ""
+        if ids.get("event_id"):
+            parked = ExchangeChange(record.user_id, reason="item", correlation_id=message.correlation_id,
+                                    event_ids=["!" + ids["event_id"]])
+            await self.io(send_text, self.s.storage, poison_queue_name(EXCHANGE_CHANGES_QUEUE), parked.to_json())
+            detail = f"parked on {poison_queue_name(EXCHANGE_CHANGES_QUEUE)}; Retry on the monitor applies this item again"
+        await self._log(record, message, _verb(action), "failed", **ids, detail=detail, error=error)
 
     async def _run(self, action: Action, event: CalendarEvent | None, record: ResourceRecord,
                    message: ExchangeChange, report: RoundReport, full: bool, known: bool) -> None:
@@ -373,31 +407,16 @@ class ExchangeToPlanning:
 
     async def _restore(self, action: RestoreOutlook, record: ResourceRecord, message: ExchangeChange,
                        report: RoundReport) -> None:
+        """The planner's event was edited or deleted in Outlook: the planning → Outlook worker writes it
+        back, under the appointment's lease, from the appointment as it is then (every Graph write for a
+        planner's appointment is that worker's, so a crash or a retry can never make a second event)."""
         copy = action.copy
-        found = await self._current_appointment(copy)
-        if found is None:
-            # Deleted or re-assigned on the board meanwhile: the planning worker removes the event.
-            return
-        _payload, appointment = found
-        desired = desired_event(appointment, record.tracked.time_zone)
-        if action.deleted or not copy.event_id:
-            nonce = uuid.uuid4().hex[:12]
-            transaction_id = new_transaction_id(appointment.guid, copy.resource_no, nonce)
-            body = {**desired, "transactionId": transaction_id,
-                    "singleValueExtendedProperties": [{"id": TAG_PROPERTY_ID, "value": appointment.guid}]}
-            created = await self.s.exchange.create_event(record.user_id, body)
-            restored = replace(copy, transaction_id=transaction_id, event_id=str(created["id"]),
-                               field_hashes=hashes_of(desired), change_key=created.get("changeKey"))
-            await self.io(self.mappings.delete_outlook_copy, copy)
-        else:
-            updated = await self.s.exchange.update_event(record.user_id, copy.event_id, desired)
-            restored = replace(copy, field_hashes=hashes_of(desired), change_key=updated.get("changeKey"))
-        await self.io(self.mappings.save_outlook_copy, restored)
+        appointment_id = await self.io(self.mappings.appointment_id, copy.appointment_guid)
+        await self.io(self.s.work_queues.send_planning_change, PlanningChange(
+            appointment_guid=copy.appointment_guid, event="restore", correlation_id=message.correlation_id,
+            appointment_id=appointment_id or "", restore_resource=copy.resource_no,
+            restore_event_id=copy.event_id or "", trace_context=message.trace_context))
         report.applied += 1
-        await self._log(record, message, "restore", "applied", appointment_guid=copy.appointment_guid,
-                        event_id=restored.event_id or "",
-                        detail="the planner's event was " + ("deleted" if action.deleted else "edited")
-                        + " in Outlook; restored from the planning board (OUTLOOK_EDIT_POLICY=restore_outlook)")
 
     async def _update_planning(self, action: UpdatePlanning, record: ResourceRecord, message: ExchangeChange,
                                report: RoundReport) -> None:

@@ -9,6 +9,7 @@ are unique to this module because Azurite (and so the registry) is shared by the
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -398,6 +399,35 @@ def test_the_connectors_own_events_are_not_imported_and_an_outlook_edit_is_resto
     assert on_board(stack, written["id"]) is None and on_board(stack, new_id) is None
     restores = [e for e in stack.services.activity.history(guid) if e.action == "restore"]
     assert len(restores) == 2 and all(e.outcome == "applied" for e in restores)
+
+
+@pytest.mark.parametrize("pause", [0.0, 1.0, 2.5], ids=["at-once", "after-1s", "after-2.5s"])
+def test_a_planners_event_deleted_right_after_it_appears_comes_back(stack: Stack, alice: Outlook,
+                                                                      pause: float) -> None:
+    """A technician deletes the planner's event as soon as it shows up in Outlook, while the
+    connector's own echo of the create is still on its way: under the default policy it comes back."""
+    start = TODAY + timedelta(days=13, hours=8)
+    subject = f"Gas check {pause}"
+    created = stack.ds_control("POST", "/planner/appointments", json={
+        "Subject": subject, "StartDate": iso(start), "EndDate": iso(start + timedelta(hours=1)), "Importance": 0,
+        "Task": {"TaskNo": "T-1", "Job": {"SourceApp": "DEMO", "SourceType": "SVC", "JobNo": "J-13"}},
+        "Assignments": [{"Resource": {"ResourceNo": ALICE}}]})
+    assert created.status_code == 201, created.text
+    guid = str(created.json()["AppointmentGuid"]).lower()
+
+    def in_outlook() -> list[str]:
+        events = stack.graph_api("GET", f"/users/{alice.user_id}/events", params={"$top": "200"},
+                                 headers={"Prefer": 'IdType="ImmutableId"'}).json()["value"]
+        return [str(e["id"]) for e in events if e.get("subject") == subject]
+
+    [first] = wait_until(in_outlook, TIMEOUT, what="the planner's event in Outlook")
+    time.sleep(pause)
+    alice.delete(first)
+    back = wait_until(lambda: [i for i in in_outlook() if i != first], TIMEOUT, what="the deleted event back")
+    settle(stack)
+    assert in_outlook() == back and len(back) == 1  # back once, not twice
+    copy = stack.services.mappings.outlook_copies(guid)[ALICE]
+    assert copy.event_id == back[0]
 
 
 def dropped_count(stack: Stack) -> int:

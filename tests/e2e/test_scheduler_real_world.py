@@ -197,7 +197,14 @@ def test_a_refused_import_is_failed_never_applied(tenant: Tenant, knobs: Callabl
     wait_until(lambda: idle(stack), TIMEOUT, what="the round finished")
     assert on_board(stack, made["id"]) is None
     assert stack.services.mappings.by_event(user_id, made["id"]) is None  # not recorded as applied
-    # The next change of the item is tried again, and it goes through.
+    # Parked as that item (the mailbox's delta link has moved past it): the monitor's Retry applies it.
+    [parked] = [row for row in stack.services.monitor.failed() if made["id"] in row.get("eventIds", [])]
+    assert parked["queue"] == EXCHANGE_CHANGES_QUEUE and parked["reason"] == "item"
+    stack.services.monitor.retry(EXCHANGE_CHANGES_QUEUE, parked["id"])
+    wait_until(lambda: (on_board(stack, made["id"]) or {}).get("Subject") == f"Refused {as_200}", TIMEOUT,
+               what="the parked item on the board after the monitor's Retry")
+    assert not [row for row in stack.services.monitor.failed() if made["id"] in row.get("eventIds", [])]
+    # The next change of the item goes through as well.
     stack.graph_api("PATCH", f"/users/{user_id}/events/{made['id']}", json={"subject": "Refused, then fine"},
                     headers={"Prefer": 'IdType="ImmutableId"'}).raise_for_status()
     wait_until(lambda: (on_board(stack, made["id"]) or {}).get("Subject") == "Refused, then fine", TIMEOUT,

@@ -35,9 +35,14 @@ def test_entries_come_back_newest_first_with_item_history(log: ActivityLog) -> N
     assert failed.error == "Graph 503" and failed.outcome == "failed" and failed.at == now + timedelta(minutes=5)
 
 
-def test_purge_removes_only_entries_past_retention(log: ActivityLog) -> None:
+def test_purge_removes_whole_expired_days_with_their_item_history(log: ActivityLog) -> None:
     now = datetime(2026, 11, 23, 12, tzinfo=UTC)
-    log.record(ActivityEntry("system", "subscribe", "applied", at=now - timedelta(days=8)))
-    log.record(ActivityEntry("system", "subscribe", "applied", at=now - timedelta(days=1)))
-    assert log.purge(now=now) == 1
-    assert len(list(log.recent(days=10, now=now))) == 1
+    for days_ago in (30, 8, 8):
+        log.record(ActivityEntry("to_outlook", "update", "applied", appointment_guid="OLD",
+                                 at=now - timedelta(days=days_ago)))
+    log.record(ActivityEntry("to_outlook", "create", "applied", appointment_guid="OLD", at=now - timedelta(days=1)))
+    log.record(ActivityEntry("system", "subscribe", "applied", at=now - timedelta(days=7, hours=1)))  # retention's first day
+    assert log.purge(now=now) == 3
+    assert [e.action for e in log.history("old")] == ["create"]  # the item's history lost only the expired entries
+    assert sorted(e.action for e in log.recent(days=40, now=now)) == ["create", "subscribe"]
+    assert log.purge(now=now) == 0  # nothing left to do: a second run deletes nothing

@@ -46,6 +46,57 @@ def test_registry_tracks_resources_and_indexes_users(registry: ResourceRegistry)
     assert registry.update("NOBODY", error_count=1) is None
 
 
+def test_a_mailbox_change_takes_the_old_index_row_with_it(registry: ResourceRegistry) -> None:
+    registry.save(ResourceRecord("ALICE", "alice@x.example", "Alice", "user-a"))
+    registry.update("ALICE", user_id="user-b", email="alice@y.example")
+    assert registry.by_user("user-a") is None  # the old mailbox no longer leads to Alice
+    assert registry.by_user("user-b").resource_no == "ALICE"  # type: ignore[union-attr]
+
+
+def test_a_stale_index_row_is_not_followed(storage_connection_string: str) -> None:
+    repo = table(storage_connection_string, "reg")
+    registry = ResourceRegistry(repo)
+    registry.save(ResourceRecord("ALICE", "alice@x.example", "Alice", "user-b"))
+    repo.upsert("user", "user-a", {"resource_no": "ALICE"})  # left by an older version or a crash
+    assert registry.by_user("user-a") is None
+
+
+class _Interleaved(TableRepository):
+    """Runs another writer's change between this writer's read and its write, once."""
+
+    def __init__(self, inner: TableRepository, between: object) -> None:
+        super().__init__(inner._client)
+        self.between = between
+
+    def replace(self, partition_key: str, row_key: str, data: dict[str, object], etag: str) -> str:  # type: ignore[override]
+        if self.between is not None:
+            between, self.between = self.between, None
+            between()  # type: ignore[operator]
+        return super().replace(partition_key, row_key, data, etag)
+
+
+def test_a_late_sync_note_cannot_resurrect_an_untracked_resource(storage_connection_string: str) -> None:
+    repo = table(storage_connection_string, "reg")
+    owner = ResourceRegistry(repo)
+    owner.save(ResourceRecord("ALICE", "alice@x.example", "Alice", "user-a", subscription_id="s1"))
+    untrack = lambda: owner.update("ALICE", status=Status.UNTRACKED, subscription_id="")  # noqa: E731
+    worker = ResourceRegistry(_Interleaved(repo, untrack))
+    worker.note_sync("ALICE", "to_outlook", datetime(2026, 12, 6, 9, tzinfo=UTC))
+    record = owner.get("ALICE")
+    assert record is not None and record.status == Status.UNTRACKED and record.subscription_id == ""
+    assert record.last_sync_to_outlook is None  # its premise (tracked) failed on the fresh row: no write
+
+
+def test_concurrent_field_updates_both_land(storage_connection_string: str) -> None:
+    repo = table(storage_connection_string, "reg")
+    owner = ResourceRegistry(repo)
+    owner.save(ResourceRecord("ALICE", "alice@x.example", "Alice", "user-a"))
+    other = lambda: owner.update("ALICE", time_zone="Romance Standard Time")  # noqa: E731
+    ResourceRegistry(_Interleaved(repo, other)).update("ALICE", last_error="Graph 503")
+    record = owner.get("ALICE")
+    assert record is not None and (record.time_zone, record.last_error) == ("Romance Standard Time", "Graph 503")
+
+
 def test_subscription_index_checks_client_state_in_constant_time(registry: ResourceRegistry) -> None:
     registry.remember_subscription(SubscriptionIndex("sub-1", "ALICE", "user-a", client_state_hash("s3cret")))
     index = registry.subscription("sub-1")

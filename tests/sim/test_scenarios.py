@@ -130,3 +130,38 @@ def test_an_import_whose_answer_was_lost_is_still_taken_off_the_board_when_the_i
     sim, violations = run_scenario(script)
     assert violations == []
     assert [a for a in sim.planning.appointments_by_guid.values() if a.from_outlook] == []
+
+
+def test_restoring_a_deleted_event_whose_create_answer_is_lost_makes_one_event() -> None:
+    """Was: "ALICE: 2 connector event(s) of <guid>": the Outlook → planning direction restored a deleted
+    event itself, with a fresh transactionId and no pending copy; Graph created the event but the answer
+    was lost (503 after commit), and the retried round restored it a second time. Now the restore is a
+    change for the planning → Outlook worker, whose create keeps its transactionId across retries."""
+    appointment = _appointment("Boiler service", ["ALICE"])
+
+    async def script(sim: Sim) -> None:
+        user = sim.user_of("ALICE")
+        sim.planning.plan(appointment, "created")
+        while not sim.graph.mailboxes[user].events:  # until the planner's event is in Outlook
+            await sim.step()
+        original = sim.graph._request
+        lost: list[str] = []
+
+        def answer_lost(method: str, user_id: str, event_id: str | None, body: object) -> dict[str, object]:
+            answer = original(method, user_id, event_id, body)
+            if method == "POST" and event_id is None and not lost:
+                lost.append(str(answer["body"]["id"]))  # type: ignore[index]
+                return {"status": 503, "body": {"error": {"code": "ServiceUnavailable", "message": "lost"}}}
+            return answer
+
+        sim.graph._request = answer_lost  # type: ignore[method-assign]
+        [event_id] = list(sim.graph.mailboxes[user].events)
+        sim.graph.remove_event(user, event_id)  # the technician deletes the planner's event
+        while not lost:
+            await sim.step()
+
+    sim, violations = run_scenario(script)
+    assert violations == []
+    assert _event_subjects(sim, "ALICE") == ["Boiler service"]
+    restores = [e for e in sim.processes[0].services.activity.history(appointment.guid) if e.action == "restore"]
+    assert restores and all(e.outcome == "applied" for e in restores)

@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from connector.stores.cursors import CursorState, LeaseLost, abandon_state, finish_state, take
+from connector.stores.cursors import MAX_PENDING_ITEMS, CursorState, LeaseLost, abandon_state, finish_state, merge_items, take
 
 NOW = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 TTL = timedelta(minutes=5)
@@ -58,6 +58,19 @@ def test_abandoning_releases_the_lease_but_keeps_pending_work() -> None:
 def test_the_row_round_trips() -> None:
     state = CursorState(link="https://g/delta?$deltatoken=x", full_required=False, settings_hash="h",
                         lease_owner="o", lease_until=NOW, pending=True, pending_full=True, last_round_at=NOW,
-                        last_full_at=NOW - timedelta(days=1))
+                        last_full_at=NOW - timedelta(days=1), pending_items=("AAMk-1", "!AAMk-2"))
     assert CursorState.from_row(state.to_row()) == state
     assert CursorState.from_row({}) == CursorState()
+
+
+def test_items_named_while_the_mailbox_is_busy_wait_on_the_row_for_the_next_round() -> None:
+    """A deleted notification's event id must not be lost when its message finds the mailbox busy:
+    it waits on the row, the holder's next round takes it, and a failed round puts it back."""
+    held, _ = take(CursorState(full_required=False), "run-1", NOW, TTL, full=False)
+    busy, taken = take(held, "run-2", NOW, TTL, full=False, items=["AAMk-1"])
+    busy, _ = take(busy, "run-3", NOW, TTL, full=False, items=["AAMk-2", "AAMk-1"])
+    assert not taken and busy.pending and busy.pending_items == ("AAMk-1", "AAMk-2")
+    state, again = finish_state(busy, "run-1", NOW + timedelta(seconds=2), TTL)
+    assert again and state.pending_items == ()  # the holder's next round has them (Lease.items)
+    assert abandon_state(state, "run-1", busy.pending_items).pending_items == ("AAMk-1", "AAMk-2")
+    assert len(merge_items([f"e{i}" for i in range(80)])) == MAX_PENDING_ITEMS
