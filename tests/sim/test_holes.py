@@ -21,6 +21,9 @@ HOLES = [
     (7, "a mailbox run that crashed kept its lease; every round asked for meanwhile set Pending and was "
         "dropped, so the mailbox's changes waited for the next reconcile (hours)",
      "ALICE: Outlook item AAMk-user-alice-15 is 0 board item(s)", "CRASH"),
+    (1858, "eight transient faults in a row, three of them 429s with a 2 s Retry-After, spent every attempt "
+           "within 160 s and parked a change that went through a minute later (failed at 37f9951's parent)",
+     "planning-changes: 1 message(s) parked on the poison queue", "429"),
 ]
 
 
