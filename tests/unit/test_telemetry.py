@@ -67,14 +67,7 @@ def test_request_urls_with_delta_tokens_stay_out_of_the_logs() -> None:
     from connector.telemetry import QUIET_LOGGERS, configure_telemetry
     from devtools.local_settings import local_values
 
-    root = logging.getLogger()
-    before = root.level
-    root.setLevel(logging.INFO)
-    try:
-        configure_telemetry(load_settings(local_values()))
-        token_line = "HTTP Request: GET https://graph.microsoft.com/v1.0/users/u/calendarView/delta?$deltatoken=SECRET"
-        for name in QUIET_LOGGERS:
-            assert not logging.getLogger(name).isEnabledFor(logging.INFO), token_line
-        assert logging.getLogger("connector").isEnabledFor(logging.INFO)  # our own lines still flow
-    finally:
-        root.setLevel(before)
+    configure_telemetry(load_settings(local_values()))
+    for name in QUIET_LOGGERS:  # "HTTP Request: GET .../calendarView/delta?$deltatoken=..." is INFO
+        assert logging.getLogger(name).getEffectiveLevel() >= logging.WARNING, name
+    assert logging.getLogger("connector").level <= logging.INFO  # our own lines are not quieted
