@@ -28,6 +28,7 @@ from connector.stores.holds import RELEASED, HeldItem, Hold, HoldKind
 from connector.stores.registry import Status
 from connector.stores.repositories import ConcurrencyConflict
 from connector.workers.resources import ResourceReport, untrack
+from connector.workers.to_outlook import TRACKED_TTL_SECONDS
 
 
 class HoldConflict(Exception):
@@ -93,7 +94,8 @@ async def _release_untrack(services: Services, hold: Hold, by: str) -> str:
     allowed = await _io(allowances)
     if allowed:
         await _mark_released(services, hold, by)
-        await _enqueue_planning(services, {guid for guid, _ in allowed})
+        # Once every worker's view of who is tracked has caught up (it is cached for a few seconds).
+        await _enqueue_planning(services, {guid for guid, _ in allowed}, int(TRACKED_TTL_SECONDS) + 1)
     else:
         await _io(services.holds.delete_quietly, hold)
     outcome = f"{len(report.untracked)} resource(s) untracked"
@@ -103,9 +105,10 @@ async def _release_untrack(services: Services, hold: Hold, by: str) -> str:
     return outcome + (f"; kept: {kept}" if kept else "")
 
 
-async def _enqueue_planning(services: Services, guids: set[str]) -> None:
+async def _enqueue_planning(services: Services, guids: set[str], delay_seconds: int | None = None) -> None:
     for guid in sorted(guids):
-        await _io(services.work_queues.send_planning_change, PlanningChange(appointment_guid=guid, event="poll"))
+        await _io(services.work_queues.send_planning_change, PlanningChange(appointment_guid=guid, event="poll"),
+                  delay_seconds)
 
 
 async def _release_calendar(services: Services, hold: Hold, by: str) -> str:
