@@ -41,6 +41,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
@@ -314,6 +315,7 @@ async def _track(services: Services, resource: DsResource, user_id: str, previou
     await _io(services.registry.save, record)
     await _io(services.resource_settings.ensure_account, resource.resource_no)
     await _io(CursorStore(services.repositories.cursors).delete, user_id)  # a fresh start: first round is full
+    await _io(_forget_board_hashes, services, user_id)
     try:
         await create_subscription(services, record)
     except GraphError as exc:
@@ -324,6 +326,15 @@ async def _track(services: Services, resource: DsResource, user_id: str, previou
     await enqueue_resync(services, user_id, "resync", full=True)
     await _activity(services, "track", "applied", record.resource_no, "tracked; first full sync enqueued")
     report.tracked.append(resource.resource_no)
+
+
+def _forget_board_hashes(services: Services, user_id: str) -> None:
+    """Board copies a mailbox kept from before (a round that was still running when it was untracked
+    writes its copies after the untrack removed them) may name board items that are gone: without a
+    hash, the first full round imports every item again (idempotent) and removes those not in Outlook."""
+    for copy in services.mappings.board_copies(user_id):
+        if copy.content_hash:
+            services.mappings.save_board_copy(replace(copy, content_hash=""))
 
 
 async def read_time_zone(services: Services, user_id: str, known: str) -> tuple[str, str]:
@@ -343,17 +354,32 @@ async def read_time_zone(services: Services, user_id: str, known: str) -> tuple[
     return zone, ""
 
 
-async def remove_board_items(services: Services, record: ResourceRecord, released_by: str = "") -> int:
-    """Take a mailbox's Outlook items off the board (see the module docstring); returns how many."""
+async def remove_board_items(services: Services, record: ResourceRecord, released_by: str = "") -> int | None:
+    """Take a mailbox's Outlook items off the board (see the module docstring); returns how many, or None
+    when a round of that mailbox is still running (its lease is held): the next run takes them off. The
+    lease keeps the removal and a round apart: a round importing an item while its copy is removed would
+    leave a board item no mapping knows."""
+    copies = await _io(services.mappings.board_copies, record.user_id)
+    if not copies:
+        return 0
+    cursors = CursorStore(services.repositories.cursors)
+    lease = await _io(cursors.acquire, record.user_id, "untrack-" + uuid.uuid4().hex)
+    if lease is None:
+        log.info("resource %s: a round of its mailbox is running; its items leave the board on the next run",
+                 record.resource_no)
+        return None
     removed = 0
     detail = "the resource is no longer tracked" + (f"; released by {released_by}" if released_by else "")
-    for copy in await _io(services.mappings.board_copies, record.user_id):
-        await _io(services.planning.delete_exchange_appointment, copy.appointment_guid, copy.event_id, record.email)
-        await _io(services.mappings.delete_board_copy, copy)
-        removed += 1
-        await _io(services.activity.record, ActivityEntry(
-            direction="to_planning", action="delete", outcome="applied", resource_no=record.resource_no,
-            appointment_guid=copy.appointment_guid, event_id=copy.event_id, detail=detail))
+    try:
+        for copy in await _io(services.mappings.board_copies, record.user_id):
+            await _io(services.planning.delete_exchange_appointment, copy.appointment_guid, copy.event_id, record.email)
+            await _io(services.mappings.delete_board_copy, copy)
+            removed += 1
+            await _io(services.activity.record, ActivityEntry(
+                direction="to_planning", action="delete", outcome="applied", resource_no=record.resource_no,
+                appointment_guid=copy.appointment_guid, event_id=copy.event_id, detail=detail))
+    finally:
+        await _io(cursors.delete, record.user_id)  # the lease, and the cursor: a later track starts afresh
     return removed
 
 
@@ -362,10 +388,11 @@ async def untrack(services: Services, record: ResourceRecord, why: str, report: 
     """Stop tracking the resource and take its Outlook items off the board (idempotent: for a resource
     untracked before, it finishes what an interrupted removal left). The guard is the caller's."""
     was_tracked = record.status == Status.TRACKED
+    if record.status != Status.UNTRACKED:  # first: no new round of the mailbox starts (the worker checks)
+        await _io(services.registry.update, record.resource_no, status=Status.UNTRACKED, missing_since=None)
     if record.subscription_id:
         await drop_subscription(services, record)
     if record.user_id:
-        await _io(CursorStore(services.repositories.cursors).delete, record.user_id)
         await remove_board_items(services, record, released_by)
     if record.status != Status.UNTRACKED or record.subscription_id or record.missing_since is not None:
         await _io(services.registry.update, record.resource_no, status=Status.UNTRACKED, subscription_id="",

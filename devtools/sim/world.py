@@ -7,12 +7,17 @@ A run:
 2. The schedule: `steps` actor moves drawn from the seed (planners create, move, retitle, re-assign and
    delete appointments; people create, edit and delete their own Outlook items and edit or delete the
    connector's events), interleaved with webhook and notification deliveries (dropped, repeated,
-   reordered), queue deliveries to the real workers, the timers, I/O points resolved in random order,
-   faults at those points (throttling, 5xx, network errors, failures after the write took effect, expired
-   delta tokens) and process crashes (every invocation of that process dies, leases and all).
-3. Quiescence: faults stop; everything pending is delivered and drained; the safety-net timers run once
-   (poll_planning, reconcile_exchange) and the queues drain again.
-4. Invariants (`check_invariants`), then a replay of every queue message ever sent: nothing may be written.
+   reordered), queue deliveries to the real workers, the timers (each one run at a time, as the
+   Functions host's timer lock does), I/O points resolved in random order, faults at those points
+   (throttling, 5xx, network errors, failures after the write took effect, expired delta tokens,
+   `GET /resource` answers leaving resources out) and process crashes (every invocation of that
+   process dies, leases and all). The mass-change guard's `MASS_CHANGE_MAX_ITEMS` is drawn small for
+   most seeds, so partial resource lists and bursts of removals get held.
+3. Quiescence: faults stop; everything pending is delivered and drained; the timers run once
+   (sync_resources, poll_planning, reconcile_exchange) and the queues drain again.
+4. Invariants (`check_invariants`, what an open hold keeps is excused); then an admin releases every
+   held change, the timers run once more, and the invariants must hold with no excuse; then a replay
+   of every queue message ever sent: nothing may be written.
 """
 
 from __future__ import annotations
@@ -79,6 +84,8 @@ class Profile:
     drop: float
     duplicate: float
     token_expiry: float
+    partial_list: float = 0.0  # share of `GET /resource` answers that leave resources out
+    max_items: int = 50  # MASS_CHANGE_MAX_ITEMS
 
     @classmethod
     def draw(cls, rng: random.Random) -> Profile:
@@ -120,13 +127,18 @@ class Sim:
         self.trace_on = trace
         self.log: list[str] = []
         self.profile = Profile.draw(self.rng)
+        # The guard's draws come from their own generator: the rest of a seed's schedule stays as it was.
+        self.guard_rng = random.Random(f"guard-{seed}")
+        self.profile.partial_list = self.guard_rng.choice([0, 0.5, 0.9]) if self.profile.io_fault else 0
+        self.profile.max_items = self.guard_rng.choice([2, 3, 5, 50])
         self.faults_on = True
         self.loop = VirtualLoop()
         self.storage = FakeStorage(self.loop.time)
         self.graph = FakeGraph(self)
         self.planning = FakePlanning(self)
         values = local_values(public_url="https://connector.sim")
-        values.update({"SCHEDULER_WEBHOOK_SECRET": SECRET, "WORK_MAX_ATTEMPTS": "8"})
+        values.update({"SCHEDULER_WEBHOOK_SECRET": SECRET, "WORK_MAX_ATTEMPTS": "8",
+                       "MASS_CHANGE_MAX_ITEMS": str(self.profile.max_items)})
         self.settings = load_settings(values)
         self.processes = [Process(self, 1), Process(self, 2)]
         self._next_process = 3
@@ -135,6 +147,7 @@ class Sim:
         self.task_process: dict[asyncio.Task[Any], Process] = {}
         self.current: Process | None = None
         self.failures: list[str] = []
+        self.timers_running: set[str] = set()  # the host runs one instance of a timer at a time
 
     # -- I/O points --------------------------------------------------------------------------------
     def trace(self, text: str) -> None:
@@ -330,6 +343,9 @@ class Sim:
         from connector.workers.subscriptions import renew_subscriptions
 
         process = self.rng.choice([p for p in self.processes if p.alive] or self.processes)
+        if name in self.timers_running:
+            self.trace(f"timer {name} still running: skipped")
+            return
         self.trace(f"timer {name} on process {process.number}")
         runs: dict[str, Callable[[], Awaitable[Any]]] = {
             "sync_resources": lambda: sync_resources(process.services),
@@ -337,7 +353,15 @@ class Sim:
             "poll_planning": lambda: _as_async(poll_planning, process.services),
             "reconcile_exchange": lambda: _as_async(reconcile_exchange, process.services),
         }
-        self._spawn(process, runs[name](), None)
+
+        async def run() -> None:
+            self.timers_running.add(name)
+            try:
+                await runs[name]()
+            finally:
+                self.timers_running.discard(name)
+
+        self._spawn(process, run(), None)
 
     # -- the actors --------------------------------------------------------------------------------
     def _moment(self) -> datetime:
@@ -446,7 +470,9 @@ class Sim:
         if actor_steps_left > 0:
             moves.append((1.5, self.actor_move))
             moves.append((0.15, lambda: self.run_timer(self.rng.choice(["poll_planning", "reconcile_exchange",
-                                                                         "renew_subscriptions"]))))
+                                                                         "renew_subscriptions", "sync_resources"]))))
+            if self.profile.partial_list:  # partial resource lists meet the guard only when sync_resources runs
+                moves.append((0.15, lambda: self.run_timer("sync_resources")))
         return moves
 
     def _resolve_one(self) -> None:
@@ -534,10 +560,25 @@ class Sim:
         self.trace("--- quiescence: faults off, drain, timers once")
         await self._drain()
         await self._timers_once()
-        violations = list(self.failures) + check_invariants(self)
+        violations = list(self.failures) + check_invariants(self, excuse_holds=True)
+        if not violations:
+            violations = await self._release_holds()
         if not violations:
             violations += await self._replay()
         return violations
+
+    async def _release_holds(self) -> list[str]:
+        """An admin releases every held change; after the timers, nothing may be held and nothing excused."""
+        from connector.workers.holds import release_hold
+
+        process = self.processes[0]
+        for hold in process.services.holds.held():
+            self.trace(f"admin releases hold {hold.hold_id}: {hold.what}")
+            self._spawn(process, release_hold(process.services, hold, "sim-admin"), None)
+            await self._drain()
+        await self._timers_once()
+        held = [f"still held after the admin released everything: {h.what}" for h in process.services.holds.held()]
+        return list(self.failures) + held + check_invariants(self)
 
     async def _replay(self) -> list[str]:
         """Every queue message ever sent, once more: nothing may be written."""
@@ -576,10 +617,26 @@ def _minute(value: Any) -> str:
 SHOWN = {"busy", "tentative", "oof", "workingElsewhere"}
 
 
-def check_invariants(sim: Sim) -> list[str]:
-    """The whole world, as a planner and the technicians would check it."""
+def _held(sim: Sim) -> tuple[set[tuple[str, str]], set[tuple[str, str]]]:
+    """What open holds keep: (resource, appointment) deletions in calendars, (mailbox, event) removals
+    from the board. A row whose hold row is gone holds too (the worker reads only the row)."""
+    from connector.stores.holds import HELD, HoldKind, HoldStore
+    from connector.stores.repositories import CURSORS_TABLE, TableRepository
+
+    store = HoldStore(TableRepository(sim.storage.table(CURSORS_TABLE)))  # type: ignore[arg-type]
+    calendar = {(subject, key) for subject, rows in store.all_items(HoldKind.CALENDAR).items()
+                for key, item in rows.items() if item.state == HELD}
+    board = {(subject, item.event_id) for subject, rows in store.all_items(HoldKind.BOARD).items()
+             for item in rows.values() if item.state == HELD}
+    return calendar, board
+
+
+def check_invariants(sim: Sim, excuse_holds: bool = False) -> list[str]:
+    """The whole world, as a planner and the technicians would check it. With `excuse_holds`, what an
+    open hold of the mass-change guard keeps (an event or a board item waiting for an admin) is allowed."""
     found: list[str] = []
     board = sim.planning.appointments_by_guid
+    held_calendar, held_board = _held(sim) if excuse_holds else (set(), set())
     for resource_no in RESOURCES:
         user_id = sim.user_of(resource_no)
         events = sim.graph.mailboxes[user_id].events.values()
@@ -607,7 +664,7 @@ def check_invariants(sim: Sim) -> list[str]:
             if a is not None and a.from_outlook:
                 found.append(f"{resource_no}: {len(copies)} connector event(s) echo the Outlook item {a.exchange_id} "
                              f"(board item {guid[:8]})")
-            elif a is None or resource_no not in a.resources:
+            elif (a is None or resource_no not in a.resources) and (resource_no, guid) not in held_calendar:
                 found.append(f"{resource_no}: {len(copies)} orphan connector event(s) of {guid[:8]}")
         # 3. Every own Outlook item that passes the default settings is exactly one board item.
         mirrored = [a for a in board.values() if a.from_outlook and resource_no in a.resources]
@@ -621,7 +678,7 @@ def check_invariants(sim: Sim) -> list[str]:
             wanted = event.get("showAs") in SHOWN
             if wanted and len(items) != 1:
                 found.append(f"{resource_no}: Outlook item {event['id']} is {len(items)} board item(s)")
-            elif not wanted and items:
+            elif not wanted and items and (user_id, event["id"]) not in held_board:
                 found.append(f"{resource_no}: Outlook item {event['id']} (showAs {event.get('showAs')}) is on the board")
             elif items:
                 item = items[0]
@@ -632,7 +689,8 @@ def check_invariants(sim: Sim) -> list[str]:
                 if _minute(item.start.isoformat()) != _minute(event["start"]["dateTime"]):
                     found.append(f"{resource_no}: board item of {event['id']} starts at {item.start.isoformat()}")
         for exchange_id, items in by_exchange.items():
-            found.append(f"{resource_no}: {len(items)} board item(s) of Outlook item {exchange_id} that is gone")
+            if (user_id, exchange_id) not in held_board:
+                found.append(f"{resource_no}: {len(items)} board item(s) of Outlook item {exchange_id} that is gone")
     # 4. Nothing lost: every queue drained; nothing parked (every fault in the simulation is transient).
     for name in (PLANNING_CHANGES_QUEUE, EXCHANGE_CHANGES_QUEUE):
         if sim.storage.queue(name).messages:
