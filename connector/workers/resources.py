@@ -295,9 +295,8 @@ def _untrack_what(entries: list[UntrackEntry], tracked: int, by_share: bool) -> 
             f"and {calendar} of the planner's event(s) would be deleted from Outlook")
 
 
-async def _apply_candidate(services: Services, candidate: _Candidate, report: ResourceReport,
-                           released_by: str = "") -> None:
-    await untrack(services, candidate.record, candidate.why, report, released_by)
+async def _apply_candidate(services: Services, candidate: _Candidate, report: ResourceReport) -> None:
+    await untrack(services, candidate.record, candidate.why, report)
     if candidate.unknown is not None:
         await _note_unknown_email(services, candidate.unknown, await _io(services.registry.get,
                                                                          candidate.record.resource_no), report)
@@ -392,12 +391,13 @@ async def untrack(services: Services, record: ResourceRecord, why: str, report: 
         await _io(services.registry.update, record.resource_no, status=Status.UNTRACKED, missing_since=None)
     if record.subscription_id:
         await drop_subscription(services, record)
-    if record.user_id:
-        await remove_board_items(services, record, released_by)
+    removed = await remove_board_items(services, record, released_by) if record.user_id else 0
     if record.status != Status.UNTRACKED or record.subscription_id or record.missing_since is not None:
         await _io(services.registry.update, record.resource_no, status=Status.UNTRACKED, subscription_id="",
                   subscription_expiry=None, last_error="", missing_since=None)
     if was_tracked:
+        items = "its Outlook items left the board" if removed is not None else \
+            "its Outlook items leave the board on the next run (a round of its mailbox was running)"
         await _activity(services, "untrack", "applied", record.resource_no,
-                        why + "; its Outlook items left the board" + (f"; released by {released_by}" if released_by else ""))
+                        f"{why}; {items}" + (f"; released by {released_by}" if released_by else ""))
         report.untracked.append(record.resource_no)

@@ -149,7 +149,8 @@ def stack_and_proxy(start_stack: Callable[..., Stack]) -> Iterator[tuple[Stack, 
     server = ServerThread(proxy.app()).start()
     runs = Runs()
     logger = logging.getLogger("devhost")
-    level = logger.level
+    level, disabled = logger.level, logging.root.manager.disable
+    logging.disable(logging.NOTSET)  # an earlier module may have switched logging off (the simulation does)
     logger.setLevel(logging.INFO)
     logger.addHandler(runs)
     try:
@@ -159,6 +160,7 @@ def stack_and_proxy(start_stack: Callable[..., Stack]) -> Iterator[tuple[Stack, 
     finally:
         logger.removeHandler(runs)
         logger.setLevel(level)
+        logging.disable(disabled)
         server.stop()
 
 
