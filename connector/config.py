@@ -133,6 +133,14 @@ SETTINGS: tuple[SettingSpec, ...] = (
                 "(the board wins), ignore, or update_planning.", default="restore_outlook"),
     SettingSpec("WORK_MAX_ATTEMPTS", "Attempts for a change that fails transiently (throttled, service down) before it "
                 "is parked as failed on the monitor.", default="8"),
+    SettingSpec("MASS_CHANGE_UNTRACK_PERCENT", "Mass-change guard: a sync_resources run that would untrack more than "
+                "this share (%) of the tracked resources (and at least MASS_CHANGE_UNTRACK_MIN of them) untracks "
+                "nothing and holds the change for an admin (0..100; 100 turns the share rule off).", default="20"),
+    SettingSpec("MASS_CHANGE_UNTRACK_MIN", "Mass-change guard: the fewest resources one run must untrack before the "
+                "share rule (MASS_CHANGE_UNTRACK_PERCENT) can hold it.", default="2"),
+    SettingSpec("MASS_CHANGE_MAX_ITEMS", "Mass-change guard: one operation that would remove more than this many items "
+                "from one calendar (the planner's events in one mailbox) or from one resource's Outlook items on the "
+                "board removes nothing and holds the change for an admin.", default="50"),
     SettingSpec("ADMIN_APP_ROLE", "App role that makes a signed-in user an admin of the connector.",
                 default="Connector.Admin"),
     SettingSpec("ACTIVITY_RETENTION_DAYS", "Days the activity log is kept.", default="30"),
@@ -196,6 +204,23 @@ class Schedules:
 
 
 @dataclass(frozen=True)
+class MassChangeGuard:
+    """The thresholds of the mass-change guard (see README, Mass-change guard)."""
+
+    untrack_percent: int = 20
+    untrack_min: int = 2
+    max_items: int = 50
+
+    def holds_untrack(self, untracking: int, tracked: int) -> bool:
+        """Whether untracking `untracking` of `tracked` resources in one run is too much at once."""
+        return untracking >= self.untrack_min and untracking * 100 > self.untrack_percent * tracked
+
+    def holds_removal(self, items: int) -> bool:
+        """Whether removing `items` from one calendar or one board at once is too much."""
+        return items > self.max_items
+
+
+@dataclass(frozen=True)
 class Settings:
     """The validated configuration of one function app instance."""
 
@@ -214,6 +239,7 @@ class Settings:
     planning_rules: RuleSet
     outlook_edit_policy: OutlookEditPolicy
     work_max_attempts: int
+    mass_change: MassChangeGuard
     admin_app_role: str
     activity_retention_days: int
     appinsights_connection_string: Secret | None
@@ -362,6 +388,9 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         outlook_edit_policy=r.parsed("OUTLOOK_EDIT_POLICY", OutlookEditPolicy, OutlookEditPolicy.RESTORE_OUTLOOK,
                                      "one of " + ", ".join(p.value for p in OutlookEditPolicy)),
         work_max_attempts=r.integer("WORK_MAX_ATTEMPTS", 1, 50),
+        mass_change=MassChangeGuard(untrack_percent=r.integer("MASS_CHANGE_UNTRACK_PERCENT", 0, 100),
+                                    untrack_min=r.integer("MASS_CHANGE_UNTRACK_MIN", 1, 100_000),
+                                    max_items=r.integer("MASS_CHANGE_MAX_ITEMS", 1, 1_000_000)),
         admin_app_role=r.text("ADMIN_APP_ROLE"),
         activity_retention_days=r.integer("ACTIVITY_RETENTION_DAYS", 1, 3650),
         appinsights_connection_string=r.secret("APPLICATIONINSIGHTS_CONNECTION_STRING"),

@@ -18,6 +18,7 @@ from azure.core.exceptions import HttpResponseError
 from connector.config import Settings, get_settings, reset_settings_cache
 from connector.messages import ExchangeChange
 from connector.stores.activity import ActivityLog
+from connector.stores.holds import HoldStore
 from connector.stores.mappings import MappingStore
 from connector.stores.queues import WorkQueues
 from connector.stores.registry import ResourceRecord, ResourceRegistry
@@ -57,6 +58,11 @@ class Services:
         return ResourceRegistry(self.repositories.subscriptions)
 
     @cached_property
+    def holds(self) -> HoldStore:
+        """Changes the mass-change guard held for an admin (rows in the `cursors` table)."""
+        return HoldStore(self.repositories.cursors)
+
+    @cached_property
     def resource_settings(self) -> SettingsStore:
         return SettingsStore(self.repositories.settings)
 
@@ -92,7 +98,7 @@ class Services:
         from connector.web.monitor import Monitor
 
         return Monitor(self.registry, self.activity, self.mappings, self.work_queues, self.storage,
-                       self.settings.activity_retention_days)
+                       self.settings.activity_retention_days, self.holds)
 
     @cached_property
     def health(self) -> HealthReporter:

@@ -11,11 +11,12 @@ from typing import Any
 
 import azure.functions as func
 
+from connector.errors import GraphError, PlanningError
 from connector.services import services
 from connector.web.identity import Principal
-from connector.web.monitor import parse_filter
-from connector.web.settings_api import authenticate, check_same_origin
-from functions.http_util import answer
+from connector.web.monitor import MonitorError, parse_filter
+from connector.web.settings_api import ApiError, authenticate, check_same_origin
+from functions.http_util import answer, json_response
 
 bp = func.Blueprint()  # type: ignore[no-untyped-call]
 ADMIN = func.AuthLevel.ANONYMOUS  # authorisation is the Easy Auth principal's admin role, checked in code
@@ -105,5 +106,52 @@ def admin_retry(req: func.HttpRequest) -> func.HttpResponse:
     def call() -> Any:
         _admin(req, changes_state=True)
         return services().monitor.retry(req.route_params["queue"], req.route_params["message_id"])
+
+    return answer(call)
+
+
+@bp.function_name("admin_holds")
+@bp.route(route="api/admin/holds", methods=["GET"], auth_level=ADMIN)
+def admin_holds(req: func.HttpRequest) -> func.HttpResponse:
+    def call() -> Any:
+        _admin(req)
+        return {"holds": services().monitor.holds()}
+
+    return answer(call)
+
+
+@bp.function_name("admin_hold_release")
+@bp.route(route="api/admin/holds/{hold_id}/release", methods=["POST"], auth_level=ADMIN)
+async def admin_hold_release(req: func.HttpRequest) -> func.HttpResponse:
+    from connector.workers.holds import HoldConflict, release_hold
+
+    try:
+        principal = _admin(req, changes_state=True)
+        hold = services().monitor.hold(req.route_params["hold_id"])
+        return json_response(await release_hold(services(), hold, principal.name or "an admin"))
+    except (ApiError, MonitorError) as refused:
+        return _refusal(refused)
+    except HoldConflict as exc:
+        return json_response({"error": {"message": str(exc)}}, 409)
+    except (GraphError, PlanningError) as exc:
+        # Part of it may be applied: releasing again finishes it (every step is idempotent).
+        return json_response({"error": {"message": f"the release could not be finished ({exc}); nothing is lost: "
+                                                   "release it again once the service answers"}}, 503)
+
+
+@bp.function_name("admin_hold_discard")
+@bp.route(route="api/admin/holds/{hold_id}", methods=["DELETE"], auth_level=ADMIN)
+def admin_hold_discard(req: func.HttpRequest) -> func.HttpResponse:
+    def call() -> Any:
+        principal = _admin(req, changes_state=True)
+        return services().monitor.discard_hold(req.route_params["hold_id"], principal.name or "an admin")
+
+    return answer(call)
+
+
+def _refusal(exc: ApiError | MonitorError) -> func.HttpResponse:
+    """The error answer `answer` gives for a refusal (status, message, field)."""
+    def call() -> Any:
+        raise exc
 
     return answer(call)

@@ -143,6 +143,15 @@ param workMaxAttempts string = '8'
 @description('Days the activity log is kept.')
 param activityRetentionDays string = '30'
 
+@description('Mass-change guard: a sync_resources run untracking more than this share (%) of the tracked resources is held for an admin (0-100).')
+param massChangeUntrackPercent string = '20'
+
+@description('Mass-change guard: the fewest resources one run must untrack before the share rule can hold it.')
+param massChangeUntrackMin string = '2'
+
+@description('Mass-change guard: an operation removing more than this many items from one calendar or one board is held for an admin.')
+param massChangeMaxItems string = '50'
+
 // ---- Hosting ----
 @description('Public base URL when the app has a custom domain; empty: https://<app>.azurewebsites.net.')
 param connectorCustomUrl string = ''
@@ -280,6 +289,9 @@ module api 'app/api.bicep' = {
     planningRules: planningRules
     outlookEditPolicy: outlookEditPolicy
     workMaxAttempts: workMaxAttempts
+    massChangeUntrackPercent: massChangeUntrackPercent
+    massChangeUntrackMin: massChangeUntrackMin
+    massChangeMaxItems: massChangeMaxItems
     adminAppRole: adminAppRole
     activityRetentionDays: activityRetentionDays
   }

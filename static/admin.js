@@ -1,4 +1,5 @@
-// The admin monitor: resources, queues, failed work with retry, activity with filters and paging, item detail.
+// The admin monitor: resources, held changes with release/discard, queues, failed work with retry, activity with
+// filters and paging, item detail.
 "use strict";
 const $ = (id) => document.getElementById(id);
 let nextCursor = null;
@@ -18,11 +19,47 @@ async function loadResources() {
   for (const r of result.data.resources) {
     const row = document.createElement("tr");
     cell(row, r.resourceNo + (r.displayName ? " · " + r.displayName : ""));
-    cell(row, r.email); cell(row, r.status + (r.lastError ? ": " + r.lastError : ""), r.status === "tracked" ? "" : "outcome-failed");
+    const missing = r.missingSince ? " · missing since " + when(r.missingSince) : "";
+    cell(row, r.email); cell(row, r.status + missing + (r.lastError ? ": " + r.lastError : ""), r.status === "tracked" && !missing ? "" : "outcome-failed");
     cell(row, when(r.subscriptionExpiry), r.subscriptionHealthy || r.status !== "tracked" ? "" : "outcome-failed");
     cell(row, when(r.lastSyncToPlanning)); cell(row, when(r.lastSyncToOutlook)); cell(row, r.errorCount);
     body.appendChild(row);
   }
+}
+
+async function loadHolds() {
+  const result = await api("GET", "/api/admin/holds");
+  if (!result.ok) return problem(result);
+  const body = $("holds"); body.replaceChildren();
+  for (const hold of result.data.holds) {
+    const row = document.createElement("tr");
+    cell(row, hold.what); cell(row, hold.items); cell(row, when(hold.since));
+    const td = cell(row, "");
+    for (const [label, decide] of [["Release", release], ["Discard", discard]]) {
+      const button = document.createElement("button"); text(button, label); button.className = "secondary";
+      button.setAttribute("aria-label", label + " " + hold.what);
+      button.addEventListener("click", () => decide(hold, button));
+      td.append(button, " ");
+    }
+    body.appendChild(row);
+  }
+  if (!result.data.holds.length) { const row = document.createElement("tr"); cell(row, "Nothing is held.").colSpan = 4; body.appendChild(row); }
+}
+
+async function release(hold, button) {
+  if (!confirm("Release this change? " + hold.what + ". The " + hold.items + " item(s) are removed now.")) return;
+  button.disabled = true;
+  const result = await api("POST", "/api/admin/holds/" + encodeURIComponent(hold.id) + "/release", {});
+  text($("hold-status"), result.ok ? "Released: " + result.data.outcome + "." : "Release failed: " + ((result.data && result.data.error && result.data.error.message) || result.status));
+  await Promise.all([loadHolds(), loadResources(), loadActivity(true)]);
+}
+
+async function discard(hold, button) {
+  if (!confirm("Discard this change? Nothing is removed; if its cause persists, a later run holds it again.")) return;
+  button.disabled = true;
+  const result = await api("DELETE", "/api/admin/holds/" + encodeURIComponent(hold.id));
+  text($("hold-status"), result.ok ? "Discarded: nothing was removed." : "Discard failed: " + ((result.data && result.data.error && result.data.error.message) || result.status));
+  await Promise.all([loadHolds(), loadResources(), loadActivity(true)]);
 }
 
 async function loadQueues() {
@@ -102,6 +139,6 @@ async function showItem(key) {
 
 $("filters").addEventListener("submit", (ev) => { ev.preventDefault(); loadActivity(true); });
 $("more").addEventListener("click", () => loadActivity(false));
-async function refresh() { $("banner").hidden = true; await Promise.all([loadResources(), loadQueues(), loadActivity(true)]); }
+async function refresh() { $("banner").hidden = true; await Promise.all([loadResources(), loadHolds(), loadQueues(), loadActivity(true)]); }
 setInterval(() => { if ($("auto").checked) refresh(); }, 10000);
 refresh();

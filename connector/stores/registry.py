@@ -3,7 +3,7 @@
 Rows:
 - `resource` / `<resource no>`: one per resource Dime.Scheduler marks for Exchange integration:
   email, Graph user id, the mailbox's time zone, status, subscription id and expiry, sync
-  timestamps, last error.
+  timestamps, last error, and since when a tracked resource is missing (`missing_since`).
 - `subscription` / `<subscription id>`: the index a notification is checked against: the resource,
   the mailbox, and the SHA-256 of the subscription's clientState (the secret itself is never stored).
 - `user` / `<user id>`: mailbox → resource number. When a resource's mailbox changes, the old
@@ -56,6 +56,9 @@ class ResourceRecord:
     last_error: str = ""
     error_count: int = 0
     time_zone: str = ""  # the mailbox's mailboxSettings.timeZone, read on tracking and on each run
+    # A tracked resource sync_resources did not find (gone, switched off, no Graph user) on its last run:
+    # it is untracked only if it is still missing on the next run (README, Mass-change guard).
+    missing_since: datetime | None = None
 
     @property
     def tracked(self) -> TrackedResource:

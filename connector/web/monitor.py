@@ -1,8 +1,14 @@
 """What the admin monitor shows and does: resources' sync status, the activity log with filters and
-paging, one item's history, queue depths (poison queues included) and retrying failed work.
+paging, one item's history, queue depths (poison queues included), retrying failed work, and the
+changes the mass-change guard held.
 
 A retry takes the parked message off `<queue>-poison`, resets its attempt counter and puts it back
 on the work queue, where the worker applies the change again from the current state of both sides.
+
+Held changes (README, Mass-change guard): `holds()` lists them, `hold()` finds one (400 for an id that
+cannot be one, 404 for one that is not held), `discard_hold()` forgets one without removing anything
+(an untrack's resources start their two-run count again). Releasing applies the change, which takes
+the workers: `connector/workers/holds.py`.
 """
 
 from __future__ import annotations
@@ -14,16 +20,18 @@ from typing import Any
 
 from connector.messages import ExchangeChange, InvalidMessage, PlanningChange
 from connector.stores.activity import ActivityEntry, ActivityLog
+from connector.stores.holds import RELEASED, Hold, HoldKind, HoldStore, is_hold_id
 from connector.stores.mappings import MappingStore
 from connector.stores.queues import WorkQueues, send_text
-from connector.stores.registry import ResourceRegistry
+from connector.stores.registry import ResourceRegistry, Status
+from connector.stores.repositories import ConcurrencyConflict
 from connector.stores.storage import WORK_QUEUES, StorageClients, poison_queue_name
 
 MESSAGE_TYPES: dict[str, type[ExchangeChange] | type[PlanningChange]] = {
     "exchange-changes": ExchangeChange, "planning-changes": PlanningChange,
 }
 DIRECTIONS = ("to_outlook", "to_planning", "system")
-OUTCOMES = ("applied", "skipped", "rejected", "retrying", "failed")
+OUTCOMES = ("applied", "skipped", "held", "rejected", "retrying", "failed")
 
 
 class MonitorError(ValueError):
@@ -89,8 +97,9 @@ def entry_json(entry: ActivityEntry) -> dict[str, Any]:
 
 class Monitor:
     def __init__(self, registry: ResourceRegistry, activity: ActivityLog, mappings: MappingStore,
-                 queues: WorkQueues, clients: StorageClients, retention_days: int) -> None:
+                 queues: WorkQueues, clients: StorageClients, retention_days: int, holds: HoldStore) -> None:
         self._registry = registry
+        self._holds = holds
         self._activity = activity
         self._mappings = mappings
         self._queues = queues
@@ -110,8 +119,46 @@ class Monitor:
                 "lastSyncToPlanning": _iso(record.last_sync_to_planning),
                 "lastSyncToOutlook": _iso(record.last_sync_to_outlook),
                 "lastError": record.last_error, "errorCount": record.error_count,
+                "missingSince": _iso(record.missing_since),
             })
         return rows
+
+    # -- held changes (mass-change guard) ------------------------------------------------------------
+    def holds(self) -> list[dict[str, Any]]:
+        """The changes waiting for an admin, oldest first."""
+        return [hold_json(h) for h in self._holds.held()]
+
+    def hold(self, hold_id: str) -> Hold:
+        """The held change `hold_id` (400 for an id that cannot be one, 404 when there is none)."""
+        if not is_hold_id(hold_id):
+            raise MonitorError(400, f"{hold_id[:40]!r} is not a hold id (16 hexadecimal digits, as listed by "
+                                    "GET /api/admin/holds)", "id")
+        hold = self._holds.get(hold_id)
+        if hold is None:
+            raise MonitorError(404, f"no held change {hold_id!r}: it was discarded, released and applied, or "
+                                    "resolved on its own (reload the list)")
+        return hold
+
+    def discard_hold(self, hold_id: str, by: str) -> dict[str, Any]:
+        """Forget a held change: nothing is removed (README, Mass-change guard)."""
+        hold = self.hold(hold_id)
+        if hold.state == RELEASED:
+            raise MonitorError(409, f"hold {hold_id} was released by {hold.released_by}: its removals are being "
+                                    "applied and cannot be discarded any more")
+        try:
+            self._holds.remove(hold)
+        except ConcurrencyConflict:
+            raise MonitorError(409, f"hold {hold_id} changed meanwhile (a run or another admin): reload and "
+                                    "try again") from None
+        if hold.kind == HoldKind.UNTRACK:
+            for entry in hold.entries:  # kept tracked; missing on two more runs before it is held again
+                record = self._registry.get(entry.resource_no)
+                if record is not None and record.status == Status.TRACKED and record.missing_since is not None:
+                    self._registry.update(entry.resource_no, missing_since=None)
+        self._activity.record(ActivityEntry(
+            "system", "discard", "applied", resource_no=hold.resource_nos[0] if len(hold.resource_nos) == 1 else "",
+            detail=f"hold {hold.hold_id} discarded by {by}: {hold.what}; nothing was removed"))
+        return {"id": hold.hold_id, "kind": hold.kind, "what": hold.what, "items": hold.items, "discarded": True}
 
     def activity(self, flt: ActivityFilter, limit: int, before: datetime | None) -> dict[str, Any]:
         """Newest first; `next` is the cursor for the following page (None on the last page)."""
@@ -181,6 +228,12 @@ class Monitor:
         send_text(self._clients, queue, content)
         poison.delete_message(found)
         return {"queue": queue, "id": message_id, "requeued": True, **_describe(queue, content)}
+
+
+def hold_json(hold: Hold) -> dict[str, Any]:
+    return {"id": hold.hold_id, "kind": hold.kind, "what": hold.what, "items": hold.items,
+            "since": hold.since.isoformat(), "resourceNo": hold.resource_nos[0] if len(hold.resource_nos) == 1 else "",
+            "resources": list(hold.resource_nos), "state": hold.state}
 
 
 def _describe(queue: str, content: str) -> dict[str, Any]:

@@ -9,20 +9,30 @@ be gone, or merely outside the window or assigned to untracked resources only), 
 remembered in the mappings (`GET /appointment/{id}` may not take the GUID). Everything in sync
 enqueues nothing. Each message carries the appointment's numeric id when it is known. The worker
 re-reads the appointment, so a poll racing a webhook is harmless.
+
+Mass-change guard (README, Mass-change guard): before anything is enqueued, the deletions are counted
+per resource. More than `MASS_CHANGE_MAX_ITEMS` of the planner's events to delete from one calendar
+are *held* (`connector/stores/holds.py`: a hold with one row per deletion, which the worker checks
+before it deletes, so no message can bypass it), and while a hold on a calendar waits for an admin
+every deletion the poll finds there joins it; when none is left the hold resolves itself. A released
+deletion is enqueued like any other; its allowance row goes once the event is gone.
 """
 
 from __future__ import annotations
 
 import logging
-from collections import defaultdict
+from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from functools import partial
 
 from connector.messages import PlanningChange
 from connector.model import Appointment, InvalidPayload
 from connector.services import Services
+from connector.stores.activity import ActivityEntry
+from connector.stores.holds import RELEASED, HeldItem, HoldKind
 from connector.sync.status import OutlookCopy, TrackedResource
-from connector.sync.to_outlook import plan
+from connector.sync.to_outlook import Action, DeleteEvent, plan
 
 log = logging.getLogger(__name__)
 
@@ -33,12 +43,13 @@ class PollResult:
     copies: int = 0
     enqueued: list[str] = field(default_factory=list)
     unreadable: list[str] = field(default_factory=list)
+    held: dict[str, int] = field(default_factory=dict)  # resource → deletions held for an admin
 
 
-def _needs_work(services: Services, appointment: Appointment | None, tracked: dict[str, TrackedResource],
-                copies: dict[str, OutlookCopy]) -> bool:
+def _work(services: Services, appointment: Appointment | None, tracked: dict[str, TrackedResource],
+          copies: dict[str, OutlookCopy]) -> list[Action]:
     settings = services.settings
-    return bool(plan(appointment, tracked, copies, settings.planning_rules, "poll", settings.sync_to_exchange_enabled))
+    return plan(appointment, tracked, copies, settings.planning_rules, "poll", settings.sync_to_exchange_enabled)
 
 
 def poll_planning(services: Services, now: datetime | None = None) -> PollResult:
@@ -55,6 +66,7 @@ def poll_planning(services: Services, now: datetime | None = None) -> PollResult
         copies[copy.appointment_guid.lower()][copy.resource_no] = copy
         result.copies += 1
     seen: set[str] = set()
+    work: dict[str, list[Action]] = {}
     if tracked:
         start = moment - timedelta(days=settings.sync_window_past_days)
         end = moment + timedelta(days=settings.sync_window_future_days)
@@ -70,11 +82,12 @@ def poll_planning(services: Services, now: datetime | None = None) -> PollResult
             seen.add(appointment.guid)
             if appointment.appointment_id:
                 ids[appointment.guid] = appointment.appointment_id
-            if not _needs_work(services, appointment, tracked, copies.get(appointment.guid, {})):
+            actions = _work(services, appointment, tracked, copies.get(appointment.guid, {}))
+            if not actions:
                 continue
             if appointment.created_by_exchange or services.mappings.is_outlook_item(appointment.guid):
                 continue  # an Outlook item on the board: the other direction's
-            result.enqueued.append(appointment.guid)
+            work[appointment.guid] = actions
     for guid, known in copies.items():
         if guid in seen:
             continue
@@ -85,11 +98,63 @@ def poll_planning(services: Services, now: datetime | None = None) -> PollResult
         except InvalidPayload as exc:
             result.unreadable.append(str(exc))
             continue
-        if _needs_work(services, still, tracked, known):
-            result.enqueued.append(guid)
+        actions = _work(services, still, tracked, known)
+        if actions:
+            work[guid] = actions
+    held = _guard(services, work, moment, result)
+    for guid, actions in work.items():
+        if all(isinstance(a, DeleteEvent) and (guid, a.copy.resource_no) in held for a in actions):
+            continue  # nothing but held deletions: the worker would skip them
+        result.enqueued.append(guid)
     for guid in result.enqueued:
         services.work_queues.send_planning_change(PlanningChange(appointment_guid=guid, event="poll",
                                                                  appointment_id=ids.get(guid, "")))
-    log.info("poll_planning: %d appointments in the window, %d copies, %d changes enqueued",
-             result.window_appointments, result.copies, len(result.enqueued))
+    log.info("poll_planning: %d appointments in the window, %d copies, %d changes enqueued, %d deletion(s) held",
+             result.window_appointments, result.copies, len(result.enqueued), sum(result.held.values()))
     return result
+
+
+def _guard(services: Services, work: dict[str, list[Action]], moment: datetime, result: PollResult) -> set[tuple[str, str]]:
+    """The mass-change guard of each calendar (see the module docstring): the (appointment, resource)
+    deletions held for an admin."""
+    deletions: dict[str, dict[str, str]] = defaultdict(dict)  # resource → appointment → why
+    for guid, actions in work.items():
+        for action in actions:
+            if isinstance(action, DeleteEvent):
+                deletions[action.copy.resource_no][guid] = action.reason
+    holds = services.holds
+    rows = holds.all_items(HoldKind.CALENDAR)
+    limit = services.settings.mass_change.max_items
+    held: set[tuple[str, str]] = set()
+    referenced: set[str] = set()  # released holds whose allowances are still needed
+    for resource_no in sorted(set(deletions) | set(rows)):
+        wanted, current = deletions.get(resource_no, {}), rows.get(resource_no, {})
+        if not wanted and not current:
+            continue
+        decision = holds.guard_items(
+            HoldKind.CALENDAR, resource_no, resource_no, {g: HeldItem(g, "", appointment_guid=g) for g in wanted},
+            limit, partial(_calendar_what, resource_no, why=wanted), moment, complete=True, rows=current)
+        held.update((guid, resource_no) for guid in decision.held)
+        if decision.held:
+            result.held[resource_no] = len(decision.held)
+        done = [k for k, item in current.items() if item.state == RELEASED and k not in wanted]
+        holds.consume(HoldKind.CALENDAR, resource_no, done)
+        referenced.update(item.hold_id for k, item in current.items() if item.state == RELEASED and k in wanted)
+        if decision.created and decision.hold is not None:
+            services.activity.record(ActivityEntry(
+                "to_outlook", "hold", "held", resource_no=resource_no,
+                detail=f"hold {decision.hold.hold_id}: {decision.hold.what}; an admin releases or discards it on "
+                       "the monitor"))
+        if decision.resolved is not None:
+            services.activity.record(ActivityEntry(
+                "system", "resolve", "applied", resource_no=resource_no,
+                detail=f"hold {decision.resolved.hold_id} no longer needed (nothing left to delete): "
+                       f"{decision.resolved.what}"))
+    holds.forget_released((HoldKind.CALENDAR, HoldKind.UNTRACK), referenced)
+    return held
+
+
+def _calendar_what(resource_no: str, count: int, why: dict[str, str]) -> str:
+    """The hold's line on the monitor."""
+    reason = Counter(why.values()).most_common(1)[0][0] if why else "no longer on the planning board"
+    return f"Delete {count} of the planner's events from {resource_no}'s Outlook calendar (mostly: {reason})"

@@ -17,27 +17,41 @@ a user Graph knows (`get_user`). Each run:
    it (see `connector/sync/timezones.py`). When it cannot be read (permission missing, unknown
    zone) the last known zone is kept, UTC at first, and the problem shows as the resource's error;
 5. **no longer tracked** (integration switched off, email cleared or unknown, or the resource left
-   Dime.Scheduler): the subscription is deleted, the cursor forgotten, status `untracked`, and
+   Dime.Scheduler): first only noted. A tracked resource missing on one run keeps being tracked and
+   gets `missing_since` (shown on the monitor); it is untracked only if it is still missing on the
+   next run, so one empty or partial `GET /resource` answer, or one 404 from Graph, untracks nothing.
+   A resource that is back in between is simply kept. Then the **mass-change guard** looks at the
+   run as a whole (`MASS_CHANGE_*`): untracking more than `MASS_CHANGE_UNTRACK_PERCENT` % of the
+   tracked resources (and at least `MASS_CHANGE_UNTRACK_MIN`), or a resource whose untrack would take
+   more than `MASS_CHANGE_MAX_ITEMS` items off the board or out of its calendar, untracks nothing of
+   it: the change is *held* (`connector/stores/holds.py`) for an admin to release or discard on the
+   monitor (`connector/workers/holds.py`). A hold whose resources are all back is resolved by the run.
+   Untracking: the subscription is deleted, the cursor forgotten, status `untracked`, and
    **its Outlook items are removed from the planning board** (`mboc_deleteExchangeAppointment` for
    every board copy of that mailbox). Rule: the board shows a resource's Outlook items only while the
    connector keeps them current; stale copies would mislead planners. The resource's Outlook is left
-   alone (the connector's own events there are the planning → Outlook worker's business). Removal is
-   idempotent and re-checked on every run, so a removal interrupted by an outage completes later.
-   If the resource is tracked again, its first full sync brings the items back.
+   alone here (the connector's own events there are the planning → Outlook worker's business: the
+   poll deletes them). Removal is idempotent and re-checked on every run, so a removal interrupted by
+   an outage completes later. If the resource is tracked again, its first full sync brings the items
+   back. A changed mailbox is untracked (under the same guard, without the two-run wait) and the new
+   one tracked.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
 from typing import Any
 
 from connector.errors import GraphError, PlanningError
 from connector.services import Services
 from connector.stores.activity import ActivityEntry
 from connector.stores.cursors import CursorStore
+from connector.stores.holds import Hold, HoldKind, UntrackEntry, new_hold_id
 from connector.stores.registry import ResourceRecord, Status
 from connector.sync.timezones import zone_of
 from connector.workers.subscriptions import create_subscription, drop_subscription, enqueue_resync
@@ -52,6 +66,8 @@ class ResourceReport:
     unknown_email: list[str] = field(default_factory=list)
     unchanged: int = 0
     errors: list[str] = field(default_factory=list)
+    missing: list[str] = field(default_factory=list)  # missing for the first time: kept, looked at again next run
+    held: list[str] = field(default_factory=list)  # would be untracked: held for an admin (mass-change guard)
 
 
 @dataclass(frozen=True)
@@ -77,8 +93,8 @@ async def _io(fn: Any, *args: Any, **kwargs: Any) -> Any:
 
 
 async def _activity(services: Services, action: str, outcome: str, resource_no: str = "", detail: str = "",
-                    error: str = "") -> None:
-    await _io(services.activity.record, ActivityEntry(direction="to_planning", action=action, outcome=outcome,
+                    error: str = "", direction: str = "to_planning") -> None:
+    await _io(services.activity.record, ActivityEntry(direction=direction, action=action, outcome=outcome,
                                                       resource_no=resource_no, detail=detail, error=error))
 
 
@@ -94,19 +110,26 @@ async def sync_resources(services: Services) -> ResourceReport:
 
     listed = [r for r in (DsResource.from_api(d) for d in await _io(services.planning.list_resources)) if r]
     records: dict[str, ResourceRecord] = {r.resource_no: r for r in await _io(services.registry.all)}
+    tracked = sum(1 for r in records.values() if r.status == Status.TRACKED)
+    candidates: list[_Candidate] = []  # to untrack, if the guard lets them go
     for resource in listed:
         try:
-            await _sync_one(services, resource, records.pop(resource.resource_no, None), report)
+            await _sync_one(services, resource, records.pop(resource.resource_no, None), report, candidates)
         except (GraphError, PlanningError) as exc:
             # Transient trouble with one resource: the next run tries again; the others go on.
             report.errors.append(f"{resource.resource_no}: {exc}")
             log.warning("sync_resources: resource %s: %s", resource.resource_no, exc)
             await _io(services.registry.update, resource.resource_no, last_error=str(exc))
     for record in records.values():  # in the registry, gone from Dime.Scheduler
+        why = "the resource is no longer in Dime.Scheduler"
         try:
-            await _untrack(services, record, "the resource is no longer in Dime.Scheduler", report)
+            if record.status == Status.TRACKED:
+                await _missing(services, record, why, report, candidates)
+            else:  # untracked before: what an interrupted removal left is taken off now
+                await untrack(services, record, why, report)
         except (GraphError, PlanningError) as exc:
             report.errors.append(f"{record.resource_no}: {exc}")
+    await _decide(services, candidates, tracked, report)
     if report.tracked:
         # The other direction's first sync: a newly tracked resource's planned appointments go to its
         # Outlook now, not at the next poll_planning tick.
@@ -119,30 +142,39 @@ async def sync_resources(services: Services) -> ResourceReport:
     return report
 
 
+@dataclass(frozen=True)
+class _Candidate:
+    """A tracked resource this run would untrack (missing twice in a row, or its mailbox changed)."""
+
+    record: ResourceRecord
+    why: str
+    unknown: DsResource | None = None  # its email is not a Graph user: noted as unknown_email once untracked
+    retrack: tuple[DsResource, str] | None = None  # its mailbox changed: the new one (user id) is tracked after
+
+
 async def _sync_one(services: Services, resource: DsResource, record: ResourceRecord | None,
-                    report: ResourceReport) -> None:
+                    report: ResourceReport, candidates: list[_Candidate]) -> None:
     if not resource.enabled or not resource.email:
-        if record is not None:
-            await _untrack(services, record, "Exchange integration is off for this resource", report)
+        why = "Exchange integration is off for this resource" if not resource.enabled else \
+            "the resource's email was cleared in Dime.Scheduler"
+        if record is not None and record.status == Status.TRACKED:
+            await _missing(services, record, why, report, candidates)
+        elif record is not None:
+            await untrack(services, record, why, report)
         return
     user = await services.exchange.get_user(resource.email)
     if user is None or not user.get("id"):
-        error = f"Graph has no user with the email {resource.email!r}: fix the resource's email in Dime.Scheduler"
         if record is not None and record.status == Status.TRACKED:
-            await _untrack(services, record, "its email is no longer a Graph user", report)
-            record = await _io(services.registry.get, resource.resource_no)
-        first_time = record is None or record.status != Status.UNKNOWN_EMAIL or record.email != resource.email
-        base = record or ResourceRecord(resource.resource_no, resource.email)
-        await _io(services.registry.save, replace(base, email=resource.email, display_name=resource.display_name,
-                                                  status=Status.UNKNOWN_EMAIL, user_id="", subscription_id="",
-                                                  subscription_expiry=None, last_error=error,
-                                                  error_count=base.error_count + 1))
-        report.unknown_email.append(resource.resource_no)
-        if first_time:  # on the monitor once, not every 15 minutes
-            await _activity(services, "track", "failed", resource.resource_no, "email not known to Graph", error)
+            await _missing(services, record, "its email is no longer a Graph user", report, candidates, unknown=resource)
+            return
+        await _note_unknown_email(services, resource, record, report)
         return
     user_id = str(user["id"])
     if record is not None and record.status == Status.TRACKED and record.user_id == user_id:
+        if record.missing_since is not None:  # missing on the last run, back now: simply kept
+            await _io(services.registry.update, record.resource_no, missing_since=None)
+            await _activity(services, "returned", "applied", record.resource_no,
+                            f"found again (missing since {record.missing_since:%Y-%m-%d %H:%M} UTC); still tracked")
         time_zone, zone_error = await read_time_zone(services, user_id, record.time_zone)
         if (record.email, record.display_name, record.time_zone) != (resource.email, resource.display_name, time_zone):
             await _io(services.registry.update, record.resource_no, email=resource.email,
@@ -153,9 +185,124 @@ async def _sync_one(services: Services, resource: DsResource, record: ResourceRe
             await create_subscription(services, record)
         report.unchanged += 1
         return
-    if record is not None and record.status == Status.TRACKED and record.user_id != user_id:
-        await _untrack(services, record, "the resource's mailbox changed", report)
+    if record is not None and record.status == Status.TRACKED:  # another mailbox now: untrack the old one first
+        candidates.append(_Candidate(record, "the resource's mailbox changed", retrack=(resource, user_id)))
+        return
     await _track(services, resource, user_id, record, report)
+
+
+async def _note_unknown_email(services: Services, resource: DsResource, record: ResourceRecord | None,
+                              report: ResourceReport) -> None:
+    error = f"Graph has no user with the email {resource.email!r}: fix the resource's email in Dime.Scheduler"
+    first_time = record is None or record.status != Status.UNKNOWN_EMAIL or record.email != resource.email
+    base = record or ResourceRecord(resource.resource_no, resource.email)
+    await _io(services.registry.save, replace(base, email=resource.email, display_name=resource.display_name,
+                                              status=Status.UNKNOWN_EMAIL, user_id="", subscription_id="",
+                                              subscription_expiry=None, last_error=error,
+                                              error_count=base.error_count + 1, missing_since=None))
+    report.unknown_email.append(resource.resource_no)
+    if first_time:  # on the monitor once, not every 15 minutes
+        await _activity(services, "track", "failed", resource.resource_no, "email not known to Graph", error)
+
+
+async def _missing(services: Services, record: ResourceRecord, why: str, report: ResourceReport,
+                   candidates: list[_Candidate], unknown: DsResource | None = None) -> None:
+    """A tracked resource this run did not find: noted the first time, a candidate to untrack the second."""
+    if record.missing_since is not None:
+        candidates.append(_Candidate(record, why, unknown=unknown))
+        return
+    await _io(services.registry.update, record.resource_no, missing_since=datetime.now(UTC))
+    await _activity(services, "missing", "skipped", record.resource_no,
+                    f"{why}; still tracked: untracked if it is still missing on the next run")
+    report.missing.append(record.resource_no)
+
+
+# -- the mass-change guard --------------------------------------------------------------------------
+async def _decide(services: Services, candidates: list[_Candidate], tracked: int, report: ResourceReport) -> None:
+    """Untrack the candidates, unless the guard holds them (see the module docstring)."""
+    try:
+        open_holds = await _io(services.holds.held, HoldKind.UNTRACK)
+        entries = await _entries(services, candidates) if candidates else []
+    except (GraphError, PlanningError) as exc:
+        report.errors.append(f"mass-change guard: {exc}")
+        return
+    guard = services.settings.mass_change
+    by_share = guard.holds_untrack(len(candidates), tracked)
+    held = [e for e in entries if by_share or guard.holds_removal(e.board_items)
+            or guard.holds_removal(e.calendar_items)]
+    for candidate in candidates:
+        if any(e.resource_no == candidate.record.resource_no for e in held):
+            continue
+        try:
+            await _apply_candidate(services, candidate, report)
+        except (GraphError, PlanningError) as exc:
+            report.errors.append(f"{candidate.record.resource_no}: {exc}")
+    wanted = sorted((e.resource_no, e.user_id) for e in held)
+    kept = None
+    for hold in open_holds:
+        if kept is None and wanted and sorted((e.resource_no, e.user_id) for e in hold.entries) == wanted:
+            kept = hold
+            continue
+        await _io(services.holds.delete_quietly, hold)  # the resources are back, or the run holds something else now
+        why = "superseded by this run" if candidates else "the resources are back"
+        await _activity(services, "resolve", "applied", ",".join(hold.resource_nos),
+                        f"hold {hold.hold_id} no longer needed ({why}): {hold.what}", direction="system")
+    if not held:
+        return
+    what = _untrack_what(held, tracked, by_share)
+    items = sum(e.board_items + e.calendar_items for e in held)
+    if kept is None:
+        hold = Hold(new_hold_id(), HoldKind.UNTRACK, what, tuple(e.resource_no for e in held), items,
+                    datetime.now(UTC), entries=tuple(held))
+        await _io(services.holds.create, hold)
+        await _activity(services, "hold", "held", hold.resource_nos[0] if len(held) == 1 else "",
+                        f"hold {hold.hold_id}: {what}; an admin releases or discards it on the monitor",
+                        direction="system")
+    elif (kept.what, kept.items) != (what, items):
+        await _io(services.holds.save_quietly, replace(kept, what=what, items=items, entries=tuple(held)))
+    report.held.extend(e.resource_no for e in held)
+
+
+async def _entries(services: Services, candidates: list[_Candidate]) -> list[UntrackEntry]:
+    """What untracking each candidate would remove: its Outlook items on the board, and the planner's
+    events in its calendar (the poll deletes those once it is untracked)."""
+    resource_nos = {c.record.resource_no for c in candidates}
+
+    def calendar_counts() -> dict[str, int]:
+        counts: dict[str, int] = {}
+        for copy in services.mappings.all_outlook_copies():
+            if copy.resource_no in resource_nos:
+                counts[copy.resource_no] = counts.get(copy.resource_no, 0) + 1
+        return counts
+
+    calendar = await _io(calendar_counts)
+    entries = []
+    for c in candidates:
+        board = len(await _io(services.mappings.board_copies, c.record.user_id)) if c.record.user_id else 0
+        entries.append(UntrackEntry(c.record.resource_no, c.record.user_id, c.record.email, c.why,
+                                    missing=c.retrack is None, board_items=board,
+                                    calendar_items=calendar.get(c.record.resource_no, 0)))
+    return entries
+
+
+def _untrack_what(entries: list[UntrackEntry], tracked: int, by_share: bool) -> str:
+    names = ", ".join(e.resource_no for e in entries[:10]) + (f" and {len(entries) - 10} more" if len(entries) > 10 else "")
+    whys = sorted({e.why + (" (two runs in a row)" if e.missing else "") for e in entries})
+    board = sum(e.board_items for e in entries)
+    calendar = sum(e.calendar_items for e in entries)
+    share = f" ({len(entries)} of {tracked} tracked resources at once)" if by_share else ""
+    return (f"Untrack {names}{share}: {'; '.join(whys)}. {board} Outlook item(s) would leave the planning board "
+            f"and {calendar} of the planner's event(s) would be deleted from Outlook")
+
+
+async def _apply_candidate(services: Services, candidate: _Candidate, report: ResourceReport) -> None:
+    await untrack(services, candidate.record, candidate.why, report)
+    if candidate.unknown is not None:
+        await _note_unknown_email(services, candidate.unknown, await _io(services.registry.get,
+                                                                         candidate.record.resource_no), report)
+    if candidate.retrack is not None:
+        resource, user_id = candidate.retrack
+        await _track(services, resource, user_id, await _io(services.registry.get, resource.resource_no), report)
 
 
 async def _track(services: Services, resource: DsResource, user_id: str, previous: ResourceRecord | None,
@@ -167,6 +314,7 @@ async def _track(services: Services, resource: DsResource, user_id: str, previou
     await _io(services.registry.save, record)
     await _io(services.resource_settings.ensure_account, resource.resource_no)
     await _io(CursorStore(services.repositories.cursors).delete, user_id)  # a fresh start: first round is full
+    await _io(_forget_board_hashes, services, user_id)
     try:
         await create_subscription(services, record)
     except GraphError as exc:
@@ -177,6 +325,15 @@ async def _track(services: Services, resource: DsResource, user_id: str, previou
     await enqueue_resync(services, user_id, "resync", full=True)
     await _activity(services, "track", "applied", record.resource_no, "tracked; first full sync enqueued")
     report.tracked.append(resource.resource_no)
+
+
+def _forget_board_hashes(services: Services, user_id: str) -> None:
+    """Board copies a mailbox kept from before (a round that was still running when it was untracked
+    writes its copies after the untrack removed them) may name board items that are gone: without a
+    hash, the first full round imports every item again (idempotent) and removes those not in Outlook."""
+    for copy in services.mappings.board_copies(user_id):
+        if copy.content_hash:
+            services.mappings.save_board_copy(replace(copy, content_hash=""))
 
 
 async def read_time_zone(services: Services, user_id: str, known: str) -> tuple[str, str]:
@@ -196,29 +353,51 @@ async def read_time_zone(services: Services, user_id: str, known: str) -> tuple[
     return zone, ""
 
 
-async def remove_board_items(services: Services, record: ResourceRecord) -> int:
-    """Take a mailbox's Outlook items off the board (see the module docstring); returns how many."""
+async def remove_board_items(services: Services, record: ResourceRecord, released_by: str = "") -> int | None:
+    """Take a mailbox's Outlook items off the board (see the module docstring); returns how many, or None
+    when a round of that mailbox is still running (its lease is held): the next run takes them off. The
+    lease keeps the removal and a round apart: a round importing an item while its copy is removed would
+    leave a board item no mapping knows."""
+    copies = await _io(services.mappings.board_copies, record.user_id)
+    if not copies:
+        return 0
+    cursors = CursorStore(services.repositories.cursors)
+    lease = await _io(cursors.acquire, record.user_id, "untrack-" + uuid.uuid4().hex)
+    if lease is None:
+        log.info("resource %s: a round of its mailbox is running; its items leave the board on the next run",
+                 record.resource_no)
+        return None
     removed = 0
-    for copy in await _io(services.mappings.board_copies, record.user_id):
-        await _io(services.planning.delete_exchange_appointment, copy.appointment_guid, copy.event_id, record.email)
-        await _io(services.mappings.delete_board_copy, copy)
-        removed += 1
-        await _io(services.activity.record, ActivityEntry(
-            direction="to_planning", action="delete", outcome="applied", resource_no=record.resource_no,
-            appointment_guid=copy.appointment_guid, event_id=copy.event_id, detail="the resource is no longer tracked"))
+    detail = "the resource is no longer tracked" + (f"; released by {released_by}" if released_by else "")
+    try:
+        for copy in await _io(services.mappings.board_copies, record.user_id):
+            await _io(services.planning.delete_exchange_appointment, copy.appointment_guid, copy.event_id, record.email)
+            await _io(services.mappings.delete_board_copy, copy)
+            removed += 1
+            await _io(services.activity.record, ActivityEntry(
+                direction="to_planning", action="delete", outcome="applied", resource_no=record.resource_no,
+                appointment_guid=copy.appointment_guid, event_id=copy.event_id, detail=detail))
+    finally:
+        await _io(cursors.delete, record.user_id)  # the lease, and the cursor: a later track starts afresh
     return removed
 
 
-async def _untrack(services: Services, record: ResourceRecord, why: str, report: ResourceReport) -> None:
+async def untrack(services: Services, record: ResourceRecord, why: str, report: ResourceReport,
+                  released_by: str = "") -> None:
+    """Stop tracking the resource and take its Outlook items off the board (idempotent: for a resource
+    untracked before, it finishes what an interrupted removal left). The guard is the caller's."""
     was_tracked = record.status == Status.TRACKED
+    if record.status != Status.UNTRACKED:  # first: no new round of the mailbox starts (the worker checks)
+        await _io(services.registry.update, record.resource_no, status=Status.UNTRACKED, missing_since=None)
     if record.subscription_id:
         await drop_subscription(services, record)
-    if record.user_id:
-        await _io(CursorStore(services.repositories.cursors).delete, record.user_id)
-        await remove_board_items(services, record)
-    if record.status != Status.UNTRACKED or record.subscription_id:
+    removed = await remove_board_items(services, record, released_by) if record.user_id else 0
+    if record.status != Status.UNTRACKED or record.subscription_id or record.missing_since is not None:
         await _io(services.registry.update, record.resource_no, status=Status.UNTRACKED, subscription_id="",
-                  subscription_expiry=None, last_error="")
+                  subscription_expiry=None, last_error="", missing_since=None)
     if was_tracked:
-        await _activity(services, "untrack", "applied", record.resource_no, why + "; its Outlook items left the board")
+        items = "its Outlook items left the board" if removed is not None else \
+            "its Outlook items leave the board on the next run (a round of its mailbox was running)"
+        await _activity(services, "untrack", "applied", record.resource_no,
+                        f"{why}; {items}" + (f"; released by {released_by}" if released_by else ""))
         report.untracked.append(record.resource_no)

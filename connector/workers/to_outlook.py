@@ -27,6 +27,10 @@ re-sends its message for when the lease should be free (not counted as an attemp
 lease expires, so waiting always ends). A change already in sync takes no lease and writes nothing.
 Failures go through `connector.workers.retry` (throttled → re-queued with Retry-After; permanent or
 exhausted → poison queue + a failed activity entry).
+
+Mass-change guard: before it deletes an event, the worker reads the deletion's hold row (a point read,
+`connector/stores/holds.py`). A deletion `poll_planning` held for an admin is skipped, whichever
+message asks for it (a webhook, a retry, a replay); once released it goes ahead, "released by" the admin.
 """
 
 from __future__ import annotations
@@ -47,6 +51,7 @@ from connector.gateways.batcher import GraphBatcher, WriteRequest, WriteResponse
 from connector.messages import InvalidMessage, PlanningChange
 from connector.model import Appointment, CalendarEvent, InvalidPayload, parse_utc
 from connector.stores.activity import ActivityEntry
+from connector.stores.holds import HELD, HoldKind
 from connector.stores.repositories import AlreadyExists, ConcurrencyConflict, TableRepository
 from connector.stores.storage import PLANNING_CHANGES_QUEUE
 from connector.sync.status import EVENT_FIELDS, TAG_PROPERTY_ID, OutlookCopy, TrackedResource, hashes_of
@@ -274,8 +279,11 @@ async def _apply(services: Services, rt: _Runtime, message: PlanningChange, guid
     if not settings.sync_to_exchange_enabled:
         await _io(services.activity.record, ctx.entry("skip", "skipped", detail="SYNC_TO_EXCHANGE_ENABLED is off"))
         return
-    if not _plan(ctx, tracked, _restoring(message, copies)):
+    actions = _plan(ctx, tracked, _restoring(message, copies))
+    if not actions:
         return  # in sync already (a replayed or no-op change): nothing to write, nothing to log
+    if not await _unheld(ctx, actions, record=True):
+        return  # nothing but deletions held for an admin
     # Writes ahead: take the appointment's lease, then decide again on the copies as they are now
     # (another instance may have applied the same change meanwhile).
     cursors = services.repositories.cursors
@@ -290,7 +298,7 @@ async def _apply(services: Services, rt: _Runtime, message: PlanningChange, guid
                                                    _io(services.mappings.outlook_copies, guid))
         ctx = replace(ctx, appointment=appointment)
         tracked = await rt.tracked(services, appointment.resource_nos if appointment else frozenset())
-        actions = _plan(ctx, tracked, await _verified_restore(ctx, tracked, copies))
+        actions = await _unheld(ctx, _plan(ctx, tracked, await _verified_restore(ctx, tracked, copies)), record=False)
         if actions and appointment is not None and appointment.appointment_id:
             # Kept beside its events: later reads (poll, restore) need the numeric id, not the GUID.
             await _io(services.mappings.remember_appointment_id, guid, appointment.appointment_id)
@@ -355,6 +363,25 @@ def _how(ctx: _Context, resource_no: str, how: str) -> tuple[str, str]:
         return "restore", (f"the planner's event was {did} in Outlook; restored from the planning board "
                            "(OUTLOOK_EDIT_POLICY=restore_outlook): ")
     return how, ""
+
+
+async def _unheld(ctx: _Context, actions: list[Action], record: bool) -> list[Action]:
+    """The actions without the deletions a hold keeps for an admin (mass-change guard); a released one
+    says who released it."""
+    kept: list[Action] = []
+    for action in actions:
+        if isinstance(action, DeleteEvent):
+            item = await _io(ctx.services.holds.item, HoldKind.CALENDAR, action.copy.resource_no, ctx.guid)
+            if item is not None and item.state == HELD:
+                if record:
+                    await _io(ctx.services.activity.record, ctx.entry(
+                        "delete", "held", action.copy.resource_no, action.copy.event_id or "",
+                        detail=f"held for an admin (hold {item.hold_id}): {action.reason}"))
+                continue
+            if item is not None and item.released_by:
+                action = replace(action, reason=f"{action.reason}; released by {item.released_by}")
+        kept.append(action)
+    return kept
 
 
 async def _execute(ctx: _Context, actions: list[Action]) -> None:

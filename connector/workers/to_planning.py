@@ -20,6 +20,12 @@ One run per queue message, for one mailbox:
    Unchanged with a new changeKey → the stored changeKey follows.
    The link is stored (checkpoint) only after every item of its page was applied. After a full
    round, `plan_full_resync` removes the board copies whose Outlook item was not seen.
+   **Mass-change guard**: the removals from the board are not applied as the items come but at the end
+   of the round, all together (a page whose removals wait keeps the stored link where it was, so a
+   run that dies reads them again). More than `MASS_CHANGE_MAX_ITEMS` of them, or any while a hold
+   on this board waits for an admin, are *held* (`connector/stores/holds.py`) instead of removed; a
+   full round keeps the hold equal to what is still gone and resolves it when nothing is. An admin's
+   release asks for a full round, which removes what is still gone ("released by" the admin).
 4. **Failures**: a transient one (Graph 429/5xx, Dime.Scheduler unavailable) aborts the round
    without moving the link; `handle_failure` re-enqueues the message after `Retry-After` and, after
    `WORK_MAX_ATTEMPTS`, parks it on `exchange-changes-poison` with a "failed" activity entry. A
@@ -47,7 +53,8 @@ from connector.model import Appointment, CalendarEvent, InvalidPayload, parse_ut
 from connector.services import Services
 from connector.stores.activity import ActivityEntry
 from connector.stores.cursors import CursorStore, Lease, LeaseLost
-from connector.stores.mappings import MappingStore
+from connector.stores.holds import RELEASED, HeldItem, HoldKind
+from connector.stores.mappings import MappingStore, event_key
 from connector.stores.queues import Sent, send_text
 from connector.stores.registry import ResourceRecord, Status
 from connector.stores.settings import settings_to_json
@@ -120,6 +127,7 @@ class RoundReport:
     applied: int = 0
     failed: int = 0
     actions: dict[str, int] = field(default_factory=dict)
+    held: int = 0  # removals held for an admin (mass-change guard)
 
 
 class _TokenExpired(Exception):
@@ -135,6 +143,7 @@ class ExchangeToPlanning:
         self.cursors = CursorStore(services.repositories.cursors)
         self.mappings: MappingStore = services.mappings
         self._series: SeriesCompleter  # set at the start of each round
+        self._removals: dict[str, RemoveFromBoard] = {}  # the round's removals, applied at its end (guard)
 
     @staticmethod
     async def io(fn: Any, *args: Any, **kwargs: Any) -> Any:
@@ -213,6 +222,7 @@ class ExchangeToPlanning:
                      message: ExchangeChange, digest: str, full: bool) -> tuple[Lease, RoundReport]:
         report = RoundReport(full=full)
         self._series = SeriesCompleter(self.s.exchange, record.user_id)  # masters read once per round
+        self._removals = {}
         if full:
             start, end = sync_window(_now(), self.s.settings.sync_window_past_days,
                                      self.s.settings.sync_window_future_days)
@@ -232,8 +242,10 @@ class ExchangeToPlanning:
             if page.next_link is None:
                 break
             # The page is applied: remember where to go on. A full round keeps no part-way link
-            # (its `seen` set would not survive a crash): it starts over instead.
-            lease = await self.io(self.cursors.checkpoint, lease, **({} if full else {"link": page.next_link}))
+            # (its `seen` set would not survive a crash): it starts over instead; so does a round whose
+            # removals wait for its end (the mass-change guard counts them all together).
+            advance = not full and not self._removals
+            lease = await self.io(self.cursors.checkpoint, lease, **({"link": page.next_link} if advance else {}))
             page = await (self.s.exchange.delta_page(record.user_id, link=page.next_link) if full
                           else self._delta(record.user_id, page.next_link))
         now = _now()
@@ -241,6 +253,8 @@ class ExchangeToPlanning:
             copies = await self.io(self.mappings.board_copies, record.user_id)
             for removal in plan_full_resync(seen, copies):
                 await self._apply(removal, None, record, message, report, full)
+        await self._remove(record, message, report, full)
+        if full:
             lease = await self.io(self.cursors.checkpoint, lease, link=page.delta_link or "", full_required=False,
                                   settings_hash=digest, last_full_at=now, last_round_at=now)
         else:
@@ -309,10 +323,62 @@ class ExchangeToPlanning:
             await self._apply(RemoveFromBoard(copy, "its series was deleted in Outlook"), None, record, message,
                               report, False)
 
+    async def _remove(self, record: ResourceRecord, message: ExchangeChange, report: RoundReport, full: bool) -> None:
+        """The round's removals from the board, under the mass-change guard (see the module docstring)."""
+        holds = self.s.holds
+        removals, self._removals = list(self._removals.values()), {}
+        if not removals and not full:
+            return
+        rows = await self.io(holds.items, HoldKind.BOARD, record.user_id)
+        if not removals and not rows:
+            return
+        by_key = {event_key(r.copy.event_id): r for r in removals}
+        wanted = {key: HeldItem(key, "", event_id=r.copy.event_id, appointment_guid=r.copy.appointment_guid)
+                  for key, r in by_key.items()}
+        reasons = [r.reason for r in removals]
+
+        def describe(count: int) -> str:
+            reason = max(set(reasons), key=reasons.count) if reasons else "no longer in Outlook"
+            return (f"Remove {count} of {record.resource_no}'s Outlook items from the planning board "
+                    f"(mostly: {reason})")
+
+        decision = await self.io(holds.guard_items, HoldKind.BOARD, record.user_id, record.resource_no, wanted,
+                                 self.s.settings.mass_change.max_items, describe, _now(), full, record.user_id, rows)
+        used = []
+        for key, removal in by_key.items():
+            if key not in decision.allowed:
+                continue
+            released_by = decision.allowed[key]
+            if released_by:
+                removal = replace(removal, reason=f"{removal.reason}; released by {released_by}")
+                used.append(key)
+            await self._attempt(removal, None, record, message, report, full, True)
+        report.held = len(decision.held)
+        if decision.created and decision.hold is not None:
+            await self._log(record, message, "hold", "held", detail=f"hold {decision.hold.hold_id}: {decision.hold.what}; "
+                                                                 "an admin releases or discards it on the monitor")
+        if decision.resolved is not None:
+            await self._log(record, message, "resolve", "applied", detail=f"hold {decision.resolved.hold_id} no longer "
+                                                                          f"needed (nothing left to remove): "
+                                                                          f"{decision.resolved.what}")
+        # Allowances used, or (after a full round, which saw everything) no longer needed.
+        consumed = {k for k, item in rows.items() if item.state == RELEASED} if full else set(used)
+        if consumed:
+            await self.io(holds.consume, HoldKind.BOARD, record.user_id, consumed)
+            referenced = {item.hold_id for k, item in rows.items() if k not in consumed}
+            await self.io(holds.forget_released, (HoldKind.BOARD,), referenced, record.user_id)
+
     async def _apply(self, action: Action, event: CalendarEvent | None, record: ResourceRecord,
                      message: ExchangeChange, report: RoundReport, full: bool, known: bool = True) -> None:
         name = type(action).__name__
         report.actions[name] = report.actions.get(name, 0) + 1
+        if isinstance(action, RemoveFromBoard):  # counted with the round's others at its end (`_remove`)
+            self._removals.setdefault(action.copy.event_id, action)
+            return
+        await self._attempt(action, event, record, message, report, full, known)
+
+    async def _attempt(self, action: Action, event: CalendarEvent | None, record: ResourceRecord,
+                       message: ExchangeChange, report: RoundReport, full: bool, known: bool) -> None:
         try:
             await self._run(action, event, record, message, report, full, known)
         except (PlanningError, GraphError) as exc:

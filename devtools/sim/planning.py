@@ -79,6 +79,7 @@ class FakePlanning:
         self.writes = 0  # imports that took effect (the replay check compares it)
         self.client = _NoSdk()
         self._ids = itertools.count(1)
+        self.hidden: set[str] = set()  # resources `GET /resource` leaves out (a scenario's partial answer)
 
     # -- the planner's side ---------------------------------------------------------------------
     def plan(self, appointment: BoardAppointment, event: str) -> None:
@@ -113,8 +114,17 @@ class FakePlanning:
 
     def list_resources(self) -> list[dict[str, Any]]:
         self.sim.io_sync("ds list_resources")
-        return [{"resourceNo": r.resource_no, "email": r.email, "displayName": r.resource_no,
-                 "exchangeIntegrationEnabled": r.enabled} for r in self.resources.values()]
+        listed = [{"resourceNo": r.resource_no, "email": r.email, "displayName": r.resource_no,
+                   "exchangeIntegrationEnabled": r.enabled} for r in self.resources.values()
+                  if r.resource_no not in self.hidden]
+        rng = self.sim.guard_rng
+        if self.sim.faults_on and rng.random() < self.sim.profile.partial_list:
+            # A partial answer (a paging or permission hiccup upstream): some resources are left out.
+            kept = [r for r in listed if rng.random() < 0.4]
+            left_out = sorted({r["resourceNo"] for r in listed} - {r["resourceNo"] for r in kept})
+            self.sim.trace(f"ds list_resources leaves out {left_out}")
+            return kept
+        return listed
 
     def appointments(self, start: datetime, end: datetime, resources: Sequence[str] | None = None) -> list[dict[str, Any]]:
         self.sim.io_sync("ds appointments")

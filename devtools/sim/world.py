@@ -7,12 +7,17 @@ A run:
 2. The schedule: `steps` actor moves drawn from the seed (planners create, move, retitle, re-assign and
    delete appointments; people create, edit and delete their own Outlook items and edit or delete the
    connector's events), interleaved with webhook and notification deliveries (dropped, repeated,
-   reordered), queue deliveries to the real workers, the timers, I/O points resolved in random order,
-   faults at those points (throttling, 5xx, network errors, failures after the write took effect, expired
-   delta tokens) and process crashes (every invocation of that process dies, leases and all).
-3. Quiescence: faults stop; everything pending is delivered and drained; the safety-net timers run once
-   (poll_planning, reconcile_exchange) and the queues drain again.
-4. Invariants (`check_invariants`), then a replay of every queue message ever sent: nothing may be written.
+   reordered), queue deliveries to the real workers, the timers (each one run at a time, as the
+   Functions host's timer lock does), I/O points resolved in random order, faults at those points
+   (throttling, 5xx, network errors, failures after the write took effect, expired delta tokens,
+   `GET /resource` answers leaving resources out) and process crashes (every invocation of that
+   process dies, leases and all). The mass-change guard's `MASS_CHANGE_MAX_ITEMS` is drawn small for
+   most seeds, so partial resource lists and bursts of removals get held.
+3. Quiescence: faults stop; everything pending is delivered and drained; the timers run once
+   (sync_resources, poll_planning, reconcile_exchange) and the queues drain again.
+4. Invariants (`check_invariants`, what an open hold keeps is excused); then an admin releases every
+   held change, the timers run once more, and the invariants must hold with no excuse; then a replay
+   of every queue message ever sent: nothing may be written.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ import asyncio
 import json
 import random
 import sys
+import time
 import uuid
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
@@ -79,6 +85,8 @@ class Profile:
     drop: float
     duplicate: float
     token_expiry: float
+    partial_list: float = 0.0  # share of `GET /resource` answers that leave resources out
+    max_items: int = 50  # MASS_CHANGE_MAX_ITEMS
 
     @classmethod
     def draw(cls, rng: random.Random) -> Profile:
@@ -120,13 +128,18 @@ class Sim:
         self.trace_on = trace
         self.log: list[str] = []
         self.profile = Profile.draw(self.rng)
+        # The guard's draws come from their own generator: the rest of a seed's schedule stays as it was.
+        self.guard_rng = random.Random(f"guard-{seed}")
+        self.profile.partial_list = self.guard_rng.choice([0, 0.5, 0.9]) if self.profile.io_fault else 0
+        self.profile.max_items = self.guard_rng.choice([1, 2, 3, 50])
         self.faults_on = True
         self.loop = VirtualLoop()
         self.storage = FakeStorage(self.loop.time)
         self.graph = FakeGraph(self)
         self.planning = FakePlanning(self)
         values = local_values(public_url="https://connector.sim")
-        values.update({"SCHEDULER_WEBHOOK_SECRET": SECRET, "WORK_MAX_ATTEMPTS": "8"})
+        values.update({"SCHEDULER_WEBHOOK_SECRET": SECRET, "WORK_MAX_ATTEMPTS": "8",
+                       "MASS_CHANGE_MAX_ITEMS": str(self.profile.max_items)})
         self.settings = load_settings(values)
         self.processes = [Process(self, 1), Process(self, 2)]
         self._next_process = 3
@@ -135,6 +148,7 @@ class Sim:
         self.task_process: dict[asyncio.Task[Any], Process] = {}
         self.current: Process | None = None
         self.failures: list[str] = []
+        self.timers_running: set[str] = set()  # the host runs one instance of a timer at a time
 
     # -- I/O points --------------------------------------------------------------------------------
     def trace(self, text: str) -> None:
@@ -330,6 +344,9 @@ class Sim:
         from connector.workers.subscriptions import renew_subscriptions
 
         process = self.rng.choice([p for p in self.processes if p.alive] or self.processes)
+        if name in self.timers_running:
+            self.trace(f"timer {name} still running: skipped")
+            return
         self.trace(f"timer {name} on process {process.number}")
         runs: dict[str, Callable[[], Awaitable[Any]]] = {
             "sync_resources": lambda: sync_resources(process.services),
@@ -337,7 +354,15 @@ class Sim:
             "poll_planning": lambda: _as_async(poll_planning, process.services),
             "reconcile_exchange": lambda: _as_async(reconcile_exchange, process.services),
         }
-        self._spawn(process, runs[name](), None)
+
+        async def run() -> None:
+            self.timers_running.add(name)
+            try:
+                await runs[name]()
+            finally:
+                self.timers_running.discard(name)
+
+        self._spawn(process, run(), None)
 
     # -- the actors --------------------------------------------------------------------------------
     def _moment(self) -> datetime:
@@ -353,8 +378,25 @@ class Sim:
         tracked_users = [(r, self.user_of(r)) for r in RESOURCES]
         choice = rng.choice(["create", "create", "move", "retitle", "reassign", "delete", "person_create",
                              "person_create", "person_edit", "person_delete", "edit_connector_event",
-                             "delete_connector_event"])
-        if choice == "create" or (not planned and choice in ("move", "retitle", "reassign", "delete")):
+                             "delete_connector_event", "cancel_job", "clear_day"])
+        if choice == "cancel_job" and planned:  # a burst of deletions in one calendar (the guard counts them)
+            resource_no = max(RESOURCES, key=lambda r: sum(r in a.resources for a in planned))  # the busiest
+            gone = [a for a in planned if resource_no in a.resources]
+            silent = self.guard_rng.random() < 0.5  # a back-office bulk delete: no webhooks, the poll finds it
+            for a in gone:
+                self.planning.remove(a.guid)
+                if silent:
+                    self.planning.outbox.pop()
+            self.trace(f"planner cancels {len(gone)} appointment(s) of {resource_no}{' silently' if silent else ''}")
+            return
+        if choice == "clear_day":  # a burst of removals from one board
+            resource_no, user_id = rng.choice(tracked_users)
+            own = [e for e in self.graph.mailboxes[user_id].events.values() if not _tag(e)]
+            for event in own:
+                self.graph.remove_event(user_id, event["id"])
+            self.trace(f"{resource_no} deletes {len(own)} own event(s) at once")
+            return
+        if choice == "create" or (not planned and choice in ("move", "retitle", "reassign", "delete", "cancel_job")):
             start = self._moment()
             guid = str(uuid.UUID(int=rng.getrandbits(128)))
             people = rng.sample([*RESOURCES, "DAVE"], rng.choice([1, 1, 2]))
@@ -446,7 +488,9 @@ class Sim:
         if actor_steps_left > 0:
             moves.append((1.5, self.actor_move))
             moves.append((0.15, lambda: self.run_timer(self.rng.choice(["poll_planning", "reconcile_exchange",
-                                                                         "renew_subscriptions"]))))
+                                                                         "renew_subscriptions", "sync_resources"]))))
+            if self.profile.partial_list:  # partial resource lists meet the guard only when sync_resources runs
+                moves.append((0.15, lambda: self.run_timer("sync_resources")))
         return moves
 
     def _resolve_one(self) -> None:
@@ -534,10 +578,25 @@ class Sim:
         self.trace("--- quiescence: faults off, drain, timers once")
         await self._drain()
         await self._timers_once()
-        violations = list(self.failures) + check_invariants(self)
+        violations = list(self.failures) + check_invariants(self, excuse_holds=True)
+        if not violations:
+            violations = await self._release_holds()
         if not violations:
             violations += await self._replay()
         return violations
+
+    async def _release_holds(self) -> list[str]:
+        """An admin releases every held change; after the timers, nothing may be held and nothing excused."""
+        from connector.workers.holds import release_hold
+
+        process = self.processes[0]
+        for hold in process.services.holds.held():
+            self.trace(f"admin releases hold {hold.hold_id}: {hold.what}")
+            self._spawn(process, release_hold(process.services, hold, "sim-admin"), None)
+            await self._drain()
+        await self._timers_once()
+        held = [f"still held after the admin released everything: {h.what}" for h in process.services.holds.held()]
+        return list(self.failures) + held + check_invariants(self)
 
     async def _replay(self) -> list[str]:
         """Every queue message ever sent, once more: nothing may be written."""
@@ -576,10 +635,26 @@ def _minute(value: Any) -> str:
 SHOWN = {"busy", "tentative", "oof", "workingElsewhere"}
 
 
-def check_invariants(sim: Sim) -> list[str]:
-    """The whole world, as a planner and the technicians would check it."""
+def _held(sim: Sim) -> tuple[set[tuple[str, str]], set[tuple[str, str]]]:
+    """What open holds keep: (resource, appointment) deletions in calendars, (mailbox, event) removals
+    from the board. A row whose hold row is gone holds too (the worker reads only the row)."""
+    from connector.stores.holds import HELD, HoldKind, HoldStore
+    from connector.stores.repositories import CURSORS_TABLE, TableRepository
+
+    store = HoldStore(TableRepository(sim.storage.table(CURSORS_TABLE)))  # type: ignore[arg-type]
+    calendar = {(subject, key) for subject, rows in store.all_items(HoldKind.CALENDAR).items()
+                for key, item in rows.items() if item.state == HELD}
+    board = {(subject, item.event_id) for subject, rows in store.all_items(HoldKind.BOARD).items()
+             for item in rows.values() if item.state == HELD}
+    return calendar, board
+
+
+def check_invariants(sim: Sim, excuse_holds: bool = False) -> list[str]:
+    """The whole world, as a planner and the technicians would check it. With `excuse_holds`, what an
+    open hold of the mass-change guard keeps (an event or a board item waiting for an admin) is allowed."""
     found: list[str] = []
     board = sim.planning.appointments_by_guid
+    held_calendar, held_board = _held(sim) if excuse_holds else (set(), set())
     for resource_no in RESOURCES:
         user_id = sim.user_of(resource_no)
         events = sim.graph.mailboxes[user_id].events.values()
@@ -607,7 +682,7 @@ def check_invariants(sim: Sim) -> list[str]:
             if a is not None and a.from_outlook:
                 found.append(f"{resource_no}: {len(copies)} connector event(s) echo the Outlook item {a.exchange_id} "
                              f"(board item {guid[:8]})")
-            elif a is None or resource_no not in a.resources:
+            elif (a is None or resource_no not in a.resources) and (resource_no, guid) not in held_calendar:
                 found.append(f"{resource_no}: {len(copies)} orphan connector event(s) of {guid[:8]}")
         # 3. Every own Outlook item that passes the default settings is exactly one board item.
         mirrored = [a for a in board.values() if a.from_outlook and resource_no in a.resources]
@@ -622,7 +697,9 @@ def check_invariants(sim: Sim) -> list[str]:
             if wanted and len(items) != 1:
                 found.append(f"{resource_no}: Outlook item {event['id']} is {len(items)} board item(s)")
             elif not wanted and items:
-                found.append(f"{resource_no}: Outlook item {event['id']} (showAs {event.get('showAs')}) is on the board")
+                if (user_id, event["id"]) not in held_board:  # held: its removal waits for an admin
+                    found.append(f"{resource_no}: Outlook item {event['id']} (showAs {event.get('showAs')}) is on "
+                                 "the board")
             elif items:
                 item = items[0]
                 private = event.get("sensitivity") in ("private", "confidential")
@@ -632,7 +709,8 @@ def check_invariants(sim: Sim) -> list[str]:
                 if _minute(item.start.isoformat()) != _minute(event["start"]["dateTime"]):
                     found.append(f"{resource_no}: board item of {event['id']} starts at {item.start.isoformat()}")
         for exchange_id, items in by_exchange.items():
-            found.append(f"{resource_no}: {len(items)} board item(s) of Outlook item {exchange_id} that is gone")
+            if (user_id, exchange_id) not in held_board:
+                found.append(f"{resource_no}: {len(items)} board item(s) of Outlook item {exchange_id} that is gone")
     # 4. Nothing lost: every queue drained; nothing parked (every fault in the simulation is transient).
     for name in (PLANNING_CHANGES_QUEUE, EXCHANGE_CHANGES_QUEUE):
         if sim.storage.queue(name).messages:
@@ -699,6 +777,16 @@ def run_scenario(script: Callable[[Sim], Awaitable[None]], seed: int = 0) -> tup
     return sim, violations
 
 
+class _VirtualTime:
+    """The `time` module as the connector sees it in the simulation: `monotonic()` is the virtual clock."""
+
+    def __init__(self, clock: Callable[[], float]) -> None:
+        self.monotonic = clock
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(time, name)
+
+
 def _patch(sim: Sim) -> list[tuple[Any, str, Any]]:
     """The connector reads time and runs blocking calls through these names: point them at the simulation."""
     import importlib
@@ -712,10 +800,16 @@ def _patch(sim: Sim) -> list[tuple[Any, str, Any]]:
     SimDatetime.loop = sim.loop
     saved: list[tuple[Any, str, Any]] = [(asyncio, "to_thread", asyncio.to_thread)]
     asyncio.to_thread = sim.to_thread  # type: ignore[assignment]
+    virtual_time = _VirtualTime(sim.loop.time)
     for name, module in list(sys.modules.items()):
         if name.startswith("connector") and getattr(module, "datetime", None) is datetime:
             saved.append((module, "datetime", datetime))
             module.datetime = SimDatetime  # type: ignore[attr-defined]
+        if name.startswith("connector") and getattr(module, "time", None) is time:
+            # `time.monotonic()` (e.g. how long the planning worker trusts its list of tracked resources)
+            # must follow the virtual clock too, or a run would depend on the machine's speed.
+            saved.append((module, "time", time))
+            module.time = virtual_time  # type: ignore[attr-defined]
     defaults = batcher.GraphBatcher.__init__.__defaults__
     saved.append((batcher.GraphBatcher.__init__, "__defaults__", defaults))
     batcher.GraphBatcher.__init__.__defaults__ = (*defaults[:-1], sim.loop.time)  # type: ignore[index]

@@ -158,6 +158,15 @@ param outlookEditPolicy string
 @description('Attempts for a transiently failing change before it is parked as failed.')
 param workMaxAttempts string
 
+@description('Mass-change guard: share (%) of the tracked resources one sync_resources run may untrack before it is held.')
+param massChangeUntrackPercent string
+
+@description('Mass-change guard: the fewest resources one run must untrack before the share rule can hold it.')
+param massChangeUntrackMin string
+
+@description('Mass-change guard: items one operation may remove from one calendar or one board before it is held.')
+param massChangeMaxItems string
+
 @description('App role of the sign-in app registration that makes a user a connector admin.')
 param adminAppRole string
 
@@ -230,6 +239,12 @@ var appSettings = {
   OUTLOOK_EDIT_POLICY: outlookEditPolicy
   // Queue workers: attempts for a transient failure before the change is parked as failed.
   WORK_MAX_ATTEMPTS: workMaxAttempts
+  // connector/workers/resources.py (mass-change guard): share of the tracked resources one run may untrack.
+  MASS_CHANGE_UNTRACK_PERCENT: massChangeUntrackPercent
+  // connector/workers/resources.py (mass-change guard): the fewest untracks the share rule holds.
+  MASS_CHANGE_UNTRACK_MIN: massChangeUntrackMin
+  // connector/workers/poll.py and to_planning.py (mass-change guard): removals from one calendar or board at once.
+  MASS_CHANGE_MAX_ITEMS: massChangeMaxItems
   // functions/ admin routes: the app role claim (from Easy Auth) that makes a user an admin.
   ADMIN_APP_ROLE: adminAppRole
   // Activity log clean-up: days the audit trail is kept.

@@ -38,6 +38,7 @@ ROUTES = [
     ("PUT", "api/admin/resources/{resource_no}/settings"), ("GET", "api/admin/defaults"),
     ("PUT", "api/admin/defaults"), ("GET", "api/admin/activity"), ("GET", "api/admin/activity/{key}"),
     ("GET", "api/admin/queues"), ("POST", "api/admin/failed/{queue}/{message_id}/retry"),
+    ("GET", "api/admin/holds"), ("POST", "api/admin/holds/{hold_id}/release"), ("DELETE", "api/admin/holds/{hold_id}"),
     ("GET", "api/ui/{*path}"),
 ]
 
@@ -92,7 +93,7 @@ def test_bad_input_never_gets_a_server_error(stack: Stack, method: str, route: s
     @given(body=bodies, principal=principals, segment=segments, query=queries, admin=st.booleans())
     def probe(body: bytes, principal: str | None, segment: str, query: dict[str, str], admin: bool) -> None:
         path = "/" + route.replace("{*path}", segment).replace("{resource_no}", segment).replace(
-            "{key}", segment).replace("{queue}", segment).replace("{message_id}", segment)
+            "{key}", segment).replace("{queue}", segment).replace("{message_id}", segment).replace("{hold_id}", segment)
         headers: dict[str, str] = dict(ADMIN) if admin else {}
         if principal is not None:
             headers["X-MS-CLIENT-PRINCIPAL"] = principal

@@ -612,7 +612,11 @@ def test_unknown_emails_are_reported_once_and_untracked_resources_leave_the_boar
 
     resources = [{"resourceNo": BOB, "displayName": "Bob", "email": BOB_MAIL, "exchangeIntegrationEnabled": False}]
     assert stack.ds_control("POST", "/seed", json={"resources": resources}).status_code == 200
-    stack.run_function("sync_resources")
+    stack.run_function("sync_resources")  # the first run only notes that Bob is missing (the two-run rule)
+    noted = wait_until(lambda: (r := stack.services.registry.get(BOB)) and r.missing_since and r, TIMEOUT,
+                       what="Bob noted as missing")
+    assert noted.status == Status.TRACKED and board(stack, BOB) and subscriptions(stack, bob.user_id)
+    stack.run_function("sync_resources")  # still switched off on the next run: untracked
     wait_until(lambda: (r := stack.services.registry.get(BOB)) and r.status == Status.UNTRACKED, TIMEOUT,
                what="Bob untracked")
     assert board(stack, BOB) == [] and subscriptions(stack, bob.user_id) == []

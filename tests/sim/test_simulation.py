@@ -36,7 +36,8 @@ def test_seeds_draw_faults_crashes_and_drops() -> None:
     logging.disable(logging.CRITICAL)
     logs = "\n".join(line for seed in range(40) for line in run_seed(seed, trace=True).log)
     for what in ("fault before graph", "fault after graph", "CRASH process", "drop DS webhook", "drop Graph notification",
-                 "429", "NetworkError", "Dime.Scheduler is unavailable"):
+                 "429", "NetworkError", "Dime.Scheduler is unavailable", "ds list_resources leaves out",
+                 "hold held", "missing skipped"):
         assert what in logs, what
 
 
