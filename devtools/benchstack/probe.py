@@ -355,7 +355,7 @@ def _route_key(request: web.Request) -> str:
     template = resource.canonical if resource is not None else request.path
     if template.startswith("/v1.0/{tail"):  # the Graph emulator routes everything through one handler
         segments = request.path[len("/v1.0/"):].split("/")
-        template = "/v1.0/" + "/".join(s if i % 2 == 0 or s.startswith("$") else "{id}" for i, s in enumerate(segments))
+        template = "/v1.0/" + "/".join("{id}" if len(s) > 16 or "@" in s or "=" in s else s for s in segments)
     return f"{request.method} {template}"
 
 
