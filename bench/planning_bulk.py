@@ -76,7 +76,8 @@ class Phase:
         return {
             "changes": self.changes, "graph_writes": self.writes, "write_round_trips": self.write_round_trips,
             "all_graph_round_trips": self.round_trips, "throttled_429": self.throttled,
-            "seconds_first_action_to_last_write": round(self.seconds, 2), "seconds_first_to_last_write": round(self.write_seconds, 2),
+            "seconds_first_action_to_last_write": round(self.seconds, 2),
+            "seconds_first_to_last_write": round(self.write_seconds, 2),
             "table_ops_all_functions": self.table_ops(), "queue_ops_all": self.queue_ops(),
             "storage_ops": dict(sorted(by_function.items(), key=lambda kv: -kv[1])),
             "cpu_seconds": {k: round(v, 2) for k, v in self.cpu.items()},
@@ -169,10 +170,11 @@ def _figures(prefix: str, phases: list[Phase], mailboxes: int, busy: bool) -> li
                        "<= 0.1"),
                 Figure(f"{p}.graph_ceiling_fraction", "fraction", rounded(phase.writes_per_second / ceiling, 3),
                        ">= 0.9" if busy else None,
-                       note=f"of {mailboxes} mailbox(es) × {BUDGET_PER_SECOND:.1f} requests/s"),
+                       note=f"of {mailboxes} mailbox(es) x {BUDGET_PER_SECOND:.1f} requests/s"),
             ]
         figures.append(Figure(f"{p}.table_ops_per_change", "operations", rounded(worker_ops, 2), "<= 4",
-                              note="the planning worker's own", detail={"all_functions": rounded(phase.table_ops() / per_change, 2)}))
+                              note="the planning worker's own",
+                              detail={"all_functions": rounded(phase.table_ops() / per_change, 2)}))
     return figures
 
 

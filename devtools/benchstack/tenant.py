@@ -16,11 +16,17 @@ from typing import Any
 
 from azure.data.tables import TableClient
 
+from connector.model import Appointment
 from connector.stores.mappings import MappingStore
 from connector.stores.repositories import MAPPINGS_TABLE
 from connector.stores.storage import EXCHANGE_CHANGES_QUEUE, PLANNING_CHANGES_QUEUE
-from connector.sync.status import OutlookCopy
+from connector.sync.status import OutlookCopy, hashes_of
+from connector.sync.to_outlook import desired_event
 from devtools.benchstack.stack import BenchStack, wait_until
+from devtools.scheduler_emulator.config import SchedulerEmulatorConfig
+from devtools.scheduler_emulator.payloads import View, incoming
+from devtools.scheduler_emulator.planner import create_appointment
+from devtools.scheduler_emulator.store import Store
 
 DOMAIN = "bench.example"
 SOURCE_APP = "DEMO"  # in DS_WEBHOOK_SOURCE_APPS of the local settings: its appointments reach the hooks
@@ -173,13 +179,19 @@ def seed_history(tenant: Tenant, count: int, first: int = 0, years_back: float =
         summary = stack.ds_control("POST", "/seed", json={"appointments": appointments[i:i + 2000]})
         summary.raise_for_status()
         ids.update({a["AppointmentGuid"].lower(): int(a["id"]) for a in summary.json()["appointments"]})
+    # The hashes of what the connector wrote back then: the appointment as the emulator renders it.
+    local = Store()
+    view = View.of(SchedulerEmulatorConfig())
+    for no in tenant.resources:
+        local.upsert_resource({"resourceNo": no, "email": email(no)})
     for n, body in enumerate(appointments, start=first):
         guid = body["AppointmentGuid"].lower()
         resource = tenant.resources[n % len(tenant.resources)]
+        rendered = Appointment.from_payload(incoming(local, create_appointment(local, body, "planner"), view))
         store.save_outlook_copy(OutlookCopy(
             appointment_guid=guid, resource_no=resource, user_id=tenant.user_ids[resource],
-            transaction_id=f"dsx-{guid}", event_id=f"AAMkHistory{n:08d}=", field_hashes={"subject": "0" * 20},
-            change_key=f"ck{n}"))
+            transaction_id=f"dsx-{guid}", event_id=f"AAMkHistory{n:08d}=",
+            field_hashes=hashes_of(desired_event(rendered, "UTC")), change_key=f"ck{n}"))
         store.remember_appointment_id(guid, str(ids[guid]))
     table = stack.services.storage.table(MAPPINGS_TABLE)
     return _write_batches(table, recorder.rows)
