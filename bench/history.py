@@ -49,7 +49,7 @@ def _growth(results: dict[int, dict[str, Any]]) -> float | None:
     first, last = results[levels[0]]["ms"], results[levels[-1]]["ms"]
     if first is None or last is None:
         return None
-    return round(last / max(first, FLOOR_MS), 2)
+    return round(float(last) / max(float(first), FLOOR_MS), 2)
 
 
 def run(ctx: Context) -> list[Figure]:

@@ -29,6 +29,7 @@ from urllib.parse import unquote, urlsplit
 from aiohttp import web
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+Middleware = Any  # an aiohttp middleware (aiohttp's own alias is not public)
 
 # Which function an I/O call belongs to: set around each invocation, inherited by `asyncio.to_thread`
 # and by the dev host's executor calls (they copy the context). "host" = the host's own calls.
@@ -215,8 +216,8 @@ class StorageCounter:
             counter.record(request.method, request.url)
             return await async_send(self, request, **kwargs)
 
-        RequestsTransport.send = send  # type: ignore[method-assign]
-        AioHttpTransport.send = asend  # type: ignore[method-assign]
+        RequestsTransport.send = send  # type: ignore[method-assign,unused-ignore]
+        AioHttpTransport.send = asend  # type: ignore[method-assign,unused-ignore]
 
     def snapshot(self) -> list[dict[str, Any]]:
         with self._lock:
@@ -330,7 +331,7 @@ class WriteLog:
 @dataclass
 class HandlerTimes:
     count: Counter[str] = field(default_factory=Counter)
-    seconds: Counter[str] = field(default_factory=Counter)
+    seconds: dict[str, float] = field(default_factory=lambda: defaultdict(float))
 
     def add(self, key: str, seconds: float) -> None:
         self.count[key] += 1
@@ -412,7 +413,7 @@ class Probe:
             return web.json_response({"value": found})
         return web.json_response({"error": f"no bench route {request.method} {request.path}"}, status=404)
 
-    def middleware(self) -> Callable[[web.Request, Handler], Awaitable[web.StreamResponse]]:
+    def middleware(self) -> Middleware:
         probe = self
 
         @web.middleware
