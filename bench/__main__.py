@@ -15,11 +15,13 @@ never fails the run; a benchmark that crashes is reported and makes the exit cod
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 import time
 import traceback
 from collections.abc import Callable
 from pathlib import Path
+from types import FrameType
 from typing import Any
 
 from bench import cold_start, ds_emulator, history, intake, latency, outlook_round, planning_bulk
@@ -34,6 +36,10 @@ BENCHMARKS: dict[str, tuple[Callable[[Context], list[Figure]], str]] = {
     "cold_start": (cold_start.run, "import time of the webhook path and the app, first answer after start"),
     "ds_emulator": (ds_emulator.run, "the Dime.Scheduler emulator's write cost against its store size"),
 }
+
+
+def _interrupt(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -54,6 +60,10 @@ def main(argv: list[str] | None = None) -> int:
     unknown = [n for n in args.names if n not in BENCHMARKS]
     if unknown:
         parser.error(f"unknown benchmark(s) {', '.join(unknown)}; choose from {', '.join(BENCHMARKS)}")
+    # Ctrl-C or SIGTERM unwinds through the stacks' context managers, so every process they started
+    # stops (set explicitly: a shell that starts this in the background leaves SIGINT ignored).
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, _interrupt)
     mode = args.mode or "full"
     ctx = Context(mode=mode, run_dir=args.run_dir.resolve(), verbose=not args.quiet)
     started = machine()
@@ -66,6 +76,9 @@ def main(argv: list[str] | None = None) -> int:
         try:
             found = benchmark(ctx)
             error = None
+        except KeyboardInterrupt:
+            print(f"interrupted during {name}; the document has the benchmarks before it", file=sys.stderr)
+            return 130
         except Exception as exc:  # report and go on: one broken benchmark must not hide the others
             traceback.print_exc()
             found, error = [], f"{type(exc).__name__}: {exc}"

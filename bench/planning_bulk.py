@@ -55,6 +55,7 @@ class Phase:
     cpu: dict[str, float]
     handlers: dict[str, float]
     throttled: int
+    graph_requests: dict[str, int]  # every request Graph counts against a mailbox ($batch inner ones included)
 
     def table_ops(self, function: str | None = None) -> int:
         """Table operations on entities (creating the tables, once per process, is not counted)."""
@@ -76,6 +77,9 @@ class Phase:
         return {
             "changes": self.changes, "graph_writes": self.writes, "write_round_trips": self.write_round_trips,
             "all_graph_round_trips": self.round_trips, "throttled_429": self.throttled,
+            "graph_requests_per_change": round(sum(n for k, n in self.graph_requests.items() if "$batch" not in k)
+                                               / max(self.changes, 1), 2),
+            "graph_requests": dict(sorted(self.graph_requests.items(), key=lambda kv: -kv[1])),
             "seconds_first_action_to_last_write": round(self.seconds, 2),
             "seconds_first_to_last_write": round(self.write_seconds, 2),
             "table_ops_all_functions": self.table_ops(), "queue_ops_all": self.queue_ops(),
@@ -113,13 +117,15 @@ def _phase(stack: BenchStack, tenant: Tenant, name: str, actions: list[Any], exp
     times = sorted(w["t"] for w in writes)
     seconds = (times[-1] - began) if times else (time.time() - began)
     write_trips, trips = _graph_round_trips(stack)
+    graph_stats = stack.graph_control("GET", "/stats").json()
     return Phase(
         name=name, changes=len(actions), writes=len(writes), write_round_trips=write_trips, round_trips=trips,
         seconds=seconds, write_seconds=(times[-1] - times[0]) if len(times) > 1 else 0.0,
         storage=stack.bench("devhost", "GET", "/stats")["storage"],
         cpu={k: cpu_after[k] - cpu_before.get(k, 0.0) for k in cpu_after},
         handlers={k: handlers_after[k] - handlers_before[k] for k in handlers_after},
-        throttled=int(stack.graph_control("GET", "/stats").json()["throttled"]),
+        throttled=int(graph_stats["throttled"]),
+        graph_requests={k: int(v) for k, v in graph_stats["requests"].items()},
     )
 
 

@@ -242,6 +242,7 @@ class InvocationLog:
     def __init__(self, limit: int = 200_000) -> None:
         self.items: list[Invocation] = []
         self.limit = limit
+        self.in_flight = 0  # invocations running now (the dev host's loop is their only writer)
         self._lock = threading.Lock()
 
     def add(self, item: Invocation) -> None:
@@ -259,11 +260,13 @@ class InvocationLog:
         async def invoke(self: Any, spec: Any, trigger_value: Any, detail: str = "") -> Any:
             token = CURRENT_FUNCTION.set(spec.name)
             started, began, ok = time.time(), time.perf_counter(), False
+            log.in_flight += 1
             try:
                 result = await original(self, spec, trigger_value, detail)
                 ok = True
                 return result
             finally:
+                log.in_flight -= 1
                 CURRENT_FUNCTION.reset(token)
                 log.add(Invocation(spec.name, started, time.perf_counter() - began, ok))
 
@@ -380,6 +383,7 @@ class Probe:
             out["storage"] = self.storage.snapshot()
         if self.invocations is not None:
             out["invocations"] = self.invocations.summary()
+            out["in_flight"] = self.invocations.in_flight
         return out
 
     def reset(self) -> None:

@@ -90,12 +90,16 @@ class Tenant:
         return response.json() if response.content else None
 
     # -- waiting ---------------------------------------------------------------------------------
-    def settle(self, timeout: float = 600, quiet: float = 0.0) -> None:
-        """Until both work queues are empty (waiting, delayed and running messages all count)."""
-        wait_until(lambda: self.stack.queues_idle(*WORK_QUEUES), timeout, 0.2, "the work queues to drain")
-        if quiet:
+    def settle(self, timeout: float = 600, quiet: float = 0.3) -> None:
+        """Until no work is ready or running, twice `quiet` seconds apart (a function that just ended
+        may have sent a message that is not visible yet). Delayed follow-ups are left for later."""
+        def idle() -> bool:
+            if not self.stack.queues_idle(*WORK_QUEUES):
+                return False
             time.sleep(quiet)
-            wait_until(lambda: self.stack.queues_idle(*WORK_QUEUES), timeout, 0.2, "the work queues to drain")
+            return self.stack.queues_idle(*WORK_QUEUES)
+
+        wait_until(idle, timeout, 0.1, "the work queues to drain")
 
 
 def track(stack: BenchStack, resource_nos: list[str], timeout: float = 600) -> Tenant:
