@@ -83,17 +83,33 @@ def _where(frame: FrameType) -> str:
     return f"{path}:{code.co_name}"
 
 
+def _thread_cpu_ns(native_id: int) -> int:
+    """Nanoseconds a thread of this process has run on a CPU (Linux schedstat; 0 if unknown)."""
+    try:
+        with open(f"/proc/self/task/{native_id}/schedstat") as stat:
+            return int(stat.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 0
+
+
 class Sampler:
-    """Samples every thread's stack every `interval` seconds. A sample whose innermost frame waits
-    for work (a lock, an idle executor, the event loop's select) is idle and dropped; the others
-    count for every function on the stack (inclusive) and for the innermost one (self). Waiting on
-    a socket counts (it is where a request spends its time), and is reported as a share."""
+    """Samples every thread's stack every `interval` seconds, two ways:
+
+    - wall clock: a sample whose innermost frame waits for work (a lock, an idle executor, the event
+      loop's select) is idle and dropped; the others count for every function on the stack
+      (inclusive) and for the innermost one (self). Waiting on a socket counts (it is where a request
+      spends its time) and is reported as a share;
+    - CPU: each thread's stack is weighted by the CPU time (Linux schedstat) the thread used since
+      the previous sample, so the shares say where the process's CPU went."""
 
     def __init__(self) -> None:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.inclusive: Counter[str] = Counter()
         self.self_: Counter[str] = Counter()
+        self.cpu_inclusive: Counter[str] = Counter()
+        self.cpu_self: Counter[str] = Counter()
+        self.cpu_ns = 0
         self.samples = 0
         self.io_samples = 0
         self.idle_samples = 0
@@ -101,8 +117,9 @@ class Sampler:
 
     def start(self, interval: float = 0.005) -> None:
         self.stop()
-        self.inclusive.clear()
-        self.self_.clear()
+        for counter in (self.inclusive, self.self_, self.cpu_inclusive, self.cpu_self):
+            counter.clear()
+        self.cpu_ns = 0
         self.samples = self.io_samples = self.idle_samples = 0
         self.started = time.time()
         self._stop.clear()
@@ -117,10 +134,24 @@ class Sampler:
 
     def _run(self, interval: float) -> None:
         me = threading.get_ident()
+        last_cpu: dict[int, int] = {}
         while not self._stop.wait(interval):
+            native = {t.ident: t.native_id for t in threading.enumerate()}
             for ident, frame in sys._current_frames().items():
                 if ident == me:
                     continue
+                native_id = native.get(ident)
+                used = 0
+                if native_id is not None:
+                    now = _thread_cpu_ns(native_id)
+                    used = now - last_cpu.get(native_id, now)
+                    last_cpu[native_id] = now
+                stack = self._stack(frame)
+                if used > 0:
+                    self.cpu_ns += used
+                    self.cpu_self[stack[0]] += used
+                    for where in set(stack):
+                        self.cpu_inclusive[where] += used
                 leaf = frame.f_code.co_filename
                 if any(leaf.endswith(name) for name in _IDLE_LEAVES):
                     self.idle_samples += 1
@@ -128,24 +159,34 @@ class Sampler:
                 self.samples += 1
                 if any(leaf.endswith(name) for name in _IO_LEAVES):
                     self.io_samples += 1
-                self.self_[_where(frame)] += 1
-                seen: set[str] = set()
-                current: FrameType | None = frame
-                while current is not None:
-                    where = _where(current)
-                    if where not in seen and where not in _FRAMES_OF_EVERY_THREAD:
-                        seen.add(where)
-                        self.inclusive[where] += 1
-                    current = current.f_back
+                self.self_[stack[0]] += 1
+                for where in set(stack):
+                    self.inclusive[where] += 1
+
+    @staticmethod
+    def _stack(frame: FrameType) -> list[str]:
+        """Innermost first, without the frames every thread has at its bottom."""
+        stack = [_where(frame)]
+        current = frame.f_back
+        while current is not None:
+            where = _where(current)
+            if where not in _FRAMES_OF_EVERY_THREAD:
+                stack.append(where)
+            current = current.f_back
+        return stack
 
     def report(self, top: int = 30) -> dict[str, Any]:
         busy = max(self.samples, 1)
+        cpu = max(self.cpu_ns, 1)
         return {
             "seconds": round(time.time() - self.started, 2),
             "busy_samples": self.samples,
             "socket_wait_share": round(self.io_samples / busy, 3),
-            "inclusive": [{"where": w, "share": round(n / busy, 3)} for w, n in self.inclusive.most_common(top)],
-            "self": [{"where": w, "share": round(n / busy, 3)} for w, n in self.self_.most_common(top // 2)],
+            "cpu_seconds_sampled": round(self.cpu_ns / 1e9, 2),
+            "cpu_inclusive": [{"where": w, "share": round(n / cpu, 3)} for w, n in self.cpu_inclusive.most_common(top)],
+            "cpu_self": [{"where": w, "share": round(n / cpu, 3)} for w, n in self.cpu_self.most_common(top // 2)],
+            "wall_inclusive": [{"where": w, "share": round(n / busy, 3)} for w, n in self.inclusive.most_common(top)],
+            "wall_self": [{"where": w, "share": round(n / busy, 3)} for w, n in self.self_.most_common(top // 2)],
         }
 
 

@@ -67,6 +67,10 @@ def test_every_figure_is_well_formed(run: tuple[dict[str, Any], str]) -> None:
     for figure in doc["figures"]:
         assert figure["unit"], figure
         value = figure["value"]
+        if value is None:  # a run that did not finish within its cap: says so, and misses its target
+            assert figure["note"], figure
+            assert figure["met"] in (None, False), figure
+            continue
         assert isinstance(value, int | float) and math.isfinite(value) and value >= 0, figure
         if figure["target"] is None:
             assert figure["met"] is None, figure
@@ -84,7 +88,7 @@ def test_each_benchmark_gives_its_figures(run: tuple[dict[str, Any], str], bench
     for name, unit in EXPECTED[benchmark].items():
         assert name in figures, f"{benchmark} gave no {name}: {sorted(figures)}"
         assert figures[name]["unit"] == unit
-        if name in POSITIVE:
+        if name in POSITIVE and figures[name]["value"] is not None:
             assert figures[name]["value"] > 0, figures[name]
 
 
@@ -92,7 +96,8 @@ def test_percentiles_are_ordered(run: tuple[dict[str, Any], str]) -> None:
     doc, _ = run
     values = {f["name"]: f["value"] for f in doc["figures"]}
     for prefix in ("intake.graph.c1", "intake.scheduler.c1", "latency.to_outlook", "latency.to_planning"):
-        assert values[f"{prefix}.p50"] <= values[f"{prefix}.p95"] <= values[f"{prefix}.p99"], prefix
+        ordered = [values[f"{prefix}.{p}"] for p in ("p50", "p95", "p99")]
+        assert ordered == sorted(ordered), prefix
 
 
 def test_bench_imports_nothing_from_tests() -> None:
