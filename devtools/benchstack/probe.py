@@ -100,7 +100,9 @@ class Sampler:
       (inclusive) and for the innermost one (self). Waiting on a socket counts (it is where a request
       spends its time) and is reported as a share;
     - CPU: each thread's stack is weighted by the CPU time (Linux schedstat) the thread used since
-      the previous sample, so the shares say where the process's CPU went."""
+      the previous sample, so the shares say where the process's CPU went. The CPU of an interval
+      goes to the stack seen at its end: a frame that blocks (a socket read) collects the CPU of the
+      work just before it, so read the CPU profile by caller (inclusive), not by innermost frame."""
 
     def __init__(self) -> None:
         self._stop = threading.Event()

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import sys
 import time
@@ -27,7 +28,7 @@ import httpx
 
 from connector.config import load_settings
 from connector.services import Services
-from devtools.azurite import Azurite, free_port, start_azurite
+from devtools.azurite import Azurite, azurite_binary, free_port
 from devtools.local_settings import local_values
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -70,6 +71,35 @@ def process_peak_rss_mb(pid: int) -> float:
     return 0.0
 
 
+def start_quiet_azurite(log: Path) -> Azurite:
+    """Azurite in memory on free ports, like `devtools.azurite.start_azurite`, but `--silent`: its
+    access log (a line per request) would cost Azurite CPU that real storage never costs the app."""
+    ports = [free_port() for _ in range(3)]
+    args = [azurite_binary(), "--blobHost", "127.0.0.1", "--blobPort", str(ports[0]), "--queueHost", "127.0.0.1",
+            "--queuePort", str(ports[1]), "--tableHost", "127.0.0.1", "--tablePort", str(ports[2]),
+            "--skipApiVersionCheck", "--disableTelemetry", "--loose", "--silent",
+            "--inMemoryPersistence", "--extentMemoryLimit", "256"]
+    out = open(log, "ab")  # noqa: SIM115 - owned by the child process
+    azurite = Azurite(subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT), *ports)
+
+    def listening() -> bool:
+        if azurite.process.poll() is not None:
+            raise RuntimeError(f"Azurite exited with code {azurite.process.returncode}; see {log}")
+        for port in ports:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+            except OSError:
+                return False
+        return True
+
+    try:
+        wait_until(listening, 30, 0.05, "Azurite to listen")
+    except BaseException:
+        azurite.stop()
+        raise
+    return azurite
+
+
 @dataclass
 class Part:
     name: str
@@ -100,7 +130,7 @@ class BenchStack:
     def start(cls, run_dir: Path, **overrides: str) -> Iterator[BenchStack]:
         """Everything started, then stopped when the block ends (whatever happens inside)."""
         run_dir.mkdir(parents=True, exist_ok=True)
-        azurite = start_azurite(log=run_dir / "azurite.log")
+        azurite = start_quiet_azurite(run_dir / "azurite.log")
         stack = cls(run_dir, azurite)
         try:
             stack._spawn("graph", [])
