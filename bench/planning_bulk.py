@@ -18,7 +18,7 @@ Graph's ceiling reached; and the dev host's peak RSS after the whole run (< 300 
 the phase's CPU went (each process), time inside each emulator's handlers, 429s, storage operations
 by function and kind.
 
-    python -m bench.planning_bulk [--appointments 500] [--resources 50]   # this benchmark alone, as JSON
+    python -m bench.planning_bulk [--appointments 1000] [--resources 50]   # the many-mailbox phases alone, as JSON
 """
 
 from __future__ import annotations
@@ -211,7 +211,7 @@ def run(ctx: Context) -> list[Figure]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--appointments", type=int, default=500)
+    parser.add_argument("--appointments", type=int, default=1000)
     parser.add_argument("--resources", type=int, default=50)
     args = parser.parse_args()
     ctx = Context(mode="full", run_dir=ROOT / ".run" / "bench")
