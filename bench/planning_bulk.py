@@ -56,6 +56,7 @@ class Phase:
     handlers: dict[str, float]
     throttled: int
     graph_requests: dict[str, int]  # every request Graph counts against a mailbox ($batch inner ones included)
+    scheduler_requests: dict[str, int]  # Dime.Scheduler API calls (the planner's own actions are not API calls)
 
     def table_ops(self, function: str | None = None) -> int:
         """Table operations on entities (creating the tables, once per process, is not counted)."""
@@ -80,6 +81,7 @@ class Phase:
             "graph_requests_per_change": round(sum(n for k, n in self.graph_requests.items() if "$batch" not in k)
                                                / max(self.changes, 1), 2),
             "graph_requests": dict(sorted(self.graph_requests.items(), key=lambda kv: -kv[1])),
+            "scheduler_requests": self.scheduler_requests,
             "seconds_first_action_to_last_write": round(self.seconds, 2),
             "seconds_first_to_last_write": round(self.write_seconds, 2),
             "table_ops_all_functions": self.table_ops(), "queue_ops_all": self.queue_ops(),
@@ -126,6 +128,7 @@ def _phase(stack: BenchStack, tenant: Tenant, name: str, actions: list[Any], exp
         handlers={k: handlers_after[k] - handlers_before[k] for k in handlers_after},
         throttled=int(graph_stats["throttled"]),
         graph_requests={k: int(v) for k, v in graph_stats["requests"].items()},
+        scheduler_requests={k: int(v) for k, v in stack.ds_control("GET", "/stats").json()["requests"].items()},
     )
 
 
