@@ -5,8 +5,11 @@ Closed loop: each client sends its next request when the previous one is answere
 `seconds` after a short warm-up. Figures: p50/p95/p99 latency and the sustained rate per level; the
 targets (≥ 400 req/s, p99 ≤ 100 ms) apply at 32 clients. The queue workers are switched off in this
 dev host (`AzureWebJobs.<fn>.Disabled`): on Flex Consumption HTTP triggers scale in their own group,
-so the intake's instances do not run the workers. Detail per level: CPU milliseconds per request of
-the dev host, Azurite and the load generator, and non-2xx answers.
+so the intake's instances do not run the workers. Each level gets a fresh stack (an intake-only
+host leaves every accepted message on its queue, and Azurite slows down under a backlog). Detail per
+level: CPU milliseconds per request of the dev host, Azurite and the load generator, the answers by
+status (a failed or timed-out request counts as status 0, never stops the run); at the highest
+level also a sampled profile of the dev host, taken in a separate short run.
 """
 
 from __future__ import annotations
