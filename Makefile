@@ -7,13 +7,19 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PYTEST_ARGS ?=
 
-.PHONY: run test install browser lint typecheck clean
+.PHONY: run test bench install browser lint typecheck clean
 
 run: install
 	$(PY) -m devtools.stack
 
 test: install browser
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+# Every benchmark against the local stack (own ports): bench/results/latest.json and a table.
+# BENCH_ARGS=--quick for smaller sizes; BENCH_ARGS="intake latency" for some of them.
+BENCH_ARGS ?=
+bench: install
+	$(PY) -m bench $(BENCH_ARGS)
 
 # Browser tests drive Debian's Chromium through Playwright (never `playwright install`: it downloads).
 browser:

@@ -5,7 +5,8 @@ For each store size (500 and 5,000 appointments by default) a fresh emulator is 
 are sent over HTTP one after the other, as a connector does. Prints one JSON object: per size, the
 writes per second over HTTP and the mean time the emulator spent applying one import (store only,
 without HTTP). A write journals only the record it changes, so both figures should not depend on the
-size of the store.
+size of the store. As part of `python -m bench` (`ds_emulator`), the figures are the mean apply time
+per write at each size and its growth from the smallest to the largest store (flat: ≤ 1.5).
 
     .venv/bin/python -m bench.ds_emulator [--sizes 500 5000] [--writes 300]
 """
@@ -26,6 +27,7 @@ import httpx
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.core import Context, Figure  # noqa: E402
 from devtools.scheduler_emulator import SchedulerEmulatorConfig, create_app  # noqa: E402
 from devtools.scheduler_emulator.emulator import EMULATOR  # noqa: E402
 from devtools.serve import ServerThread  # noqa: E402
@@ -85,6 +87,19 @@ def measure(size: int, writes: int) -> dict[str, Any]:
         server.stop()
     return {"appointments": size, "writes": writes, "writes_per_second": round(writes / elapsed, 1),
             "apply_ms_mean": round(apply_seconds / writes * 1000, 3)}
+
+
+def run(ctx: Context) -> list[Figure]:
+    sizes = ctx.size([50, 500], [500, 5000], [500, 3000, 10000])
+    writes = ctx.size(30, 200, 300)
+    ctx.log(f"ds_emulator: {writes} single-call imports at store sizes {sizes}")
+    results = [measure(size, writes) for size in sizes]
+    figures = [Figure(f"ds_emulator.apply_ms.{r['appointments']}", "ms", r["apply_ms_mean"], None,
+                      note="mean time to apply one import (store only)", detail=r) for r in results]
+    growth = results[-1]["apply_ms_mean"] / max(results[0]["apply_ms_mean"], 1e-6)
+    figures.append(Figure("ds_emulator.apply_growth", "ratio", round(growth, 2), "<= 1.5",
+                          note=f"{sizes[-1]} vs {sizes[0]} appointments: a write must not cost more in a bigger store"))
+    return figures
 
 
 def main() -> None:
