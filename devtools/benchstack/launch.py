@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import faulthandler
 import json
 import logging
 import signal
@@ -119,6 +120,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--settings", type=Path, help="devhost: a local.settings.json-shaped file")
     parser.add_argument("--storage-ports", default="", help="devhost: Azurite's blob,queue,table ports")
     args = parser.parse_args(argv)
+    # `kill -USR1 <pid>` writes every thread's stack to the log: the stack asks for it when a part
+    # does not come up in time.
+    faulthandler.register(signal.SIGUSR1, all_threads=True)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
     logging.getLogger("azure").setLevel(logging.WARNING)
     if args.role == "graph":

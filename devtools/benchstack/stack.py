@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -130,17 +131,34 @@ class BenchStack:
     def start(cls, run_dir: Path, **overrides: str) -> Iterator[BenchStack]:
         """Everything started, then stopped when the block ends (whatever happens inside)."""
         run_dir.mkdir(parents=True, exist_ok=True)
-        azurite = start_quiet_azurite(run_dir / "azurite.log")
-        stack = cls(run_dir, azurite)
+        stack = cls._started(run_dir, overrides)
         try:
-            stack._spawn("graph", [])
-            stack._spawn("scheduler", [])
-            stack._wait_ready("graph")
-            stack._wait_ready("scheduler")
-            stack.start_app(**overrides)
             yield stack
         finally:
             stack.stop()
+
+    @classmethod
+    def _started(cls, run_dir: Path, overrides: dict[str, str], attempts: int = 3) -> BenchStack:
+        """A free port is only free until someone takes it: on a machine where other test runs start
+        servers too, a part may lose its port between the choice and the bind. Then everything
+        started is stopped and the stack starts again on new ports."""
+        for attempt in range(1, attempts + 1):
+            stack: BenchStack | None = None
+            try:
+                stack = cls(run_dir, start_quiet_azurite(run_dir / "azurite.log"))
+                stack._spawn("graph", [])
+                stack._spawn("scheduler", [])
+                stack._wait_ready("graph")
+                stack._wait_ready("scheduler")
+                stack.start_app(**overrides)
+                return stack
+            except (RuntimeError, TimeoutError):
+                if stack is not None:
+                    stack.stop()
+                if attempt == attempts:
+                    raise
+                time.sleep(0.5)
+        raise AssertionError("unreachable")
 
     def _spawn(self, name: str, extra: list[str], port: int | None = None) -> Part:
         port = port or free_port()
@@ -153,7 +171,7 @@ class BenchStack:
         self.parts[name] = part
         return part
 
-    def _wait_ready(self, name: str, timeout: float = 90) -> float:
+    def _wait_ready(self, name: str, timeout: float = 60) -> float:
         """Seconds until the part's probe answers."""
         part = self.parts[name]
         began = time.monotonic()
@@ -166,7 +184,14 @@ class BenchStack:
             except httpx.HTTPError:
                 return False
 
-        wait_until(up, timeout, 0.02, f"{name} to start")
+        try:
+            wait_until(up, timeout, 0.02, f"{name} to start")
+        except TimeoutError:
+            part.process.send_signal(signal.SIGUSR1)  # its threads' stacks into its log, for the post-mortem
+            time.sleep(0.5)
+            part.stop()
+            raise TimeoutError(f"{name} did not answer within {timeout:g} s; its stacks are in "
+                               f"{self.run_dir / name}.log") from None
         return time.monotonic() - began
 
     def app_settings(self, **overrides: str) -> dict[str, str]:
@@ -176,7 +201,17 @@ class BenchStack:
         return values
 
     def start_app(self, name: str = "devhost", **overrides: str) -> Part:
-        """Start (or restart) the dev host with the stack's settings plus `overrides`."""
+        """Start (or restart) the dev host with the stack's settings plus `overrides`; a start that
+        hangs or fails (a free port taken meanwhile on a busy machine) is tried once more."""
+        for attempt in (1, 2):
+            try:
+                return self._start_app(name, **overrides)
+            except (TimeoutError, RuntimeError):
+                if attempt == 2:
+                    raise
+        raise AssertionError("unreachable")
+
+    def _start_app(self, name: str, **overrides: str) -> Part:
         if name in self.parts:
             self.parts.pop(name).stop()
         port = free_port()
