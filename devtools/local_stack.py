@@ -31,15 +31,16 @@ DS_KEY = "dev-api-key"
 
 
 
-def wait_until(check: Callable[[], Any], timeout: float = 15, interval: float = 0.1, what: str = "condition") -> Any:
-    """Poll `check` until it returns something truthy; fail after `timeout` seconds with `what`."""
+def wait_until(check: Callable[[], Any], timeout: float = 15, interval: float = 0.1, what: str = "condition",
+               error: type[Exception] = AssertionError) -> Any:
+    """Poll `check` until it returns something truthy; raise `error` naming `what` after `timeout` seconds."""
     deadline = time.monotonic() + timeout
     while True:
         result = check()
         if result:
             return result
         if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:g} s waiting for {what}")
+            raise error(f"timed out after {timeout:g} s waiting for {what}")
         time.sleep(interval)
 
 

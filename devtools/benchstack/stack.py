@@ -31,6 +31,7 @@ from connector.config import load_settings
 from connector.services import Services
 from devtools.azurite import Azurite, azurite_binary, free_port
 from devtools.local_settings import local_values
+from devtools.local_stack import wait_until as _wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
 GRAPH_TOKEN = "dev-graph-token"
@@ -40,15 +41,8 @@ _TICKS = os.sysconf("SC_CLK_TCK")
 
 
 def wait_until(check: Callable[[], Any], timeout: float = 30, interval: float = 0.1, what: str = "condition") -> Any:
-    """Poll `check` until it returns something truthy; `TimeoutError` naming `what` after `timeout` s."""
-    deadline = time.monotonic() + timeout
-    while True:
-        result = check()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"timed out after {timeout:g} s waiting for {what}")
-        time.sleep(interval)
+    """`devtools.local_stack.wait_until`, failing with `TimeoutError` (a benchmark reports it, no test asserts)."""
+    return _wait_until(check, timeout, interval, what, TimeoutError)
 
 
 def process_cpu_seconds(pid: int) -> float:
