@@ -94,18 +94,19 @@ def handle_failure(
     entry: ActivityEntry,
 ) -> RetryOutcome:
     """Re-enqueue a transient failure with a delay, or park the change on the poison queue; log either way."""
+    next_attempt = message.attempt + 1
+    again: ExchangeChange | PlanningChange | SubscriptionLifecycle | None = None
     if failure.throttled and message.throttled < MAX_THROTTLED_WAITS:
         delay = backoff_seconds(message.attempt + message.throttled, failure.retry_after)
-        send_text(clients, queue, replace(message, throttled=message.throttled + 1).to_json(), delay)
-        activity.record(replace(entry, outcome="retrying", error=failure.error,
-                                detail=f"throttled, next in {delay} s (attempt {message.attempt + 1} of {max_attempts})"))
-        return RetryOutcome("retrying", delay)
-    next_attempt = message.attempt + 1
-    if failure.transient and next_attempt < max_attempts:
+        again = replace(message, throttled=message.throttled + 1)
+        detail = f"throttled, next in {delay} s (attempt {next_attempt} of {max_attempts})"
+    elif failure.transient and next_attempt < max_attempts:
         delay = backoff_seconds(message.attempt, failure.retry_after)
-        send_text(clients, queue, replace(message, attempt=next_attempt).to_json(), delay)
-        activity.record(replace(entry, outcome="retrying", error=failure.error,
-                                detail=f"attempt {next_attempt} of {max_attempts}, next in {delay} s"))
+        again = replace(message, attempt=next_attempt)
+        detail = f"attempt {next_attempt} of {max_attempts}, next in {delay} s"
+    if again is not None:
+        send_text(clients, queue, again.to_json(), delay)
+        activity.record(replace(entry, outcome="retrying", error=failure.error, detail=detail))
         return RetryOutcome("retrying", delay)
     send_text(clients, poison_queue_name(queue), replace(message, attempt=next_attempt).to_json())
     why = f"gave up after {next_attempt} attempts" if failure.transient else "cannot be applied"
