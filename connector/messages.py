@@ -68,7 +68,7 @@ class ExchangeChange(_Message):
 
     kind = "exchange-change"
     user_id: str
-    reason: str  # notification | resync | reconcile | lifecycle | follow-up | item
+    reason: str  # notification | resync | reconcile | lifecycle | follow-up | item | recheck
     correlation_id: str = field(default_factory=new_correlation_id)
     received_at: str = field(default_factory=utc_now_iso)
     full_resync: bool = False
