@@ -32,3 +32,16 @@ def test_the_seed_that_showed_the_hole_now_keeps_every_invariant(seed: int, hole
     logging.disable(logging.CRITICAL)
     result = run_seed(seed)
     assert result.violations == [], f"{hole}\nbefore the fix: {before}\nnow: {result.violations}"
+
+
+def test_seed_5135_a_long_outage_ends_visibly_parked_and_nothing_else_breaks() -> None:
+    """Found by the 7,000-seed run after this round's changes: Dime.Scheduler answered 503 to one change's
+    read eight times in a row over 11 minutes (5 s ... 320 s back-off), so the change was parked on
+    `planning-changes-poison` with a "failed" entry the monitor shows, while the poll applied it anyway.
+    Open decision (see the issue note): whether an outage that long should park at all. Until then this
+    pins what the standard asks: it ends visibly, and every other invariant holds."""
+    logging.disable(logging.CRITICAL)
+    result = run_seed(5135, trace=True)
+    assert result.violations == ["planning-changes: 1 message(s) parked on the poison queue"]
+    parked = [line for line in result.log if "gave up after 8 attempts; parked on planning-changes-poison" in line]
+    assert len(parked) == 1 and "Dime.Scheduler 503" in parked[0]
