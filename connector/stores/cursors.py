@@ -235,20 +235,22 @@ class CursorStore:
             items = state.pending_items if again else ()
             return replace(lease, state=new, etag=written, released_follow_up=released, items=items), again
 
-    def note_follow_up(self, user_id: str, at: datetime, follow_up: str) -> bool:
+    def note_follow_up(self, user_id: str, at: datetime, follow_up: str) -> tuple[bool, str]:
         """Remember the follow-up message a waiting run sent for `at` (sent first, noted second: a run
-        that dies in between leaves an extra follow-up, never none). False when it is not needed after
-        all (the lease was released meanwhile, or another follow-up is noted): the caller deletes its own."""
+        that dies in between leaves an extra follow-up, never none). Returns (noted, replaced): not noted
+        when it is not needed after all (the lease was released meanwhile, or another follow-up is noted
+        for `at`): the caller deletes its own; `replaced` is the follow-up noted for an earlier expiry
+        of a lease extended since, now moot: the caller deletes it, so no message lingers to the old expiry."""
         for _ in range(5):
             state, etag = self._read(user_id)
             if etag is None or follow_up_due(state) is None or state.lease_until != at:
-                return False
+                return False, ""
             try:
                 self._write(user_id, replace(state, follow_up_at=at, follow_up=follow_up), etag)
-                return True
+                return True, state.follow_up
             except ConcurrencyConflict:
                 continue
-        return False
+        return False, ""
 
 
     def abandon(self, lease: Lease) -> None:

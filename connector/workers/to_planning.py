@@ -91,6 +91,12 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
+def _sent(noted: str) -> Sent:
+    """A follow-up as the cursor row notes it ("<message id> <pop receipt>")."""
+    message_id, _, receipt = noted.partition(" ")
+    return Sent(EXCHANGE_CHANGES_QUEUE, message_id, receipt)
+
+
 def settings_hash(settings: ResourceSettings, direction_enabled: bool, policy: str, time_zone: str = "UTC") -> str:
     """What a full round depends on: a change of it makes the next round a full one (the mailbox's
     time zone too: its all-day items move on the board)."""
@@ -166,9 +172,12 @@ class ExchangeToPlanning:
                 sent = await self.io(self.s.work_queues.send_exchange_change,
                                      ExchangeChange(message.user_id, reason="follow-up",
                                                     correlation_id=message.correlation_id), delay)
-                if not await self.io(self.cursors.note_follow_up, message.user_id, again,
-                                     f"{sent.message_id} {sent.pop_receipt}"):
+                noted, replaced = await self.io(self.cursors.note_follow_up, message.user_id, again,
+                                                f"{sent.message_id} {sent.pop_receipt}")
+                if not noted:
                     await self.io(self.s.work_queues.cancel, sent)  # another one is noted, or the lease is free
+                elif replaced:
+                    await self.io(self.s.work_queues.cancel, _sent(replaced))
             return []
         reports: list[RoundReport] = []
         try:
@@ -179,8 +188,7 @@ class ExchangeToPlanning:
                 if not again:
                     break
             if lease.released_follow_up:  # the run finished well: the follow-up kept for its death is moot
-                message_id, _, receipt = lease.released_follow_up.partition(" ")
-                await self.io(self.s.work_queues.cancel, Sent(EXCHANGE_CHANGES_QUEUE, message_id, receipt))
+                await self.io(self.s.work_queues.cancel, _sent(lease.released_follow_up))
         except LeaseLost:
             log.warning("resource %s: another run took this mailbox over; it carries on", record.resource_no)
             return reports

@@ -9,9 +9,11 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from connector.config import load_settings
+from connector.messages import ExchangeChange
 from connector.stores.cursors import CursorStore, LeaseLost
+from connector.stores.queues import Sent, WorkQueues
 from connector.stores.repositories import TableRepository
-from connector.stores.storage import StorageClients
+from connector.stores.storage import EXCHANGE_CHANGES_QUEUE, StorageClients
 from devtools.local_settings import local_values
 
 
@@ -85,3 +87,41 @@ def test_abandon_releases_and_request_full_forces_the_next_round_full(table: Tab
     store.request_full("user-4")
     again = store.acquire("user-4", "run-2")
     assert again is not None and again.state.full_required and again.state.link == "delta-0"
+
+
+def test_no_follow_up_lingers_when_the_holder_extends_its_lease_and_finishes(
+        table: TableRepository, storage_connection_string: str) -> None:
+    """Two messages wait on a busy mailbox, the holder checkpoints between them (its lease reaches further):
+    each waiter sends a follow-up for the lease's expiry then. Once the holder finishes well, neither
+    follow-up may be left in the queue (the first one, never cancelled, used to wait up to 5 minutes)."""
+    clients = StorageClients(load_settings(local_values(storage=storage_connection_string)).storage)
+    queues = WorkQueues(clients)
+    queues.ensure()
+    clients.queue(EXCHANGE_CHANGES_QUEUE).clear_messages()
+    clock = Clock()
+    store = CursorStore(table, ttl=timedelta(minutes=5), clock=clock)
+    lease = store.acquire("user-5", "holder")
+    assert lease is not None
+
+    def wait(waiter: str) -> None:  # what the worker does for a message that finds the mailbox busy
+        taken, again = store.acquire_or_follow_up("user-5", waiter)
+        assert taken is None and again is not None
+        sent = queues.send_exchange_change(ExchangeChange("user-5", reason="follow-up"), 300)
+        noted, replaced = store.note_follow_up("user-5", again, f"{sent.message_id} {sent.pop_receipt}")
+        assert noted
+        if replaced:
+            message_id, _, receipt = replaced.partition(" ")
+            assert queues.cancel(Sent(EXCHANGE_CHANGES_QUEUE, message_id, receipt))
+
+    wait("waiter-1")
+    clock.now += timedelta(minutes=1)
+    lease = store.checkpoint(lease, link="delta-1", full_required=False)  # the lease now ends a minute later
+    wait("waiter-2")
+    assert queues.depth(EXCHANGE_CHANGES_QUEUE) == 1  # only the follow-up for the current expiry
+    lease, again = store.finish(lease)
+    assert again  # the waiters' Pending: one more round
+    lease, again = store.finish(lease)
+    assert not again and lease.released_follow_up
+    message_id, _, receipt = lease.released_follow_up.partition(" ")
+    assert queues.cancel(Sent(EXCHANGE_CHANGES_QUEUE, message_id, receipt))
+    assert queues.depth(EXCHANGE_CHANGES_QUEUE) == 0
