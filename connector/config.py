@@ -131,8 +131,9 @@ SETTINGS: tuple[SettingSpec, ...] = (
                 "separated by `;` (see README, Planning rules). Empty: all of them.", default=""),
     SettingSpec("OUTLOOK_EDIT_POLICY", "When a resource edits or deletes a planner's event in Outlook: restore_outlook "
                 "(the board wins), ignore, or update_planning.", default="restore_outlook"),
-    SettingSpec("WORK_MAX_ATTEMPTS", "Attempts for a change that fails transiently (throttled, service down) before it "
-                "is parked as failed on the monitor.", default="8"),
+    SettingSpec("WORK_MAX_ATTEMPTS", "Attempts for a change that fails transiently (service down, network error; "
+                "429 waits are not counted) before it is parked as failed on the monitor. The back-off doubles from "
+                "5 s to 15 min: 12 attempts ride out about an hour of outage.", default="12"),
     SettingSpec("MASS_CHANGE_UNTRACK_PERCENT", "Mass-change guard: a sync_resources run that would untrack more than "
                 "this share (%) of the tracked resources (and at least MASS_CHANGE_UNTRACK_MIN of them) untracks "
                 "nothing and holds the change for an admin (0..100; 100 turns the share rule off).", default="20"),

@@ -138,7 +138,7 @@ param planningRules string = ''
 param outlookEditPolicy string = 'restore_outlook'
 
 @description('Attempts for a transiently failing change (throttled, service down) before it is parked as failed (1-50).')
-param workMaxAttempts string = '8'
+param workMaxAttempts string = '12'
 
 @description('Days the activity log is kept.')
 param activityRetentionDays string = '30'

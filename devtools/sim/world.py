@@ -138,7 +138,7 @@ class Sim:
         self.graph = FakeGraph(self)
         self.planning = FakePlanning(self)
         values = local_values(public_url="https://connector.sim")
-        values.update({"SCHEDULER_WEBHOOK_SECRET": SECRET, "WORK_MAX_ATTEMPTS": "8",
+        values.update({"SCHEDULER_WEBHOOK_SECRET": SECRET,
                        "MASS_CHANGE_MAX_ITEMS": str(self.profile.max_items)})
         self.settings = load_settings(values)
         self.processes = [Process(self, 1), Process(self, 2)]

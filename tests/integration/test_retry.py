@@ -108,3 +108,11 @@ def test_parking_creates_a_missing_poison_queue(clients: StorageClients, activit
     assert failure is not None
     assert handle_failure(clients, activity, queue, PlanningChange("g2", "created"), failure, 8, entry()).outcome == "poisoned"
     assert len(clients.queue(poison_queue_name(queue)).peek_messages()) == 1
+
+
+def test_the_default_attempts_ride_out_an_hour_long_outage_before_parking() -> None:
+    """A service down for an hour (maintenance, an incident) must not park every change made meanwhile:
+    with the default WORK_MAX_ATTEMPTS the back-offs before the last attempt add up to more than an hour."""
+    attempts = load_settings(local_values()).work_max_attempts
+    waited = sum(backoff_seconds(attempt, None) for attempt in range(attempts - 1))
+    assert waited >= 3600, f"{attempts} attempts wait only {waited} s"
