@@ -17,6 +17,7 @@ from enum import StrEnum
 from typing import Any, TypeVar
 from urllib.parse import urlparse
 
+from connector.sync.conflicts import ConflictPolicy
 from connector.sync.rules import RuleError, RuleSet, parse_rules
 from connector.sync.to_planning import OutlookEditPolicy
 
@@ -131,6 +132,10 @@ SETTINGS: tuple[SettingSpec, ...] = (
                 "separated by `;` (see README, Planning rules). Empty: all of them.", default=""),
     SettingSpec("OUTLOOK_EDIT_POLICY", "When a resource edits or deletes a planner's event in Outlook: restore_outlook "
                 "(the board wins), ignore, or update_planning.", default="restore_outlook"),
+    SettingSpec("CONFLICT_POLICY", "When a planner and a person both changed a planner's appointment since the last "
+                "sync: board (the planner's version is written to Outlook) or outlook (the person's edit is taken onto "
+                "the board). Recorded in the activity log with both versions. Outlook items always follow Outlook.",
+                default="board"),
     SettingSpec("WORK_MAX_ATTEMPTS", "Attempts for a change that fails transiently (service down, network error; "
                 "429 waits are not counted) before it is parked as failed on the monitor. The back-off doubles from "
                 "5 s to 15 min: 12 attempts ride out about an hour of outage.", default="12"),
@@ -239,6 +244,7 @@ class Settings:
     schedules: Schedules
     planning_rules: RuleSet
     outlook_edit_policy: OutlookEditPolicy
+    conflict_policy: ConflictPolicy
     work_max_attempts: int
     mass_change: MassChangeGuard
     admin_app_role: str
@@ -388,6 +394,8 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         planning_rules=r.parsed("PLANNING_RULES", _parse_rules, RuleSet(), "a valid rule list"),
         outlook_edit_policy=r.parsed("OUTLOOK_EDIT_POLICY", OutlookEditPolicy, OutlookEditPolicy.RESTORE_OUTLOOK,
                                      "one of " + ", ".join(p.value for p in OutlookEditPolicy)),
+        conflict_policy=r.parsed("CONFLICT_POLICY", ConflictPolicy, ConflictPolicy.BOARD,
+                                 "one of " + ", ".join(p.value for p in ConflictPolicy)),
         work_max_attempts=r.integer("WORK_MAX_ATTEMPTS", 1, 50),
         mass_change=MassChangeGuard(untrack_percent=r.integer("MASS_CHANGE_UNTRACK_PERCENT", 0, 100),
                                     untrack_min=r.integer("MASS_CHANGE_UNTRACK_MIN", 1, 100_000),

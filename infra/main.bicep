@@ -137,6 +137,13 @@ param planningRules string = ''
 @description('When a resource edits or deletes a planner-owned event in Outlook: restore_outlook (the board wins), ignore, or update_planning.')
 param outlookEditPolicy string = 'restore_outlook'
 
+@allowed([
+  'board'
+  'outlook'
+])
+@description('When a planner and a person both changed a planner-owned appointment since the last sync: board (the planner\'s version is written) or outlook (the edit is taken onto the board).')
+param conflictPolicy string = 'board'
+
 @description('Attempts for a transiently failing change (throttled, service down) before it is parked as failed (1-50).')
 param workMaxAttempts string = '12'
 
@@ -288,6 +295,7 @@ module api 'app/api.bicep' = {
     reconcileExchangeSchedule: reconcileExchangeSchedule
     planningRules: planningRules
     outlookEditPolicy: outlookEditPolicy
+    conflictPolicy: conflictPolicy
     workMaxAttempts: workMaxAttempts
     massChangeUntrackPercent: massChangeUntrackPercent
     massChangeUntrackMin: massChangeUntrackMin

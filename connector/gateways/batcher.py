@@ -49,6 +49,7 @@ class WriteRequest:
     mailbox: str  # the user id the request addresses (throttling key)
     body: Mapping[str, Any] | None = None
     prefer: tuple[str, ...] = ()
+    if_match: str | None = None  # a conditional write: 412 when the item's changeKey moved meanwhile
 
 
 @dataclass(frozen=True)
@@ -75,6 +76,8 @@ def build_batch(items: Sequence[tuple[str, WriteRequest]]) -> dict[str, Any]:
         headers: dict[str, str] = {}
         if request.prefer:
             headers["Prefer"] = ", ".join(request.prefer)
+        if request.if_match:
+            headers["If-Match"] = request.if_match
         if request.body is not None:
             headers["Content-Type"] = "application/json"
             entry["body"] = dict(request.body)

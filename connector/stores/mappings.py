@@ -24,7 +24,7 @@ import json
 from collections.abc import Iterator
 from typing import Any
 
-from connector.stores.repositories import Row, TableRepository, safe_key
+from connector.stores.repositories import ConcurrencyConflict, Row, TableRepository, safe_key
 from connector.sync.status import BoardCopy, OutlookCopy
 
 EXCHANGE_MARK = "~exchange"
@@ -53,6 +53,14 @@ def _copy_from(row: Row) -> OutlookCopy:
     )
 
 
+def _copy_row(copy: OutlookCopy) -> dict[str, Any]:
+    return {
+        "AppointmentGuid": copy.appointment_guid.lower(), "ResourceNo": copy.resource_no, "UserId": copy.user_id,
+        "TransactionId": copy.transaction_id, "EventId": copy.event_id or "",
+        "FieldHashes": json.dumps(dict(copy.field_hashes), sort_keys=True), "ChangeKey": copy.change_key or "",
+    }
+
+
 def _series_pk(user_id: str, master_id: str) -> str:
     return f"s|{safe_key(user_id)}|{event_key(master_id)}"
 
@@ -77,13 +85,27 @@ class MappingStore:
                                            if r.row_key not in _NOT_COPIES)}
 
     def save_outlook_copy(self, copy: OutlookCopy) -> None:
-        """Write the copy and, once its event id is known, the reverse index (copy first: it is the truth)."""
-        data: dict[str, Any] = {
-            "AppointmentGuid": copy.appointment_guid.lower(), "ResourceNo": copy.resource_no, "UserId": copy.user_id,
-            "TransactionId": copy.transaction_id, "EventId": copy.event_id or "",
-            "FieldHashes": json.dumps(dict(copy.field_hashes), sort_keys=True), "ChangeKey": copy.change_key or "",
-        }
-        self._table.upsert(_appointment_pk(copy.appointment_guid), safe_key(copy.resource_no), data)
+        """Write the copy and, once its event id is known, the reverse index (copy first: it is the truth).
+        Only the planning → Outlook worker, under the appointment's lease, writes copies this way."""
+        self._table.upsert(_appointment_pk(copy.appointment_guid), safe_key(copy.resource_no), _copy_row(copy))
+        self._save_index(copy)
+
+    def save_outlook_copy_if(self, read: OutlookCopy, copy: OutlookCopy) -> bool:
+        """Write the copy only if the row still holds what was `read` (its ETag): for a writer that
+        does not own the row (the Outlook → planning worker recording what a person's edit made of
+        it). False, and nothing written, when the owner moved on meanwhile: its write is the newer truth."""
+        pk, rk = _appointment_pk(read.appointment_guid), safe_key(read.resource_no)
+        row = self._table.get(pk, rk)
+        if row is None or _copy_from(row) != read:
+            return False
+        try:
+            self._table.replace(pk, rk, _copy_row(copy), row.etag)
+        except ConcurrencyConflict:
+            return False
+        self._save_index(copy)
+        return True
+
+    def _save_index(self, copy: OutlookCopy) -> None:
         if copy.event_id:
             self._table.upsert(_event_pk(copy.user_id), event_key(copy.event_id), {
                 "Kind": "planning", "AppointmentGuid": copy.appointment_guid.lower(), "ResourceNo": copy.resource_no,

@@ -54,10 +54,19 @@ from connector.stores.activity import ActivityEntry
 from connector.stores.holds import HELD, HoldKind
 from connector.stores.repositories import AlreadyExists, ConcurrencyConflict, TableRepository
 from connector.stores.storage import PLANNING_CHANGES_QUEUE
+from connector.sync.conflicts import (
+    AfterPreconditionFailed,
+    ConflictPolicy,
+    after_precondition_failed,
+    changed_fields,
+    conflict_detail,
+    if_match,
+)
 from connector.sync.status import EVENT_FIELDS, TAG_PROPERTY_ID, OutlookCopy, TrackedResource, hashes_of
 from connector.sync.to_outlook import Action, CreateEvent, DeleteEvent, UpdateEvent, desired_event, new_transaction_id, plan
 from connector.sync.to_planning import outlook_fields
-from connector.workers.retry import Failure, classify, handle_failure, irresolvable_conflict, park_invalid_message
+from connector.workers.outlook_edits import planner_appointment, planner_changed, take_outlook_edit
+from connector.workers.retry import Failure, classify, handle_failure, park_invalid_message
 
 if TYPE_CHECKING:
     from connector.services import Services
@@ -320,14 +329,17 @@ def _plan(ctx: _Context, tracked: dict[str, TrackedResource], copies: dict[str, 
                 settings.sync_to_exchange_enabled)
 
 
-def _restoring(message: PlanningChange, copies: dict[str, OutlookCopy]) -> dict[str, OutlookCopy]:
+def _restoring(message: PlanningChange, copies: dict[str, OutlookCopy],
+               change_key: str | None = None) -> dict[str, OutlookCopy]:
     """A restore: the named event no longer holds what was written (a person edited or deleted it), so
-    its copy is planned as if its content were unknown: the whole planner's version is PATCHed, and a
-    404 re-creates it with a pending copy (a retry never makes a second event). A copy that has moved
-    on to another event meanwhile (restored already) is left as it is; so are the rules: an appointment
-    they now exclude is not restored but removed."""
+    its copy is planned as if its content were unknown: the whole planner's version is PATCHed (on the
+    changeKey it was read with, when it was), and a 404 re-creates it with a pending copy (a retry never
+    makes a second event). A copy that has moved on to another event meanwhile (restored already) is
+    left as it is; so are the rules: an appointment they now exclude is not restored but removed."""
     copy = _restored_copy(message, copies)
-    return copies if copy is None else {**copies, copy.resource_no: replace(copy, field_hashes={})}
+    if copy is None:
+        return copies
+    return {**copies, copy.resource_no: replace(copy, field_hashes={}, change_key=change_key or copy.change_key)}
 
 
 def _restored_copy(message: PlanningChange, copies: dict[str, OutlookCopy]) -> OutlookCopy | None:
@@ -347,13 +359,24 @@ async def _verified_restore(ctx: _Context, tracked: dict[str, TrackedResource],
     if copy is None or copy.event_id is None or resource is None:
         return copies
     event = await ctx.services.exchange.get_event(copy.user_id, copy.event_id)
-    if event is not None:
-        try:
-            if hashes_of(outlook_fields(CalendarEvent.from_graph(event), resource.time_zone)) == copy.field_hashes:
-                return copies
-        except InvalidPayload:
-            pass  # unreadable: write the planner's version over it
-    return _restoring(ctx.message, copies)
+    if event is None:
+        return _restoring(ctx.message, copies)
+    seen_key, seen = _seen(event, resource.time_zone)  # unreadable: no hashes, the planner's version over it
+    if seen == dict(copy.field_hashes):
+        return copies
+    appointment = ctx.appointment
+    if appointment is not None and seen and planner_changed(appointment, copy, resource.time_zone):
+        # The planner changed it too: both sides changed since the last sync.
+        policy = ctx.services.settings.conflict_policy
+        planned = hashes_of(desired_event(appointment, resource.time_zone))
+        why = conflict_detail(policy, changed_fields(copy.field_hashes, planned), changed_fields(copy.field_hashes, seen),
+                              appointment.last_modified or "", (copy.change_key, seen_key))
+        if policy is ConflictPolicy.OUTLOOK:
+            await _outlook_wins(ctx, copy, resource, event, why)
+            return {**copies, copy.resource_no: replace(copy, field_hashes=planned)}  # nothing more to write here
+        await _io(ctx.services.activity.record, ctx.entry("conflict", "applied", copy.resource_no, copy.event_id,
+                                                          detail=why))
+    return _restoring(ctx.message, copies, seen_key)
 
 
 def _how(ctx: _Context, resource_no: str, how: str) -> tuple[str, str]:
@@ -477,15 +500,36 @@ async def _find_created(ctx: _Context, user_id: str, transaction_id: str) -> dic
 
 
 async def _update(ctx: _Context, action: UpdateEvent) -> None:
+    """PATCH the changed fields on the condition that the event still has the changeKey of the last sync.
+    A 412 is looked into (`after_precondition_failed`): Graph's own busy 412 → the same write again; a
+    changeKey moved without a visible change → again on the new one; a person's edit → both sides
+    changed: `CONFLICT_POLICY` says whether the planner's whole version is written or the edit is taken
+    onto the board (a restore is the planner's version by `OUTLOOK_EDIT_POLICY`, written in full anyway)."""
     copy, resource = action.copy, action.resource
     assert copy.event_id is not None
-    request = WriteRequest("PATCH", _events_url(resource.user_id, copy.event_id), resource.user_id, action.changes,
-                           PREFER)
-    response = await _write(ctx, request)
-    for _ in range(IRRESOLVABLE_RETRIES):  # Graph's spontaneous 412 (no If-Match sent): the same PATCH again
-        if response.status != 412 or not irresolvable_conflict(inner_error(response)):
+    changes, change_key, why = dict(action.changes), copy.change_key, ""
+    response = await _patch(ctx, copy, changes, change_key)
+    for _ in range(IRRESOLVABLE_RETRIES):
+        if response.status != 412:
             break
-        response = await _write(ctx, request)
+        event = await ctx.services.exchange.get_event(resource.user_id, copy.event_id)
+        if event is None:
+            response = WriteResponse(404)
+            break
+        seen_key, seen = _seen(event, resource.time_zone)
+        meaning = after_precondition_failed(change_key, copy.field_hashes, seen_key, seen)
+        if meaning is AfterPreconditionFailed.EDITED and ctx.appointment is not None:
+            body = desired_event(ctx.appointment, resource.time_zone)
+            if not _restores(ctx, resource.resource_no) and not why:
+                policy = ctx.services.settings.conflict_policy
+                why = conflict_detail(policy, sorted(changes), changed_fields(copy.field_hashes, seen),
+                                      ctx.appointment.last_modified or "", (copy.change_key, seen_key)) + "; "
+                if policy is ConflictPolicy.OUTLOOK:
+                    await _outlook_wins(ctx, copy, resource, event, why)
+                    return
+            changes = {name: body[name] for name in EVENT_FIELDS}  # the planner's whole version over the edit
+        change_key = seen_key
+        response = await _patch(ctx, copy, changes, change_key)
     if response.status == 404 and ctx.appointment is not None:
         # Deleted in Outlook: the board still plans it, so the event comes back (new create intent).
         await _io(ctx.services.mappings.delete_outlook_copy, copy)
@@ -498,17 +542,66 @@ async def _update(ctx: _Context, action: UpdateEvent) -> None:
     if not response.ok:
         raise inner_error(response)
     event = response.json()
-    saved = replace(copy, field_hashes=dict(action.field_hashes), change_key=event.get("changeKey") or copy.change_key)
-    action_name, why = _how(ctx, resource.resource_no, "update")
+    saved = replace(copy, field_hashes=dict(action.field_hashes), change_key=event.get("changeKey") or change_key)
+    action_name, restored = _how(ctx, resource.resource_no, "update")
     await _persist(ctx, ctx.services.mappings.save_outlook_copy, saved, ctx.entry(
-        action_name, "applied", resource.resource_no, copy.event_id, latency=True,
-        detail=why + "changed: " + ", ".join(sorted(action.changes))))
+        "conflict" if why else action_name, "applied", resource.resource_no, copy.event_id, latency=True,
+        detail=restored + why + "changed: " + ", ".join(sorted(changes))))
 
 
-async def _delete_event(ctx: _Context, user_id: str, event_id: str) -> None:
-    response = await _write(ctx, WriteRequest("DELETE", _events_url(user_id, event_id), user_id, None, PREFER[:1]))
+async def _patch(ctx: _Context, copy: OutlookCopy, changes: dict[str, Any], change_key: str | None) -> WriteResponse:
+    assert copy.event_id is not None
+    return await _write(ctx, WriteRequest("PATCH", _events_url(copy.user_id, copy.event_id), copy.user_id, changes,
+                                          PREFER, if_match(change_key)))
+
+
+def _seen(event: dict[str, Any], time_zone: str) -> tuple[str | None, dict[str, str]]:
+    """An event's changeKey and field hashes as read (an unreadable one hashes to nothing: edited)."""
+    try:
+        parsed = CalendarEvent.from_graph(event)
+    except InvalidPayload:
+        return event.get("changeKey"), {}
+    return parsed.change_key, hashes_of(outlook_fields(parsed, time_zone))
+
+
+def _restores(ctx: _Context, resource_no: str) -> bool:
+    return ctx.message.event == "restore" and resource_no == ctx.message.restore_resource
+
+
+async def _outlook_wins(ctx: _Context, copy: OutlookCopy, resource: TrackedResource, event: dict[str, Any],
+                        why: str) -> None:
+    """Both sides changed and `CONFLICT_POLICY=outlook`: the person's edit onto the board, nothing written
+    to Outlook (the appointment's next webhook finds it in sync)."""
+    found = await planner_appointment(ctx.services, copy)
+    if found is None:
+        return  # gone or re-assigned meanwhile: its own change will say so
+    if await take_outlook_edit(ctx.services, found[0], copy, CalendarEvent.from_graph(event), resource.time_zone,
+                               owner=True):
+        await _io(ctx.services.activity.record, ctx.entry("conflict", "applied", resource.resource_no,
+                                                          copy.event_id or "", latency=True, detail=why.removesuffix("; ")))
+
+
+async def _delete_event(ctx: _Context, copy: OutlookCopy, event_id: str, time_zone: str) -> str:
+    """DELETE, on the condition of the last sync's changeKey; a 412 is looked into like a PATCH's. The
+    planner's deletion wins either way (no appointment is left to keep the edit on): returns the
+    conflict's account when a person had edited the event meanwhile."""
+    user_id, change_key, why = copy.user_id, copy.change_key if event_id == copy.event_id else None, ""
+    for _ in range(IRRESOLVABLE_RETRIES + 1):
+        response = await _write(ctx, WriteRequest("DELETE", _events_url(user_id, event_id), user_id, None, PREFER[:1],
+                                                  if_match(change_key)))
+        if response.status != 412:
+            break
+        event = await ctx.services.exchange.get_event(user_id, event_id)
+        if event is None:
+            return why
+        seen_key, seen = _seen(event, time_zone)
+        if not why and after_precondition_failed(change_key, copy.field_hashes, seen_key, seen) \
+                is AfterPreconditionFailed.EDITED:
+            why = f"the event had been edited in Outlook (changeKey {copy.change_key or '-'} → {seen_key or '-'}); "
+        change_key = seen_key
     if not response.ok and response.status != 404:  # 404: already gone (a replayed delete)
         raise inner_error(response)
+    return why
 
 
 async def _delete(ctx: _Context, action: DeleteEvent) -> None:
@@ -518,6 +611,10 @@ async def _delete(ctx: _Context, action: DeleteEvent) -> None:
     else:  # the create never confirmed: its event may exist all the same; find it by its tag
         found = await ctx.services.exchange.find_events_by_property(copy.user_id, TAG_PROPERTY_ID, ctx.guid)
         event_ids = [str(e["id"]) for e in found if e.get("id")]
-    await asyncio.gather(*(_delete_event(ctx, copy.user_id, event_id) for event_id in event_ids))
+    resource = (await ctx.runtime.tracked(ctx.services)).get(copy.resource_no)
+    time_zone = resource.time_zone if resource and resource.user_id == copy.user_id else "UTC"
+    edited = await asyncio.gather(*(_delete_event(ctx, copy, event_id, time_zone) for event_id in event_ids))
+    why = "".join(edited)
     await _persist(ctx, ctx.services.mappings.delete_outlook_copy, copy, ctx.entry(
-        "delete", "applied", copy.resource_no, copy.event_id or ",".join(event_ids), latency=True, detail=action.reason))
+        "delete", "applied", copy.resource_no, copy.event_id or ",".join(event_ids),
+        latency=True, detail=(f"conflict: {why}deleted all the same: " if why else "") + action.reason))

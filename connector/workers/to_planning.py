@@ -49,7 +49,7 @@ from typing import TYPE_CHECKING, Any
 
 from connector.errors import GraphError, PlanningError
 from connector.messages import ExchangeChange, PlanningChange
-from connector.model import Appointment, CalendarEvent, InvalidPayload, parse_utc
+from connector.model import CalendarEvent, InvalidPayload, parse_utc
 from connector.services import Services
 from connector.stores.activity import ActivityEntry
 from connector.stores.cursors import CursorStore, Lease, LeaseLost
@@ -59,7 +59,9 @@ from connector.stores.queues import Sent, send_text
 from connector.stores.registry import ResourceRecord, Status
 from connector.stores.settings import settings_to_json
 from connector.stores.storage import EXCHANGE_CHANGES_QUEUE, poison_queue_name
+from connector.sync.conflicts import ConflictPolicy, changed_fields, conflict_detail
 from connector.sync.status import BoardCopy, OutlookCopy, hashes_of
+from connector.sync.to_outlook import desired_event
 from connector.sync.to_planning import (
     Action,
     RemoveFromBoard,
@@ -72,6 +74,7 @@ from connector.sync.to_planning import (
     plan_full_resync,
     plan_item,
 )
+from connector.workers.outlook_edits import planner_appointment, planner_changed, take_outlook_edit
 from connector.workers.retry import classify, handle_failure
 from connector.workers.series import SeriesCompleter
 
@@ -456,11 +459,8 @@ class ExchangeToPlanning:
         if action.change_key and isinstance(copy, BoardCopy) and copy.change_key != action.change_key:
             await self.io(self.mappings.save_board_copy, replace(copy, change_key=action.change_key))
         elif action.change_key and isinstance(copy, OutlookCopy) and copy.change_key != action.change_key:
-            # The planning worker owns this row: write only if it has not moved on since we read it.
-            current = await self.io(self.mappings.by_event, record.user_id, copy.event_id or "")
-            if isinstance(current, OutlookCopy) and current.field_hashes == copy.field_hashes \
-                    and current.change_key == copy.change_key:
-                await self.io(self.mappings.save_outlook_copy, replace(current, change_key=action.change_key))
+            # The planning worker owns this row: written only if it still holds what was read (ETag).
+            await self.io(self.mappings.save_outlook_copy_if, copy, replace(copy, change_key=action.change_key))
         if full or event is None or event.removed:
             return
         if isinstance(copy, OutlookCopy) and "ignore" in action.reason:
@@ -468,16 +468,6 @@ class ExchangeToPlanning:
                             event_id=event.id, detail=action.reason)
         elif copy is None and ("filtered" in action.reason or "hidden" in action.reason):
             await self._log(record, message, "skip", "skipped", event_id=event.id, detail=action.reason)
-
-    async def _current_appointment(self, copy: OutlookCopy) -> tuple[dict[str, Any], Appointment] | None:
-        appointment_id = await self.io(self.mappings.appointment_id, copy.appointment_guid)
-        payload = await self.io(self.s.planning.get_appointment, copy.appointment_guid, appointment_id)
-        if not payload:
-            return None
-        appointment = Appointment.from_payload(payload)
-        if copy.resource_no not in appointment.resource_nos or appointment.created_by_exchange:
-            return None
-        return payload, appointment
 
     async def _restore(self, action: RestoreOutlook, record: ResourceRecord, message: ExchangeChange,
                        report: RoundReport) -> None:
@@ -494,20 +484,30 @@ class ExchangeToPlanning:
 
     async def _update_planning(self, action: UpdatePlanning, record: ResourceRecord, message: ExchangeChange,
                                report: RoundReport) -> None:
+        """The person's edit onto the board, unless the planner changed the appointment too: then both
+        sides changed and `CONFLICT_POLICY` decides (the board's win is written by the planning worker,
+        which logs the conflict; Outlook's is taken here)."""
         copy, event = action.copy, action.event
-        found = await self._current_appointment(copy)
-        if found is None or event.start is None or event.end is None:
+        found = await planner_appointment(self.s, copy)
+        if found is None:
             return
-        payload, _appointment = found
+        payload, appointment = found
         time_zone = record.tracked.time_zone
-        # The planner's all-day days are UTC dates (as `desired_event` reads them): the event's dates.
-        await self.io(self.s.planning.update_planner_appointment, payload, event.subject, event.body,
-                      event.start, event.end, event.all_day)
-        await self.io(self.mappings.save_outlook_copy, replace(
-            copy, field_hashes=hashes_of(outlook_fields(event, time_zone)), change_key=event.change_key))
+        detail = "edited in Outlook; OUTLOOK_EDIT_POLICY=update_planning"
+        if planner_changed(appointment, copy, time_zone):
+            policy = self.s.settings.conflict_policy
+            if policy is ConflictPolicy.BOARD:
+                await self._restore(RestoreOutlook(copy, deleted=False), record, message, report)
+                return
+            seen = hashes_of(outlook_fields(event, time_zone))
+            detail = conflict_detail(policy, changed_fields(copy.field_hashes, hashes_of(desired_event(appointment, time_zone))),
+                                     changed_fields(copy.field_hashes, seen), appointment.last_modified or "",
+                                     (copy.change_key, event.change_key))
+        if not await take_outlook_edit(self.s, payload, copy, event, time_zone, owner=False):
+            return
         report.applied += 1
         await self._log(record, message, "update_planning", "applied", appointment_guid=copy.appointment_guid,
-                        event_id=event.id, detail="edited in Outlook; OUTLOOK_EDIT_POLICY=update_planning")
+                        event_id=event.id, detail=detail)
 
     async def _log(self, record: ResourceRecord, message: ExchangeChange, action: str, outcome: str, *,
                    appointment_guid: str = "", event_id: str = "", detail: str = "", error: str = "") -> None:

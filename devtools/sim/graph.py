@@ -184,7 +184,8 @@ class FakeGraph:
                 if inner is not None and not inner.after_commit:
                     responses.append({"id": request["id"], **inner.response})
                     continue
-                answer = self._request(str(request["method"]), match.group(1), match.group(2), request.get("body"))
+                answer = self._request(str(request["method"]), match.group(1), match.group(2), request.get("body"),
+                                       (request.get("headers") or {}).get("If-Match"))
                 responses.append({"id": request["id"], **(inner.response if inner is not None else answer)})
             return {"responses": responses}
         return await self.sim.io("graph $batch", effect)
@@ -203,7 +204,8 @@ class FakeGraph:
                              float(retry) if retry else None)
         return dict(response.get("body") or {})
 
-    def _request(self, method: str, user_id: str, event_id: str | None, body: Any) -> dict[str, Any]:
+    def _request(self, method: str, user_id: str, event_id: str | None, body: Any,
+                 condition: str | None = None) -> dict[str, Any]:
         box = self.mailboxes.get(user_id)
         if box is None:
             return {"status": 404, "body": {"error": {"code": "ErrorInvalidUser", "message": "no such mailbox"}}}
@@ -218,6 +220,9 @@ class FakeGraph:
             return {"status": 201, "body": created}
         if event_id is None or event_id not in box.events:
             return {"status": 404, "body": {"error": {"code": "ErrorItemNotFound", "message": "not found"}}}
+        if condition and condition not in ("*", box.events[event_id].get("@odata.etag")):
+            self.sim.trace(f"graph: {method} {event_id} in {user_id}: 412, the changeKey moved")
+            return {"status": 412, "body": {"error": {"code": "ErrorIrresolvableConflict", "message": "change key"}}}
         if method == "PATCH":
             self.writes += 1
             self.sim.trace(f"graph: event {event_id} patched in {user_id}: {sorted(body or {})}")

@@ -28,7 +28,7 @@ import random
 import sys
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
@@ -121,7 +121,8 @@ class Invocation:
 
 
 class Sim:
-    def __init__(self, seed: int, steps: int = 40, trace: bool = False) -> None:
+    def __init__(self, seed: int, steps: int = 40, trace: bool = False,
+                 settings: Mapping[str, str] | None = None) -> None:
         self.seed = seed
         self.rng = random.Random(seed)
         self.steps = steps
@@ -139,7 +140,7 @@ class Sim:
         self.planning = FakePlanning(self)
         values = local_values(public_url="https://connector.sim")
         values.update({"SCHEDULER_WEBHOOK_SECRET": SECRET,
-                       "MASS_CHANGE_MAX_ITEMS": str(self.profile.max_items)})
+                       "MASS_CHANGE_MAX_ITEMS": str(self.profile.max_items), **(settings or {})})
         self.settings = load_settings(values)
         self.processes = [Process(self, 1), Process(self, 2)]
         self._next_process = 3
@@ -218,9 +219,13 @@ class Sim:
     def inner_fault(self) -> Fault | None:
         if not self.faults_on or self.rng.random() >= self.profile.io_fault:
             return None
-        if self.rng.random() < 0.5:
+        draw = self.rng.random()
+        if draw < 0.4:
             return Fault(None, False, {"status": 429, "headers": {"Retry-After": "1.5"},
                                        "body": {"error": {"code": "ApplicationThrottled", "message": "slow down"}}})
+        if draw < 0.55:  # Graph's spontaneous 412 on a write, changeKey or not (docs #2256)
+            return Fault(None, False, {"status": 412, "body": {"error": {"code": "ErrorIrresolvableConflict",
+                                                                         "message": "change key"}}})
         return Fault(None, True, {"status": 503, "body": {"error": {"code": "ServiceUnavailable", "message": "x"}}})
 
     def token_expired(self) -> bool:
@@ -754,11 +759,12 @@ def run_seed(seed: int, steps: int = 40, trace: bool = False) -> Result:
     return Result(seed, violations, sim.log, sim.loop.time(), steps)
 
 
-def run_scenario(script: Callable[[Sim], Awaitable[None]], seed: int = 0) -> tuple[Sim, list[str]]:
+def run_scenario(script: Callable[[Sim], Awaitable[None]], seed: int = 0,
+                 settings: Mapping[str, str] | None = None) -> tuple[Sim, list[str]]:
     """A hand-written situation in the simulated world: the tenant is set up without faults, `script`
     arranges the world (it may `await sim.drain()`), then everything drains, the timers run once and the
-    invariants are checked. Returns the world (closed) and what broke."""
-    sim = Sim(seed, steps=0, trace=True)
+    invariants are checked. Returns the world (closed) and what broke. `settings` override app settings."""
+    sim = Sim(seed, steps=0, trace=True, settings=settings)
     sim.faults_on = False
     patches = _patch(sim)
 

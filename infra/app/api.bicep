@@ -154,6 +154,7 @@ param planningRules string
   'update_planning'
 ])
 param outlookEditPolicy string
+param conflictPolicy string
 
 @description('Attempts for a transiently failing change before it is parked as failed.')
 param workMaxAttempts string
@@ -237,6 +238,7 @@ var appSettings = {
   PLANNING_RULES: planningRules
   // connector/sync/to_planning.py: what to do when someone edits or deletes a planner's event in Outlook.
   OUTLOOK_EDIT_POLICY: outlookEditPolicy
+  CONFLICT_POLICY: conflictPolicy
   // Queue workers: attempts for a transient failure before the change is parked as failed.
   WORK_MAX_ATTEMPTS: workMaxAttempts
   // connector/workers/resources.py (mass-change guard): share of the tracked resources one run may untrack.

@@ -56,3 +56,18 @@ def test_board_copies_mark_their_appointment_as_outlook_item(store: MappingStore
 
 def test_safe_key_encodes_forbidden_characters() -> None:
     assert safe_key("a/b#c?d\\e\n") == "a%2Fb%23c%3Fd%5Ce%0A"
+
+
+def test_a_copy_is_written_by_another_worker_only_if_it_still_holds_what_that_worker_read(store: MappingStore) -> None:
+    """The Outlook → planning worker records a changeKey or a person's edit in a copy the planning →
+    Outlook worker owns: a copy the owner rewrote meanwhile (a planner's newer version) is left alone,
+    where a blind upsert used to put the older content back (and the next change was diffed against it)."""
+    read = OutlookCopy("g7", "ALICE", "user-1", "t", "ev-1", {"subject": "h1"}, "ck1")
+    store.save_outlook_copy(read)
+    owners = OutlookCopy("g7", "ALICE", "user-1", "t", "ev-1", {"subject": "h2"}, "ck2")
+    store.save_outlook_copy(owners)  # the planning worker wrote the planner's new title meanwhile
+    assert not store.save_outlook_copy_if(read, OutlookCopy("g7", "ALICE", "user-1", "t", "ev-1", {"subject": "h1"}, "ck3"))
+    assert store.by_event("user-1", "ev-1") == owners
+    followed = OutlookCopy("g7", "ALICE", "user-1", "t", "ev-1", {"subject": "h2"}, "ck4")
+    assert store.save_outlook_copy_if(owners, followed)  # still as read: written
+    assert store.by_event("user-1", "ev-1") == followed

@@ -147,8 +147,9 @@ def test_restoring_a_deleted_event_whose_create_answer_is_lost_makes_one_event()
         original = sim.graph._request
         lost: list[str] = []
 
-        def answer_lost(method: str, user_id: str, event_id: str | None, body: object) -> dict[str, object]:
-            answer = original(method, user_id, event_id, body)
+        def answer_lost(method: str, user_id: str, event_id: str | None, body: object,
+                        condition: str | None = None) -> dict[str, object]:
+            answer = original(method, user_id, event_id, body, condition)
             if method == "POST" and event_id is None and not lost:
                 lost.append(str(answer["body"]["id"]))  # type: ignore[index]
                 return {"status": 503, "body": {"error": {"code": "ServiceUnavailable", "message": "lost"}}}
@@ -165,3 +166,44 @@ def test_restoring_a_deleted_event_whose_create_answer_is_lost_makes_one_event()
     assert _event_subjects(sim, "ALICE") == ["Boiler service"]
     restores = [e for e in sim.processes[0].services.activity.history(appointment.guid) if e.action == "restore"]
     assert restores and all(e.outcome == "applied" for e in restores)
+
+
+def _conflict(policy: str) -> tuple[Sim, list[str], BoardAppointment]:
+    """The planner retitles an appointment while the technician edits its event in Outlook: both sides
+    changed since the last sync (before, the planner's PATCH overwrote the edit with no trace)."""
+    appointment = _appointment("Boiler service", ["ALICE"])
+
+    async def script(sim: Sim) -> None:
+        user = sim.user_of("ALICE")
+        sim.planning.plan(appointment, "created")
+        await sim.drain()
+        [event] = list(sim.graph.mailboxes[user].events.values())
+        sim.graph.write_event(user, {**event, "subject": "Boiler service (gate code 4411)"})  # the technician
+        appointment.subject = "Boiler service, hall B"  # the planner, at the same time
+        sim.planning.plan(appointment, "updated")
+
+    sim, violations = run_scenario(script, settings={"CONFLICT_POLICY": policy})
+    return sim, violations, appointment
+
+
+def _conflicts(sim: Sim, guid: str) -> list[str]:
+    return [e.detail for p in sim.processes for e in p.services.activity.history(guid) if e.action == "conflict"]
+
+
+def test_both_sides_changed_the_board_wins_by_default_and_the_conflict_is_logged_with_both_versions() -> None:
+    sim, violations, appointment = _conflict("board")
+    assert violations == []
+    assert _event_subjects(sim, "ALICE") == ["Boiler service, hall B"]
+    assert appointment.subject == "Boiler service, hall B"
+    [detail] = set(_conflicts(sim, appointment.guid))
+    assert "planning board: subject" in detail and "Outlook: subject" in detail and "changeKey ck" in detail
+    assert "CONFLICT_POLICY=board" in detail
+
+
+def test_both_sides_changed_with_conflict_policy_outlook_the_edit_reaches_the_board() -> None:
+    sim, violations, appointment = _conflict("outlook")
+    assert violations == []
+    assert _event_subjects(sim, "ALICE") == ["Boiler service (gate code 4411)"]
+    assert appointment.subject == "Boiler service (gate code 4411)"  # the board took the technician's edit
+    [detail] = set(_conflicts(sim, appointment.guid))
+    assert "CONFLICT_POLICY=outlook" in detail and "the Outlook edit was taken onto the planning board" in detail
