@@ -114,12 +114,13 @@ def merge_items(*groups: Sequence[str]) -> tuple[str, ...]:
 def take(state: CursorState, owner: str, now: datetime, ttl: timedelta, full: bool,
          items: Sequence[str] = ()) -> tuple[CursorState, bool]:
     """Try to take the lease: (new state, True) when taken, (state with Pending set, False) when busy.
-    The taker does what was pending, the items too (`state.pending_items`: read them before)."""
+    The taker does what was pending, the items too (`new.pending_items`). They stay on the row until
+    its round finishes (`finish_state`): a taker that dies mid-round leaves them to the next one."""
+    merged = merge_items(state.pending_items, items)
     if state.held_by_other(owner, now):
-        return replace(state, pending=True, pending_full=state.pending_full or full,
-                       pending_items=merge_items(state.pending_items, items)), False
+        return replace(state, pending=True, pending_full=state.pending_full or full, pending_items=merged), False
     return replace(state, lease_owner=owner, lease_until=now + ttl, pending=False, pending_full=False,
-                   full_required=state.full_required or full or state.pending_full, pending_items=()), True
+                   full_required=state.full_required or full or state.pending_full, pending_items=merged), True
 
 
 def follow_up_due(state: CursorState) -> datetime | None:
@@ -131,24 +132,25 @@ def follow_up_due(state: CursorState) -> datetime | None:
     return state.lease_until
 
 
-def finish_state(state: CursorState, owner: str, now: datetime, ttl: timedelta) -> tuple[CursorState, bool]:
-    """End of a round: (state, True) = go round once more (work arrived meanwhile); False = released."""
+def finish_state(state: CursorState, owner: str, now: datetime, ttl: timedelta,
+                 done: Sequence[str] = ()) -> tuple[CursorState, bool]:
+    """End of a round that looked at the items `done`: (state, True) = go round once more (work or
+    items arrived meanwhile; the items left on the row are the next round's); False = released."""
     if state.lease_owner != owner:
         raise LeaseLost("the lease was taken over")
-    if state.pending:
-        return replace(state, pending=False, pending_full=False, lease_until=now + ttl, pending_items=(),
+    left = tuple(item for item in state.pending_items if item not in done)
+    if state.pending or left:
+        return replace(state, pending=False, pending_full=False, lease_until=now + ttl, pending_items=left,
                        full_required=state.full_required or state.pending_full), True
-    return replace(state, lease_owner="", lease_until=None, follow_up_at=None, follow_up=""), False
+    return replace(state, lease_owner="", lease_until=None, follow_up_at=None, follow_up="", pending_items=()), False
 
 
-def abandon_state(state: CursorState, owner: str, items: Sequence[str] = ()) -> CursorState:
-    """After a failure: release the lease, keep Pending (the retried message will do the work), and
-    put back the items taken from others: the next holder looks at them."""
+def abandon_state(state: CursorState, owner: str) -> CursorState:
+    """After a failure: release the lease, keep Pending (the retried message will do the work); the
+    items are still on the row (see `take`), so the next holder looks at them."""
     if state.lease_owner != owner:
         return state
-    if items:
-        state = replace(state, pending=True, pending_items=merge_items(items, state.pending_items))
-    return replace(state, lease_owner="", lease_until=None)
+    return replace(state, lease_owner="", lease_until=None, pending=state.pending or bool(state.pending_items))
 
 
 @dataclass(frozen=True)
@@ -203,7 +205,7 @@ class CursorStore:
                 continue
             if not taken:
                 return None, again
-            return Lease(user_id, owner, new, new_etag, items=merge_items(state.pending_items, items)), again
+            return Lease(user_id, owner, new, new_etag, items=new.pending_items), again
 
     def checkpoint(self, lease: Lease, **changes: Any) -> Lease:
         """Store progress (`link`, `full_required`, `settings_hash`, ...) and extend the lease."""
@@ -222,7 +224,7 @@ class CursorStore:
         """Release the lease, or keep it and return True when work arrived during the round."""
         etag, state = lease.etag, lease.state
         while True:
-            new, again = finish_state(state, lease.owner, self._clock(), self._ttl)
+            new, again = finish_state(state, lease.owner, self._clock(), self._ttl, lease.items)
             try:
                 written = self._write(lease.user_id, new, etag)
             except (AlreadyExists, ConcurrencyConflict):
@@ -232,8 +234,7 @@ class CursorStore:
                 etag = current
                 continue
             released = "" if again else state.follow_up
-            items = state.pending_items if again else ()
-            return replace(lease, state=new, etag=written, released_follow_up=released, items=items), again
+            return replace(lease, state=new, etag=written, released_follow_up=released, items=new.pending_items), again
 
     def note_follow_up(self, user_id: str, at: datetime, follow_up: str) -> tuple[bool, str]:
         """Remember the follow-up message a waiting run sent for `at` (sent first, noted second: a run
@@ -260,7 +261,7 @@ class CursorStore:
             if etag is None:
                 return
             try:
-                self._write(lease.user_id, abandon_state(state, lease.owner, lease.items), etag)
+                self._write(lease.user_id, abandon_state(state, lease.owner), etag)
                 return
             except ConcurrencyConflict:
                 continue

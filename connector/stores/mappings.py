@@ -50,6 +50,7 @@ def _copy_from(row: Row) -> OutlookCopy:
         appointment_guid=str(d["AppointmentGuid"]), resource_no=str(d["ResourceNo"]), user_id=str(d["UserId"]),
         transaction_id=str(d["TransactionId"]), event_id=d.get("EventId") or None,
         field_hashes=json.loads(d.get("FieldHashes") or "{}"), change_key=d.get("ChangeKey") or None,
+        starts_at=str(d.get("StartsAt") or ""), ends_at=str(d.get("EndsAt") or ""),
     )
 
 
@@ -58,6 +59,7 @@ def _copy_row(copy: OutlookCopy) -> dict[str, Any]:
         "AppointmentGuid": copy.appointment_guid.lower(), "ResourceNo": copy.resource_no, "UserId": copy.user_id,
         "TransactionId": copy.transaction_id, "EventId": copy.event_id or "",
         "FieldHashes": json.dumps(dict(copy.field_hashes), sort_keys=True), "ChangeKey": copy.change_key or "",
+        "StartsAt": copy.starts_at, "EndsAt": copy.ends_at,
     }
 
 
@@ -109,7 +111,7 @@ class MappingStore:
         if copy.event_id:
             self._table.upsert(_event_pk(copy.user_id), event_key(copy.event_id), {
                 "Kind": "planning", "AppointmentGuid": copy.appointment_guid.lower(), "ResourceNo": copy.resource_no,
-                "UserId": copy.user_id, "EventId": copy.event_id,
+                "UserId": copy.user_id, "EventId": copy.event_id, "StartsAt": copy.starts_at, "EndsAt": copy.ends_at,
             })
 
     def delete_outlook_copy(self, copy: OutlookCopy) -> None:
@@ -120,6 +122,12 @@ class MappingStore:
     # -- Outlook items on the board (Outlook → planning) ----------------------------------------
     def board_copies(self, user_id: str) -> list[BoardCopy]:
         return [_board_from(r) for r in self._table.partition(_event_pk(user_id)) if r.data.get("Kind") == "exchange"]
+
+    def planner_events(self, user_id: str) -> list[tuple[str, str, str]]:
+        """The connector's events in one mailbox as (event id, starts at, ends at): one partition query,
+        from the reverse index (a row older than the span columns has empty times)."""
+        return [(str(r.data.get("EventId") or ""), str(r.data.get("StartsAt") or ""), str(r.data.get("EndsAt") or ""))
+                for r in self._table.partition(_event_pk(user_id)) if r.data.get("Kind") == "planning"]
 
     def save_board_copy(self, copy: BoardCopy) -> None:
         """The copy, its board mark, and (for an occurrence or exception) its row in the series index."""

@@ -48,6 +48,18 @@ class OutlookCopy:
     event_id: str | None = None  # None while the create has not been confirmed
     field_hashes: Mapping[str, str] = field(default_factory=dict)
     change_key: str | None = None
+    # When the written event starts and ends (`event_span`): a full round of the mailbox knows which of
+    # the connector's events its window must show, so one deleted unseen is found (and restored).
+    starts_at: str = ""
+    ends_at: str = ""
+
+
+def event_span(body: Mapping[str, Any]) -> tuple[str, str]:
+    """Start and end of an event body as written (`desired_event` / `outlook_fields` shape): the wall
+    time, UTC for timed events, the mailbox's midnight for all-day ones (so right within a day)."""
+    def wall(value: Any) -> str:
+        return str(value.get("dateTime") or "")[:19] if isinstance(value, Mapping) else ""
+    return wall(body.get("start")), wall(body.get("end"))
 
 
 def field_hash(value: Any) -> str:

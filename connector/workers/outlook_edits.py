@@ -15,7 +15,7 @@ from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from connector.model import Appointment, CalendarEvent
-from connector.sync.status import OutlookCopy, hashes_of
+from connector.sync.status import OutlookCopy, event_span, hashes_of
 from connector.sync.to_outlook import desired_event
 from connector.sync.to_planning import outlook_fields
 
@@ -52,7 +52,10 @@ async def take_outlook_edit(services: Services, payload: dict[str, Any], copy: O
     # The planner's all-day days are UTC dates (as `desired_event` reads them): the event's dates.
     await asyncio.to_thread(services.planning.update_planner_appointment, payload, event.subject, event.body,
                             event.start, event.end, event.all_day)
-    saved = replace(copy, field_hashes=hashes_of(outlook_fields(event, time_zone)), change_key=event.change_key)
+    fields = outlook_fields(event, time_zone)
+    starts_at, ends_at = event_span(fields)
+    saved = replace(copy, field_hashes=hashes_of(fields), change_key=event.change_key, starts_at=starts_at,
+                    ends_at=ends_at)
     if owner:
         await asyncio.to_thread(services.mappings.save_outlook_copy, saved)
     else:

@@ -62,7 +62,7 @@ from connector.sync.conflicts import (
     conflict_detail,
     if_match,
 )
-from connector.sync.status import EVENT_FIELDS, TAG_PROPERTY_ID, OutlookCopy, TrackedResource, hashes_of
+from connector.sync.status import EVENT_FIELDS, TAG_PROPERTY_ID, OutlookCopy, TrackedResource, event_span, hashes_of
 from connector.sync.to_outlook import Action, CreateEvent, DeleteEvent, UpdateEvent, desired_event, new_transaction_id, plan
 from connector.sync.to_planning import outlook_fields
 from connector.workers.outlook_edits import planner_appointment, planner_changed, take_outlook_edit
@@ -467,8 +467,9 @@ async def _create(ctx: _Context, action: CreateEvent, how: str = "create") -> No
         raise inner_error(response)
     if action.repeat or response.status == 409:
         event = await _catch_up(ctx, resource.user_id, event, action)
+    starts_at, ends_at = event_span(action.payload)
     saved = replace(pending, event_id=str(event["id"]), field_hashes=dict(action.field_hashes),
-                    change_key=event.get("changeKey"))
+                    change_key=event.get("changeKey"), starts_at=starts_at, ends_at=ends_at)
     action_name, why = _how(ctx, resource.resource_no, how)
     await _persist(ctx, ctx.services.mappings.save_outlook_copy, saved, ctx.entry(
         action_name, "applied", resource.resource_no, saved.event_id or "", latency=True,
@@ -542,7 +543,10 @@ async def _update(ctx: _Context, action: UpdateEvent) -> None:
     if not response.ok:
         raise inner_error(response)
     event = response.json()
-    saved = replace(copy, field_hashes=dict(action.field_hashes), change_key=event.get("changeKey") or change_key)
+    starts_at, ends_at = event_span(desired_event(ctx.appointment, resource.time_zone)) if ctx.appointment \
+        else (copy.starts_at, copy.ends_at)
+    saved = replace(copy, field_hashes=dict(action.field_hashes), change_key=event.get("changeKey") or change_key,
+                    starts_at=starts_at, ends_at=ends_at)
     action_name, restored = _how(ctx, resource.resource_no, "update")
     await _persist(ctx, ctx.services.mappings.save_outlook_copy, saved, ctx.entry(
         "conflict" if why else action_name, "applied", resource.resource_no, copy.event_id, latency=True,

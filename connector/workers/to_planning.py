@@ -52,7 +52,7 @@ from connector.messages import ExchangeChange, PlanningChange
 from connector.model import CalendarEvent, InvalidPayload, parse_utc
 from connector.services import Services
 from connector.stores.activity import ActivityEntry
-from connector.stores.cursors import CursorStore, Lease, LeaseLost
+from connector.stores.cursors import MAX_PENDING_ITEMS, CursorStore, Lease, LeaseLost
 from connector.stores.holds import RELEASED, HeldItem, HoldKind
 from connector.stores.mappings import MappingStore, event_key
 from connector.stores.queues import Sent, send_text
@@ -115,6 +115,17 @@ def sync_window(now: datetime, past_days: int, future_days: int) -> tuple[dateti
     return today - timedelta(days=past_days), today + timedelta(days=future_days + 1)
 
 
+def _may_overlap(starts_at: str, ends_at: str, start: datetime, end: datetime) -> bool:
+    """Whether an event written for [starts_at, ends_at) (wall times, see `event_span`) may fall in the
+    window; a day's slack covers all-day events at their mailbox's midnight. Unknown times: it may."""
+    try:
+        first = datetime.fromisoformat(starts_at).replace(tzinfo=UTC)
+        last = datetime.fromisoformat(ends_at).replace(tzinfo=UTC)
+    except ValueError:
+        return True
+    return first < end + timedelta(days=1) and last > start - timedelta(days=1)
+
+
 def is_expired_token(exc: GraphError) -> bool:
     """A delta/next link Graph no longer honours: start over with a full round."""
     return exc.status == 410 or exc.code.lower() in ("syncstatenotfound", "resyncrequired") or (
@@ -153,6 +164,7 @@ class ExchangeToPlanning:
         self.mappings: MappingStore = services.mappings
         self._series: SeriesCompleter  # set at the start of each round
         self._removals: dict[str, RemoveFromBoard] = {}  # the round's removals, applied at its end (guard)
+        self._rechecks: list[str] = []  # unknown removed items to look at once more (see `_apply_raw`)
 
     @staticmethod
     async def io(fn: Any, *args: Any, **kwargs: Any) -> Any:
@@ -183,6 +195,7 @@ class ExchangeToPlanning:
                     await self.io(self.s.work_queues.cancel, _sent(replaced))
             return []
         reports: list[RoundReport] = []
+        self._rechecks = []
         try:
             while True:
                 lease, report = await self._round(lease, record, message)
@@ -198,6 +211,11 @@ class ExchangeToPlanning:
         except BaseException:
             await self.io(self.cursors.abandon, lease)
             raise
+        if self._rechecks:  # sent once the rounds finished well: a round that dies sends none (its items stay)
+            await self.io(self.s.work_queues.send_exchange_change,
+                          ExchangeChange(record.user_id, reason="recheck", correlation_id=message.correlation_id,
+                                         event_ids=["!" + i for i in dict.fromkeys(self._rechecks)][-MAX_PENDING_ITEMS:]),
+                          RECHECK_REMOVED_SECONDS)
         await self.io(_note_sync, self.s, record.resource_no)
         return reports
 
@@ -264,6 +282,7 @@ class ExchangeToPlanning:
             copies = await self.io(self.mappings.board_copies, record.user_id)
             for removal in plan_full_resync(seen, copies):
                 await self._apply(removal, None, record, message, report, full)
+            await self._unseen_planner_events(seen, start, end, record, settings, message, report)
         await self._remove(record, message, report, full)
         if full:
             lease = await self.io(self.cursors.checkpoint, lease, link=page.delta_link or "", full_required=False,
@@ -272,6 +291,19 @@ class ExchangeToPlanning:
             lease = await self.io(self.cursors.checkpoint, lease, link=page.delta_link or lease.state.link,
                                   last_round_at=now)
         return lease, report
+
+    async def _unseen_planner_events(self, seen: set[str], start: datetime, end: datetime, record: ResourceRecord,
+                                     settings: ResourceSettings, message: ExchangeChange, report: RoundReport) -> None:
+        """The connector's events the full round's window should have shown but did not: each is read,
+        and one that is gone is a deletion like any other (restored by `OUTLOOK_EDIT_POLICY`). A deletion
+        whose notification never came (the mailbox untracked meanwhile, a lost message) is found here."""
+        for event_id, starts_at, ends_at in await self.io(self.mappings.planner_events, record.user_id):
+            if not event_id or event_id in seen or not _may_overlap(starts_at, ends_at, start, end):
+                continue
+            raw = await self.s.exchange.get_event(record.user_id, event_id)
+            report.items += 1
+            await self._apply_raw(raw or {"id": event_id, "@removed": {"reason": "deleted"}}, record, settings,
+                                  message, report, full=True)
 
     async def _delta(self, user_id: str, link: str) -> DeltaPage:
         try:
@@ -307,9 +339,7 @@ class ExchangeToPlanning:
             if look_again:
                 # Possibly the planner's event deleted the moment it appeared, before the planning →
                 # Outlook worker saved which event it is: look once more when that write has landed.
-                await self.io(self.s.work_queues.send_exchange_change,
-                              ExchangeChange(record.user_id, reason="recheck", correlation_id=message.correlation_id,
-                                             event_ids=["!" + event.id]), RECHECK_REMOVED_SECONDS)
+                self._rechecks.append(event.id)
         return None if event.removed else event.id
 
     async def _reapply_series(self, master_id: str, record: ResourceRecord, settings: ResourceSettings,

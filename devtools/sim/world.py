@@ -139,7 +139,9 @@ class Sim:
         self.graph = FakeGraph(self)
         self.planning = FakePlanning(self)
         values = local_values(public_url="https://connector.sim")
-        values.update({"SCHEDULER_WEBHOOK_SECRET": SECRET,
+        # Both conflict policies run (their own generator: the rest of a seed's schedule stays as it was).
+        conflict_policy = random.Random(f"policy-{seed}").choice(["board", "outlook"])
+        values.update({"SCHEDULER_WEBHOOK_SECRET": SECRET, "CONFLICT_POLICY": conflict_policy,
                        "MASS_CHANGE_MAX_ITEMS": str(self.profile.max_items), **(settings or {})})
         self.settings = load_settings(values)
         self.processes = [Process(self, 1), Process(self, 2)]
@@ -150,6 +152,10 @@ class Sim:
         self.current: Process | None = None
         self.failures: list[str] = []
         self.timers_running: set[str] = set()  # the host runs one instance of a timer at a time
+        # The actors pause between moves (none, a moment, seconds): bursts of changes meet each other,
+        # paced ones meet the connector's writes (a person edits the event the planner's change made).
+        self.pace_rng = random.Random(f"pace-{seed}")
+        self.actor_ready_at = 0.0
 
     # -- I/O points --------------------------------------------------------------------------------
     def trace(self, text: str) -> None:
@@ -378,6 +384,7 @@ class Sim:
         return [a for a in self.planning.appointments_by_guid.values() if not a.from_outlook]
 
     def actor_move(self) -> None:
+        self.actor_ready_at = self.loop.time() + self.pace_rng.choice([0.0, 0.0, 0.01, 0.5, 2.0, 10.0])
         rng = self.rng
         planned = self._planner_appointments()
         tracked_users = [(r, self.user_of(r)) for r in RESOURCES]
@@ -460,10 +467,20 @@ class Sim:
                 event["subject"] = "Changed by the technician"
                 self.graph.write_event(user_id, event)
                 self.trace(f"{resource_no} edits connector event {event['id']}")
+                both = self.appointment_of(event)
+                if both is not None and self.guard_rng.random() < 0.5:  # the planner at the same moment: a conflict
+                    both.subject = f"{both.subject.split(' v')[0]} v{self.guard_rng.randrange(100)}"
+                    self.planning.plan(both, "updated")
+                    self.trace(f"planner retitles {both.guid[:8]} at the same time")
             elif connector:
                 event = rng.choice(connector)
                 self.graph.remove_event(user_id, event["id"])
                 self.trace(f"{resource_no} deletes connector event {event['id']}")
+
+    def appointment_of(self, event: dict[str, Any]) -> BoardAppointment | None:
+        """The planner's appointment behind one of the connector's events, if it still exists."""
+        a = self.planning.appointments_by_guid.get(str(_tag(event) or "").lower())
+        return a if a is not None and not a.from_outlook else None
 
     def user_of(self, resource_no: str) -> str:
         return f"user-{resource_no.lower()}"
@@ -490,7 +507,7 @@ class Sim:
             visible = [m for m in self.storage.queue(name).visible() if id(m) not in in_flight]
             if visible and any(p.alive and len(p.tasks) < CONCURRENCY for p in self.processes):
                 moves.append((3.0, lambda name=name, visible=visible: self.start_invocation(name, self.rng.choice(visible))))
-        if actor_steps_left > 0:
+        if actor_steps_left > 0 and self.loop.time() >= self.actor_ready_at:
             moves.append((1.5, self.actor_move))
             moves.append((0.15, lambda: self.run_timer(self.rng.choice(["poll_planning", "reconcile_exchange",
                                                                          "renew_subscriptions", "sync_resources"]))))
@@ -507,9 +524,10 @@ class Sim:
         else:
             future.set_result(None)
 
-    async def _wait_for_time(self) -> bool:
-        """Nothing can move now: let virtual time pass to the next timer or visible message."""
-        candidates = [t for t in (self.loop.next_timer(),
+    async def _wait_for_time(self, actors: bool = False) -> bool:
+        """Nothing can move now: let virtual time pass to the next timer, visible message or (while
+        `actors` have moves left) the actors' next move."""
+        candidates = [t for t in (self.loop.next_timer(), self.actor_ready_at if actors else None,
                                   *(self.storage.queue(q).next_visible_at()
                                     for q in (PLANNING_CHANGES_QUEUE, EXCHANGE_CHANGES_QUEUE))) if t is not None]
         if not candidates:
@@ -531,9 +549,7 @@ class Sim:
             self.waiting = [w for w in self.waiting if not w[0].done()]
             moves = self._moves(left)
             if not moves:
-                if self.running and await self._wait_for_time():
-                    continue
-                if await self._wait_for_time():
+                if await self._wait_for_time(actors=left > 0):
                     continue
                 return left
             weights = [w for w, _ in moves]

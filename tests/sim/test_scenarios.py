@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from connector.messages import ExchangeChange
 from connector.model import Appointment
 from connector.stores.cursors import PARTITION, CursorState
 from connector.stores.repositories import safe_key
@@ -207,3 +208,27 @@ def test_both_sides_changed_with_conflict_policy_outlook_the_edit_reaches_the_bo
     assert appointment.subject == "Boiler service (gate code 4411)"  # the board took the technician's edit
     [detail] = set(_conflicts(sim, appointment.guid))
     assert "CONFLICT_POLICY=outlook" in detail and "the Outlook edit was taken onto the planning board" in detail
+
+
+def test_the_planners_event_deleted_while_no_notification_could_come_is_restored_by_the_next_full_round() -> None:
+    """Was: "ALICE: appointment ... has 0 event(s) in Outlook" (seeds 341, 572, 874, 1173, 1455, 1693): the
+    technician deleted the planner's event while their mailbox had no subscription (untracked for a while,
+    or a notification lost); the full round after re-tracking only looked at Outlook items, never at the
+    connector's own events, so the deletion went unseen for good."""
+    appointment = _appointment("Pump check", ["ALICE"])
+
+    async def script(sim: Sim) -> None:
+        user = sim.user_of("ALICE")
+        sim.planning.plan(appointment, "created")
+        await sim.drain()
+        [event_id] = list(sim.graph.mailboxes[user].events)
+        sim.graph.subscriptions.clear()  # no notification can come
+        sim.graph.remove_event(user, event_id)
+        await sim.drain()
+        assert sim.graph.mailboxes[user].events == {}  # unseen: nothing restored it
+        sim.processes[0].services.work_queues.send_exchange_change(
+            ExchangeChange(user, reason="resync", full_resync=True))
+
+    sim, violations = run_scenario(script)
+    assert violations == []
+    assert _event_subjects(sim, "ALICE") == ["Pump check"]

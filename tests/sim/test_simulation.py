@@ -37,7 +37,8 @@ def test_seeds_draw_faults_crashes_and_drops() -> None:
     logs = "\n".join(line for seed in range(40) for line in run_seed(seed, trace=True).log)
     for what in ("fault before graph", "fault after graph", "CRASH process", "drop DS webhook", "drop Graph notification",
                  "429", "NetworkError", "Dime.Scheduler is unavailable", "ds list_resources leaves out",
-                 "hold held", "missing skipped"):
+                 "hold held", "missing skipped", "edits connector event", "deletes connector event",
+                 "at the same time", "to_outlook conflict applied", "412, the changeKey moved"):
         assert what in logs, what
 
 

@@ -65,12 +65,22 @@ def test_the_row_round_trips() -> None:
 
 def test_items_named_while_the_mailbox_is_busy_wait_on_the_row_for_the_next_round() -> None:
     """A deleted notification's event id must not be lost when its message finds the mailbox busy:
-    it waits on the row, the holder's next round takes it, and a failed round puts it back."""
+    it waits on the row, and stays there until a round that looked at it finishes: a round that fails,
+    or whose process dies, leaves it to the next holder."""
     held, _ = take(CursorState(full_required=False), "run-1", NOW, TTL, full=False)
     busy, taken = take(held, "run-2", NOW, TTL, full=False, items=["AAMk-1"])
     busy, _ = take(busy, "run-3", NOW, TTL, full=False, items=["AAMk-2", "AAMk-1"])
     assert not taken and busy.pending and busy.pending_items == ("AAMk-1", "AAMk-2")
-    state, again = finish_state(busy, "run-1", NOW + timedelta(seconds=2), TTL)
-    assert again and state.pending_items == ()  # the holder's next round has them (Lease.items)
-    assert abandon_state(state, "run-1", busy.pending_items).pending_items == ("AAMk-1", "AAMk-2")
+    state, again = finish_state(busy, "run-1", NOW + timedelta(seconds=2), TTL)  # run-1 looked at none of them
+    assert again and state.pending_items == ("AAMk-1", "AAMk-2")  # its next round does
+    # That round's process dies: its lease expires with the items still on the row; the next taker has them.
+    taken_over, taken = take(state, "run-4", NOW + TTL + timedelta(seconds=3), TTL, full=False)
+    assert taken and taken_over.pending_items == ("AAMk-1", "AAMk-2")
+    assert abandon_state(taken_over, "run-4").pending_items == ("AAMk-1", "AAMk-2")  # a failed round: kept
+    # A round that looked at them and finishes clears them; one named meanwhile stays for one more round.
+    meanwhile, _ = take(taken_over, "run-5", NOW + TTL + timedelta(seconds=4), TTL, full=False, items=["AAMk-3"])
+    state, again = finish_state(meanwhile, "run-4", NOW + TTL + timedelta(seconds=5), TTL, done=("AAMk-1", "AAMk-2"))
+    assert again and state.pending_items == ("AAMk-3",)
+    state, again = finish_state(state, "run-4", NOW + TTL + timedelta(seconds=6), TTL, done=("AAMk-3",))
+    assert not again and state.pending_items == () and state.lease_owner == ""
     assert len(merge_items([f"e{i}" for i in range(80)])) == MAX_PENDING_ITEMS
