@@ -220,6 +220,21 @@ class CursorStore:
                     raise LeaseLost(f"mailbox {lease.user_id}: the lease was taken over") from None
                 etag = current_etag  # someone set Pending: keep it, write our progress on top
 
+    def items_done(self, lease: Lease) -> Lease:
+        """The round looked at its items: off the row (one write, the lease extended), so a later failure
+        of the same round does not make the next one read them all again."""
+        etag, base = lease.etag, lease.state
+        while True:
+            new = replace(base, lease_until=self._clock() + self._ttl,
+                          pending_items=tuple(i for i in base.pending_items if i not in lease.items))
+            try:
+                return replace(lease, state=new, etag=self._write(lease.user_id, new, etag), items=())
+            except (AlreadyExists, ConcurrencyConflict):
+                base, current_etag = self._read(lease.user_id)
+                if base.lease_owner != lease.owner or current_etag is None:
+                    raise LeaseLost(f"mailbox {lease.user_id}: the lease was taken over") from None
+                etag = current_etag
+
     def finish(self, lease: Lease) -> tuple[Lease, bool]:
         """Release the lease, or keep it and return True when work arrived during the round."""
         etag, state = lease.etag, lease.state

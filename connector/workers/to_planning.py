@@ -260,6 +260,7 @@ class ExchangeToPlanning:
             page = await self._delta(record.user_id, lease.state.link)
         if lease.items:
             await self._items(lease, record, settings, message, report)
+            lease = await self.io(self.cursors.items_done, lease)
         seen: set[str] = set()
         while True:
             report.pages += 1

@@ -125,3 +125,19 @@ def test_no_follow_up_lingers_when_the_holder_extends_its_lease_and_finishes(
     message_id, _, receipt = lease.released_follow_up.partition(" ")
     assert queues.cancel(Sent(EXCHANGE_CHANGES_QUEUE, message_id, receipt))
     assert queues.depth(EXCHANGE_CHANGES_QUEUE) == 0
+
+
+def test_items_looked_at_leave_the_row_and_ones_named_meanwhile_stay(table: TableRepository) -> None:
+    """A round's deleted items stay on the row while it reads them (a crash leaves them to the next
+    holder); once read they leave it in one write, so a later failure of the round does not repeat them."""
+    store = CursorStore(table)
+    lease, _ = store.acquire_or_follow_up("user-6", "run-1", items=["AAMk-1", "!AAMk-2"])
+    assert lease is not None and lease.items == ("AAMk-1", "!AAMk-2")
+    state = store.get("user-6")
+    assert state is not None and state.pending_items == ("AAMk-1", "!AAMk-2")  # still there while being read
+    assert store.acquire_or_follow_up("user-6", "run-2", items=["AAMk-3"])[0] is None  # named meanwhile
+    lease = store.items_done(lease)
+    state = store.get("user-6")
+    assert state is not None and state.pending_items == ("AAMk-3",) and lease.items == ()
+    lease, again = store.finish(lease)
+    assert again and lease.items == ("AAMk-3",)  # the next round reads it
