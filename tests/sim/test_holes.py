@@ -39,6 +39,9 @@ HOLES = [
            "round re-sent a recheck message per unknown removed item; with crashes the rechecks multiplied and the "
            "mailbox never went quiet",
      "no quiescence within 3600 virtual seconds or 20000 moves", "recheck"),
+    (2714, "a round read every deleted item named to it before its delta, and any fault sent it back to read them "
+           "all again: at one fault in ten calls the mailbox never finished a round",
+     "no quiescence within 3600 virtual seconds or 20000 moves", "get_event"),
 ]
 
 
