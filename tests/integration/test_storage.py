@@ -108,3 +108,16 @@ def test_work_queue_messages_are_base64_json_the_host_can_decode(clients: Storag
 def test_malformed_queue_messages_raise_invalid_message(text: str) -> None:
     with pytest.raises(InvalidMessage):
         ExchangeChange.from_json(text)
+
+
+def test_one_http_session_serves_tables_and_queues_and_a_configured_proxy_is_still_honoured(
+        clients: StorageClients, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Storage calls share one session whose environment was read once (requests would read proxies,
+    .netrc and the CA bundle on every call); an admin's HTTPS_PROXY keeps requests reading it per call."""
+    tables = clients.table_service._client._client._pipeline._transport  # type: ignore[attr-defined]
+    queues = clients.queue_service._pipeline._transport  # type: ignore[attr-defined]
+    assert tables.session is queues.session and tables.session.trust_env is False
+    assert clients.table_service.query_tables("TableName eq 'none'") is not None  # it still reaches Azurite
+    monkeypatch.setenv("HTTPS_PROXY", "http://proxy.contoso.example:3128")
+    with_proxy = StorageClients(load_settings(local_values()).storage)
+    assert with_proxy.table_service._client._client._pipeline._transport.session.trust_env is True  # type: ignore[attr-defined]
