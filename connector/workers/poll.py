@@ -10,6 +10,11 @@ remembered in the mappings (`GET /appointment/{id}` may not take the GUID). Ever
 enqueues nothing. Each message carries the appointment's numeric id when it is known. The worker
 re-reads the appointment, so a poll racing a webhook is harmless.
 
+History costs no reads: copies whose written events all ended more than a day before the window
+(`OutlookCopy.ends_at`) are past work, not read again (a planner deleting a long-past appointment is
+the `deleted` webhook's to apply). A copy written before the span was recorded is read once more and
+gets its span (a conditional write: the planning worker owns the row), so it is skipped from then on.
+
 Mass-change guard (README, Mass-change guard): before anything is enqueued, the deletions are counted
 per resource. More than `MASS_CHANGE_MAX_ITEMS` of the planner's events to delete from one calendar
 are *held* (`connector/stores/holds.py`: a hold with one row per deletion, which the worker checks
@@ -22,7 +27,7 @@ from __future__ import annotations
 
 import logging
 from collections import Counter, defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from functools import partial
 
@@ -31,8 +36,8 @@ from connector.model import Appointment, InvalidPayload
 from connector.services import Services
 from connector.stores.activity import ActivityEntry
 from connector.stores.holds import RELEASED, HeldItem, HoldKind
-from connector.sync.status import OutlookCopy, TrackedResource
-from connector.sync.to_outlook import Action, DeleteEvent, plan
+from connector.sync.status import OutlookCopy, TrackedResource, event_span
+from connector.sync.to_outlook import Action, DeleteEvent, desired_event, plan
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +46,7 @@ log = logging.getLogger(__name__)
 class PollResult:
     window_appointments: int = 0
     copies: int = 0
+    aged_out: int = 0  # appointments whose events all ended before the window: not read
     enqueued: list[str] = field(default_factory=list)
     unreadable: list[str] = field(default_factory=list)
     held: dict[str, int] = field(default_factory=dict)  # resource → deletions held for an admin
@@ -67,9 +73,9 @@ def poll_planning(services: Services, now: datetime | None = None) -> PollResult
         result.copies += 1
     seen: set[str] = set()
     work: dict[str, list[Action]] = {}
+    start = moment - timedelta(days=settings.sync_window_past_days)
+    end = moment + timedelta(days=settings.sync_window_future_days)
     if tracked:
-        start = moment - timedelta(days=settings.sync_window_past_days)
-        end = moment + timedelta(days=settings.sync_window_future_days)
         for data in services.planning.appointments(start, end, sorted(tracked)):
             try:
                 appointment = Appointment.from_payload(data)
@@ -91,6 +97,9 @@ def poll_planning(services: Services, now: datetime | None = None) -> PollResult
     for guid, known in copies.items():
         if guid in seen:
             continue
+        if _aged_out(known, start):
+            result.aged_out += 1
+            continue
         # Not in the window: deleted, moved out of it, or assigned to untracked resources only.
         current = services.planning.get_appointment(guid, services.mappings.appointment_id(guid))
         try:
@@ -101,6 +110,8 @@ def poll_planning(services: Services, now: datetime | None = None) -> PollResult
         actions = _work(services, still, tracked, known)
         if actions:
             work[guid] = actions
+        elif still is not None:  # in sync: its span says when it may be skipped
+            _note_spans(services, still, tracked, known)
     held = _guard(services, work, moment, result)
     for guid, actions in work.items():
         if all(isinstance(a, DeleteEvent) and (guid, a.copy.resource_no) in held for a in actions):
@@ -109,9 +120,32 @@ def poll_planning(services: Services, now: datetime | None = None) -> PollResult
     for guid in result.enqueued:
         services.work_queues.send_planning_change(PlanningChange(appointment_guid=guid, event="poll",
                                                                  appointment_id=ids.get(guid, "")))
-    log.info("poll_planning: %d appointments in the window, %d copies, %d changes enqueued, %d deletion(s) held",
-             result.window_appointments, result.copies, len(result.enqueued), sum(result.held.values()))
+    log.info("poll_planning: %d appointments in the window, %d copies (%d appointments past the window, not read), "
+             "%d changes enqueued, %d deletion(s) held", result.window_appointments, result.copies, result.aged_out,
+             len(result.enqueued), sum(result.held.values()))
     return result
+
+
+def _aged_out(known: dict[str, OutlookCopy], window_start: datetime) -> bool:
+    """Every event written for the appointment ended more than a day before the window (history)."""
+    ends = [copy.ends_at for copy in known.values()]
+    try:
+        return bool(ends) and all(
+            datetime.fromisoformat(e).replace(tzinfo=UTC) < window_start - timedelta(days=1) for e in ends)
+    except ValueError:  # a copy written before spans were recorded (empty): read it
+        return False
+
+
+def _note_spans(services: Services, appointment: Appointment, tracked: dict[str, TrackedResource],
+                known: dict[str, OutlookCopy]) -> None:
+    """Give copies written before spans were recorded the span of their event as the appointment says
+    (only if the row is unchanged: the planning worker owns it), so the next poll need not read them."""
+    for resource_no, copy in known.items():
+        if copy.ends_at or copy.event_id is None:
+            continue
+        zone = tracked[resource_no].time_zone if resource_no in tracked else "UTC"
+        starts_at, ends_at = event_span(desired_event(appointment, zone))
+        services.mappings.save_outlook_copy_if(copy, replace(copy, starts_at=starts_at, ends_at=ends_at))
 
 
 def _guard(services: Services, work: dict[str, list[Action]], moment: datetime, result: PollResult) -> set[tuple[str, str]]:

@@ -18,7 +18,7 @@ from connector.model import Appointment
 from connector.stores.mappings import MappingStore
 from connector.stores.repositories import MAPPINGS_TABLE
 from connector.stores.storage import EXCHANGE_CHANGES_QUEUE, PLANNING_CHANGES_QUEUE
-from connector.sync.status import OutlookCopy, hashes_of
+from connector.sync.status import OutlookCopy, event_span, hashes_of
 from connector.sync.to_outlook import desired_event
 from devtools.benchstack.stack import BenchStack, wait_until
 from devtools.benchstack.tablewriter import upsert_rows
@@ -190,10 +190,12 @@ def seed_history(tenant: Tenant, count: int, first: int = 0, years_back: float =
         guid = body["AppointmentGuid"].lower()
         resource = tenant.resources[n % len(tenant.resources)]
         rendered = Appointment.from_payload(incoming(local, create_appointment(local, body, "planner"), view))
+        written = desired_event(rendered, "UTC")
+        starts_at, ends_at = event_span(written)  # as the connector records them since spans exist
         store.save_outlook_copy(OutlookCopy(
             appointment_guid=guid, resource_no=resource, user_id=tenant.user_ids[resource],
             transaction_id=f"dsx-{guid}", event_id=f"AAMkHistory{n:08d}=",
-            field_hashes=hashes_of(desired_event(rendered, "UTC")), change_key=f"ck{n}"))
+            field_hashes=hashes_of(written), change_key=f"ck{n}", starts_at=starts_at, ends_at=ends_at))
         store.remember_appointment_id(guid, str(ids[guid]))
     return _write_rows(stack, MAPPINGS_TABLE, recorder.rows)
 

@@ -11,8 +11,11 @@ from datetime import UTC, datetime, timedelta
 import httpx
 import pytest
 
+from connector.model import Appointment
 from connector.stores.storage import PLANNING_CHANGES_QUEUE, poison_queue_name
-from connector.sync.status import TRANSACTION_PREFIX
+from connector.sync.status import TRANSACTION_PREFIX, OutlookCopy, event_span, hashes_of
+from connector.sync.to_outlook import desired_event
+from connector.workers.poll import poll_planning
 from devtools.planning_tenant import Tenant, appointment, replay_webhook, setup_tenant, tag_of
 from tests.e2e.conftest import Stack, wait_until
 
@@ -170,10 +173,40 @@ def test_poll_planning_repairs_missed_webhooks(tenant: Tenant) -> None:
     # In sync now: another poll enqueues nothing and writes nothing.
     wait_until(tenant.queue_idle, what="the planning queue drained")
     before = tenant.writes()
-    from connector.workers.poll import poll_planning
-
     assert poll_planning(tenant.stack.services).enqueued == []
     assert tenant.writes() == before
+
+
+def test_the_poll_does_not_read_history_and_an_old_copy_is_read_once(tenant: Tenant) -> None:
+    """Years of synced appointments must not make every poll read each of them from Dime.Scheduler: a
+    copy whose event ended before the window is skipped; one written before spans were recorded is read
+    once, gets its span, and is skipped from then on."""
+    stack, mappings = tenant.stack, tenant.stack.services.mappings
+    wait_until(tenant.queue_idle, what="the planning queue drained")
+    long_ago = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) - timedelta(days=400)
+    seeded = stack.ds_control("POST", "/seed", json={"appointments": [
+        {**appointment(f"Past job {n}", ["BOB"], long_ago + timedelta(days=n)), "AppointmentGuid": guid}
+        for n, guid in enumerate(("0e5d3c1a-0000-4000-8000-00000000a001", "0e5d3c1a-0000-4000-8000-00000000a002"))]})
+    seeded.raise_for_status()
+    for n, body in enumerate(seeded.json()["appointments"]):
+        guid, numeric = str(body["AppointmentGuid"]).lower(), str(body["id"])
+        current = stack.ds_api("GET", f"/appointment/{numeric}").json()
+        written = desired_event(Appointment.from_payload(current), "UTC")
+        span = event_span(written) if n == 0 else ("", "")  # the second one: a copy from before spans
+        mappings.save_outlook_copy(OutlookCopy(guid, "BOB", tenant.user_ids["BOB"], f"dsx-{guid}", f"AAMkPast{n}=",
+                                               hashes_of(written), "ck", *span))
+        mappings.remember_appointment_id(guid, numeric)
+
+    def reads() -> int:
+        return sum(n for route, n in stack.ds_control("GET", "/stats").json()["requests"].items()
+                   if route.startswith("GET /appointment/"))
+
+    before = reads()
+    first = poll_planning(stack.services)
+    assert first.enqueued == [] and first.aged_out >= 1 and reads() - before == 1  # only the copy with no span
+    before = reads()
+    second = poll_planning(stack.services)
+    assert second.enqueued == [] and second.aged_out == first.aged_out + 1 and reads() == before
 
 
 def test_throttling_and_outages_converge_without_duplicates(tenant: Tenant) -> None:
