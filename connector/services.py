@@ -26,6 +26,7 @@ from connector.stores.repositories import Repositories
 from connector.stores.settings import SettingsStore
 from connector.stores.storage import StorageClients
 from connector.telemetry import on_activity
+from connector.web.graph_intake import SubscriptionCache
 
 if TYPE_CHECKING:  # the gateways import msgraph / the Dime.Scheduler SDK: only when first used
     from connector.gateways.graph import ExchangeGateway
@@ -56,6 +57,11 @@ class Services:
     @cached_property
     def registry(self) -> ResourceRegistry:
         return ResourceRegistry(self.repositories.subscriptions)
+
+    @cached_property
+    def subscription_lookup(self) -> SubscriptionCache:
+        """The webhooks' subscription index look-up, known subscriptions remembered for a minute."""
+        return SubscriptionCache(self.registry.subscription)
 
     @cached_property
     def holds(self) -> HoldStore:

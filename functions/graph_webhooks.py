@@ -43,7 +43,7 @@ def _verified(req: func.HttpRequest, app: Services, kind: str) -> Verified | fun
         items = parse_body(req.get_body())
     except IntakeError as exc:
         return func.HttpResponse(exc.reason, status_code=exc.status, mimetype="text/plain")
-    verified = verify(items, app.registry.subscription)
+    verified = verify(items, app.subscription_lookup)
     if verified.rejected:
         # A security event: counted and recorded, with no content and nothing in the response.
         log.warning("graph %s: dropped %d item(s) with an unknown subscription or a wrong clientState",

@@ -17,7 +17,8 @@ Rules (../shared/reference/graph.md, "Notification delivery"):
   duplicates costs one queue message per mailbox and POST.
 - Graph judges every answer at 3 s (slower counts as failed; too many slow or failed answers delay
   or drop the endpoint's notifications), so before answering the webhooks do only the index
-  look-up (one Table read per subscription named) and the queue puts. Lifecycle events become
+  look-up and the queue puts. Known subscriptions are remembered for a minute (`SubscriptionCache`):
+  a busy mailbox's notifications then cost no Table read at all. Lifecycle events become
   queue work too (`lifecycle_work`): `missed` a delta round, the others a `SubscriptionLifecycle`
   the exchange-changes worker renews or recreates from.
 """
@@ -25,6 +26,8 @@ Rules (../shared/reference/graph.md, "Notification delivery"):
 from __future__ import annotations
 
 import re
+import time
+from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -38,6 +41,32 @@ MAX_BODY_BYTES = 1024 * 1024  # Graph posts at most a few hundred items; 1 MiB i
 MAX_EVENT_ID_LENGTH = 512  # Graph's event ids are ~150 characters; longer cannot be a table key
 MAX_ITEM_CHECKS = 50  # per mailbox and POST; deletions beyond it still reach the board through delta
 LIFECYCLE_EVENTS = ("reauthorizationRequired", "subscriptionRemoved", "missed")
+
+
+class SubscriptionCache:
+    """The subscription index look-up, remembering known subscriptions for `ttl` seconds (at most `size`).
+
+    Only hits are kept: a subscription created a moment ago is never refused for an earlier miss. A
+    removed one may be accepted for up to `ttl` more seconds, which is harmless: its clientState still
+    has to match, and the worker ignores a mailbox that is no longer tracked."""
+
+    def __init__(self, lookup: Callable[[str], SubscriptionIndex | None], ttl: float = 60.0, size: int = 20_000,
+                 clock: Callable[[], float] | None = None) -> None:
+        self._lookup, self._ttl, self._size, self._clock = lookup, ttl, size, clock
+        self._known: OrderedDict[str, tuple[float, SubscriptionIndex]] = OrderedDict()
+
+    def __call__(self, subscription_id: str) -> SubscriptionIndex | None:
+        now = self._clock() if self._clock else time.monotonic()  # looked up per call: a test may drive `time`
+        cached = self._known.get(subscription_id)
+        if cached is not None and now - cached[0] < self._ttl:
+            return cached[1]
+        found = self._lookup(subscription_id)
+        self._known.pop(subscription_id, None)
+        if found is not None:
+            self._known[subscription_id] = (now, found)
+            while len(self._known) > self._size:
+                self._known.popitem(last=False)
+        return found
 
 
 class IntakeError(Exception):

@@ -14,6 +14,7 @@ from connector.web.graph_intake import (
     MAX_BODY_BYTES,
     IntakeError,
     NotificationItem,
+    SubscriptionCache,
     coalesce,
     lifecycle_events,
     parse_body,
@@ -107,3 +108,30 @@ def test_the_webhook_functions_do_not_import_msgraph() -> None:
     result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "[]"
+
+
+def test_known_subscriptions_are_remembered_for_a_minute_and_misses_never() -> None:
+    """A busy mailbox's notifications cost one index read a minute, not one per POST; a subscription
+    created a moment after a miss is known at once."""
+    now = [0.0]
+    rows: dict[str, SubscriptionIndex] = {}
+    reads: list[str] = []
+
+    def lookup(subscription_id: str) -> SubscriptionIndex | None:
+        reads.append(subscription_id)
+        return rows.get(subscription_id)
+
+    cache = SubscriptionCache(lookup, ttl=60, size=2, clock=lambda: now[0])
+    assert cache("sub-new") is None
+    rows["sub-new"] = SubscriptionIndex("sub-new", "ALICE", "user-1", "hash")
+    assert cache("sub-new") == rows["sub-new"] and cache("sub-new") == rows["sub-new"]
+    assert reads == ["sub-new", "sub-new"]  # the miss was not kept; the hit was
+    now[0] = 61.0
+    del rows["sub-new"]  # removed meanwhile: after the minute, the index is asked again
+    assert cache("sub-new") is None and reads[-1] == "sub-new"
+    for name in ("a", "b", "c"):
+        rows[name] = SubscriptionIndex(name, "BOB", "user-2", "hash")
+        cache(name)
+    reads.clear()
+    cache("a")  # the oldest of three went (size 2): read again
+    assert reads == ["a"]
