@@ -15,6 +15,8 @@ from azure.core.credentials import TokenCredential
 from azure.core.pipeline.transport import RequestsTransport
 from azure.data.tables import TableClient, TableServiceClient
 from azure.storage.queue import QueueClient, QueueServiceClient, TextBase64DecodePolicy, TextBase64EncodePolicy
+from requests.adapters import HTTPAdapter
+from urllib3.util.retry import Retry
 
 from connector.config import StorageConfig
 
@@ -37,6 +39,10 @@ def _transport() -> RequestsTransport:
     bundle on every call, 15 % of the CPU of a Table point read. With a proxy configured, requests
     keeps reading the environment per call (its `NO_PROXY` rules need it)."""
     session = requests.Session()
+    # Mounted as azure-core mounts its own sessions: retries and redirects are the SDK policies' job.
+    adapter = HTTPAdapter(max_retries=Retry(total=False, redirect=False, raise_on_status=False))
+    session.mount("http://", adapter)
+    session.mount("https://", adapter)
     if not any(os.environ.get(name) for name in _PROXY_VARIABLES):
         session.trust_env = False
         bundle = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE")

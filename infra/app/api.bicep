@@ -238,6 +238,7 @@ var appSettings = {
   PLANNING_RULES: planningRules
   // connector/sync/to_planning.py: what to do when someone edits or deletes a planner's event in Outlook.
   OUTLOOK_EDIT_POLICY: outlookEditPolicy
+  // connector/workers/to_outlook.py: who wins when a planner and a person both changed an appointment.
   CONFLICT_POLICY: conflictPolicy
   // Queue workers: attempts for a transient failure before the change is parked as failed.
   WORK_MAX_ATTEMPTS: workMaxAttempts

@@ -56,7 +56,7 @@ def test_stack_starts_seeds_serves_health_and_stops_cleanly_on_ctrl_c() -> None:
         assert "seeded demo tenant: 4 Graph users" in text
 
         health = httpx.get(f"{app}/api/health", timeout=30)
-        assert health.status_code == 200 and health.json()["status"] == "ok"
+        assert health.status_code == 200 and health.json()["status"] == "ok", health.text
         users = httpx.get(f"{graph}/v1.0/users", headers=GRAPH, timeout=10).json()
         assert {u["userPrincipalName"] for u in users["value"]} >= {"alice@contoso.example", "bob@contoso.example"}
         resources = httpx.get(f"{scheduler}/resource", headers={"X-API-KEY": "dev-api-key"}, timeout=10).json()
