@@ -112,7 +112,7 @@ def stack_factory() -> Iterator[Callable[..., Stack]]:
     try:
         yield start
     finally:
-        for app, graph, scheduler in started:
+        for app, graph, scheduler in reversed(started):  # last in, first out: each restores what it found
             app.stop()
             graph.stop()
             scheduler.stop()

@@ -8,22 +8,26 @@ The Outlook → planning direction is not subscribed here, so only the planning 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
+from devtools.local_stack import stack_factory
 from devtools.planning_tenant import Tenant, appointment, email, setup_tenant
-from tests.e2e.conftest import Stack, wait_until
+from tests.e2e.conftest import wait_until
 
 TIMEOUT = 30
 
 
 @pytest.fixture(scope="module", params=["board", "outlook"])
-def tenant(request: pytest.FixtureRequest, start_stack: Callable[..., Stack]) -> Iterator[Tenant]:
-    tenant = setup_tenant(start_stack(CONFLICT_POLICY=request.param), ["ALICE"])
-    yield tenant
-    tenant.close()
+def tenant(request: pytest.FixtureRequest) -> Iterator[Tenant]:
+    # One stack per policy, the first stopped before the second starts: two in-process dev hosts at once
+    # would share the process's settings and service clients.
+    with stack_factory() as start:
+        tenant = setup_tenant(start(CONFLICT_POLICY=request.param), ["ALICE"])
+        yield tenant
+        tenant.close()
 
 
 def board_subject(tenant: Tenant, guid: str) -> str:
