@@ -11,10 +11,12 @@ only if the row still holds what it read (`MappingStore.save_outlook_copy_if`).
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Mapping
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from connector.model import Appointment, CalendarEvent
+from connector.sync.conflicts import ConflictPolicy, changed_fields, conflict_detail
 from connector.sync.status import OutlookCopy, event_span, hashes_of
 from connector.sync.to_outlook import desired_event
 from connector.sync.to_planning import outlook_fields
@@ -40,6 +42,15 @@ def planner_changed(appointment: Appointment, copy: OutlookCopy, time_zone: str)
     """The planner changed the appointment since the last sync: what it should show no longer hashes
     to what was written."""
     return hashes_of(desired_event(appointment, time_zone)) != dict(copy.field_hashes)
+
+
+def conflict_account(policy: ConflictPolicy, appointment: Appointment, copy: OutlookCopy, time_zone: str,
+                     seen: Mapping[str, str], seen_change_key: str | None) -> str:
+    """The activity log's account of a conflict on this pair: each side's changed fields since the last
+    sync (the planner's from the appointment, the person's from the event's hashes `seen`) and versions."""
+    planned = hashes_of(desired_event(appointment, time_zone))
+    return conflict_detail(policy, changed_fields(copy.field_hashes, planned), changed_fields(copy.field_hashes, seen),
+                           appointment.last_modified or "", (copy.change_key, seen_change_key))
 
 
 async def take_outlook_edit(services: Services, payload: dict[str, Any], copy: OutlookCopy, event: CalendarEvent,

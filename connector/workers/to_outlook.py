@@ -58,14 +58,12 @@ from connector.sync.conflicts import (
     AfterPreconditionFailed,
     ConflictPolicy,
     after_precondition_failed,
-    changed_fields,
-    conflict_detail,
     if_match,
 )
 from connector.sync.status import EVENT_FIELDS, TAG_PROPERTY_ID, OutlookCopy, TrackedResource, event_span, hashes_of
 from connector.sync.to_outlook import Action, CreateEvent, DeleteEvent, UpdateEvent, desired_event, new_transaction_id, plan
 from connector.sync.to_planning import outlook_fields
-from connector.workers.outlook_edits import planner_appointment, planner_changed, take_outlook_edit
+from connector.workers.outlook_edits import conflict_account, planner_appointment, planner_changed, take_outlook_edit
 from connector.workers.retry import Failure, classify, handle_failure, park_invalid_message
 
 if TYPE_CHECKING:
@@ -368,11 +366,10 @@ async def _verified_restore(ctx: _Context, tracked: dict[str, TrackedResource],
     if appointment is not None and seen and planner_changed(appointment, copy, resource.time_zone):
         # The planner changed it too: both sides changed since the last sync.
         policy = ctx.services.settings.conflict_policy
-        planned = hashes_of(desired_event(appointment, resource.time_zone))
-        why = conflict_detail(policy, changed_fields(copy.field_hashes, planned), changed_fields(copy.field_hashes, seen),
-                              appointment.last_modified or "", (copy.change_key, seen_key))
+        why = conflict_account(policy, appointment, copy, resource.time_zone, seen, seen_key)
         if policy is ConflictPolicy.OUTLOOK:
             await _outlook_wins(ctx, copy, resource, event, why)
+            planned = hashes_of(desired_event(appointment, resource.time_zone))
             return {**copies, copy.resource_no: replace(copy, field_hashes=planned)}  # nothing more to write here
         await _io(ctx.services.activity.record, ctx.entry("conflict", "applied", copy.resource_no, copy.event_id,
                                                           detail=why))
@@ -523,8 +520,7 @@ async def _update(ctx: _Context, action: UpdateEvent) -> None:
             body = desired_event(ctx.appointment, resource.time_zone)
             if not _restores(ctx, resource.resource_no) and not why:
                 policy = ctx.services.settings.conflict_policy
-                why = conflict_detail(policy, sorted(changes), changed_fields(copy.field_hashes, seen),
-                                      ctx.appointment.last_modified or "", (copy.change_key, seen_key)) + "; "
+                why = conflict_account(policy, ctx.appointment, copy, resource.time_zone, seen, seen_key) + "; "
                 if policy is ConflictPolicy.OUTLOOK:
                     await _outlook_wins(ctx, copy, resource, event, why)
                     return

@@ -59,9 +59,8 @@ from connector.stores.queues import Sent, send_text
 from connector.stores.registry import ResourceRecord, Status
 from connector.stores.settings import settings_to_json
 from connector.stores.storage import EXCHANGE_CHANGES_QUEUE, poison_queue_name
-from connector.sync.conflicts import ConflictPolicy, changed_fields, conflict_detail
+from connector.sync.conflicts import ConflictPolicy
 from connector.sync.status import BoardCopy, OutlookCopy, hashes_of
-from connector.sync.to_outlook import desired_event
 from connector.sync.to_planning import (
     Action,
     RemoveFromBoard,
@@ -74,7 +73,7 @@ from connector.sync.to_planning import (
     plan_full_resync,
     plan_item,
 )
-from connector.workers.outlook_edits import planner_appointment, planner_changed, take_outlook_edit
+from connector.workers.outlook_edits import conflict_account, planner_appointment, planner_changed, take_outlook_edit
 from connector.workers.retry import classify, handle_failure
 from connector.workers.series import SeriesCompleter
 
@@ -531,9 +530,7 @@ class ExchangeToPlanning:
                 await self._restore(RestoreOutlook(copy, deleted=False), record, message, report)
                 return
             seen = hashes_of(outlook_fields(event, time_zone))
-            detail = conflict_detail(policy, changed_fields(copy.field_hashes, hashes_of(desired_event(appointment, time_zone))),
-                                     changed_fields(copy.field_hashes, seen), appointment.last_modified or "",
-                                     (copy.change_key, event.change_key))
+            detail = conflict_account(policy, appointment, copy, time_zone, seen, event.change_key)
         if not await take_outlook_edit(self.s, payload, copy, event, time_zone, owner=False):
             return
         report.applied += 1
