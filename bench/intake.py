@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
+import os
 import time
 from collections.abc import Callable
 from typing import Any
@@ -113,12 +114,47 @@ def _level(stack: BenchStack, name: str, url: str, body: Callable[[int], bytes],
     }
     big = clients == 32
     prefix = f"intake.{name}.c{clients}"
-    return [
+    figures = [
         Figure(f"{prefix}.rate", "req/s", rounded(rate), ">= 400" if big else None, detail=detail),
         Figure(f"{prefix}.p50", "ms", rounded(percentile(latencies, 50))),
         Figure(f"{prefix}.p95", "ms", rounded(percentile(latencies, 95))),
         Figure(f"{prefix}.p99", "ms", rounded(percentile(latencies, 99)), "<= 100" if big else None),
     ]
+    if big:
+        figures.append(_ceiling(name, detail["cpu_ms_per_request"]))
+    return figures
+
+
+def _ceiling(name: str, cpu_ms: dict[str, float]) -> Figure:
+    """The rate this machine's CPU allows at all: its cores over the CPU one request costs the dev host,
+    Azurite and the load generator together (all three share the cores here; in Azure only the first)."""
+    cores = os.cpu_count() or 1
+    total = sum(cpu_ms.values())
+    return Figure(f"intake.{name}.cpu_ceiling", "req/s", rounded(cores * 1000 / total) if total else None,
+                  note=f"{cores} cores / {total:.2f} ms CPU per request (dev host + Azurite + load generator)",
+                  detail={"cpu_ms_per_request": cpu_ms})
+
+
+def queue_put_cost(connection_string: str, count: int) -> Figure:
+    """CPU of one queue put by the Storage SDK in this process (the intake's only I/O), against Azurite:
+    what bounds one Python worker's intake rate, whatever the connector does around it."""
+    from connector.config import Secret, StorageConfig
+    from connector.messages import ExchangeChange
+    from connector.stores.queues import WorkQueues
+    from connector.stores.storage import StorageClients
+
+    queues = WorkQueues(StorageClients(StorageConfig(Secret(connection_string), None, None)))
+    queues.ensure()
+    message = ExchangeChange(user_id="bench-user", reason="notification")
+    for _ in range(min(count, 20)):  # connections and first-call caches
+        queues.send_exchange_change(message)
+    started = time.process_time()
+    for _ in range(count):
+        queues.send_exchange_change(message)
+    per_put = (time.process_time() - started) * 1000 / count
+    return Figure("intake.queue_put_cpu", "ms", rounded(per_put),
+                  note=f"azure-storage-queue send_message, {count} puts in one thread: one Python worker "
+                       f"process tops out near {1000 / per_put:.0f} puts/s on its core")
 
 
 def run(ctx: Context) -> list[Figure]:
@@ -149,4 +185,6 @@ def run(ctx: Context) -> list[Figure]:
                     found[0].detail["profile_devhost"] = stack.bench("devhost", "POST", "/profile/stop",
                                                                      params={"top": "25"})
                 figures += found
+                if name == "graph" and clients == levels[-1]:
+                    figures.append(queue_put_cost(stack.azurite.connection_string, ctx.size(200, 1000, 2000)))
     return figures
