@@ -23,7 +23,8 @@ pytestmark = pytest.mark.timeout(900)
 # The figures each benchmark must produce (more are welcome), and the ones that must be positive.
 EXPECTED: dict[str, dict[str, str]] = {
     "intake": {"intake.graph.c1.rate": "req/s", "intake.graph.c1.p99": "ms", "intake.scheduler.c1.rate": "req/s",
-               "intake.scheduler.c1.p50": "ms"},
+               "intake.scheduler.c1.p50": "ms", "intake.graph.cpu_ceiling": "req/s",
+               "intake.queue_put_cpu": "ms"},
     "latency": {"latency.to_outlook.p50": "ms", "latency.to_outlook.idle.p99": "ms", "latency.to_planning.p50": "ms",
                 "latency.to_planning.idle.p99": "ms"},
     "bulk": {"bulk.many.create.writes_per_s": "writes/s", "bulk.many.create.graph_writes_per_change": "writes",
@@ -34,7 +35,8 @@ EXPECTED: dict[str, dict[str, str]] = {
     "cold_start": {"cold.import_webhook_path_ms": "ms", "cold.import_app_ms": "ms", "cold.first_answer_ms": "ms"},
     "ds_emulator": {"ds_emulator.apply_growth": "ratio"},
 }
-POSITIVE = {"intake.graph.c1.rate", "intake.scheduler.c1.rate", "latency.to_outlook.p50", "latency.to_planning.p50",
+POSITIVE = {"intake.graph.c1.rate", "intake.scheduler.c1.rate", "intake.graph.cpu_ceiling", "intake.queue_put_cpu",
+            "latency.to_outlook.p50", "latency.to_planning.p50",
             "bulk.many.create.writes_per_s", "bulk.many.create.graph_writes_per_change",
             "bulk.many.move.graph_writes_per_change", "bulk.many.move.round_trips_per_write",
             "bulk.many.create.table_ops_per_change", "rss.devhost_peak_mb", "outlook_round.items_per_s",
