@@ -126,20 +126,23 @@ class PlanningChange(_Message):
             raise InvalidMessage(f"PlanningChange: unknown event {self.event!r}")
 
 
-LIFECYCLE_WORK = ("reauthorizationRequired", "subscriptionRemoved")
+UPKEEP = "upkeep"  # the renew_subscriptions timer's work for one tracked mailbox (fanned out)
+LIFECYCLE_WORK = ("reauthorizationRequired", "subscriptionRemoved", UPKEEP)
 
 
 @dataclass(frozen=True)
 class SubscriptionLifecycle(_Message):
     """Work for one subscription on `exchange-changes`: a verified lifecycle event that needs Graph
     calls (renew on `reauthorizationRequired`, recreate on `subscriptionRemoved`). The webhook only
-    enqueues it, so it answers Graph within its 3 s whatever Graph and the tables cost."""
+    enqueues it, so it answers Graph within its 3 s whatever Graph and the tables cost. `upkeep` is the
+    `renew_subscriptions` timer's check of one tracked mailbox (renew, recreate or create its
+    subscription): one message each, so the timer's run does not grow with the mailboxes."""
 
     kind = "subscription-lifecycle"
     subscription_id: str
     resource_no: str
     user_id: str
-    event: str  # reauthorizationRequired | subscriptionRemoved
+    event: str  # reauthorizationRequired | subscriptionRemoved | upkeep
     correlation_id: str = field(default_factory=new_correlation_id)
     received_at: str = field(default_factory=utc_now_iso)
     attempt: int = 0
@@ -149,7 +152,7 @@ class SubscriptionLifecycle(_Message):
     def validate(self) -> None:
         for name in ("subscription_id", "resource_no", "user_id"):
             value = getattr(self, name)
-            if not isinstance(value, str) or not value:
+            if not isinstance(value, str) or not (value or (name == "subscription_id" and self.event == UPKEEP)):
                 raise InvalidMessage(f"SubscriptionLifecycle: {name} is required")
         if self.event not in LIFECYCLE_WORK:
             raise InvalidMessage(f"SubscriptionLifecycle: unknown event {self.event!r}")

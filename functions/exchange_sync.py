@@ -12,7 +12,7 @@ import logging
 
 import azure.functions as func
 
-from connector.messages import ExchangeChange, InvalidMessage, SubscriptionLifecycle, message_kind
+from connector.messages import InvalidMessage
 from connector.services import services
 from connector.stores.storage import EXCHANGE_CHANGES_QUEUE
 from connector.telemetry import message_span
@@ -25,25 +25,15 @@ log = logging.getLogger(__name__)
 @bp.function_name("apply_exchange_changes")
 @bp.queue_trigger(arg_name="msg", queue_name=EXCHANGE_CHANGES_QUEUE, connection="AzureWebJobsStorage")
 async def apply_exchange_changes(msg: func.QueueMessage) -> None:
-    from connector.workers.to_planning import apply_exchange_change
+    from connector.workers.to_planning import handle_exchange_message
 
     app = services()
-    body = msg.get_body()
     try:
-        if message_kind(body) == SubscriptionLifecycle.kind:  # lifecycle work handed off by graph_lifecycle
-            from connector.workers.subscriptions import apply_lifecycle
-
-            lifecycle = SubscriptionLifecycle.from_json(body)
-            with message_span("apply_exchange_changes", body):
-                await apply_lifecycle(app, lifecycle)
-            return
-        message = ExchangeChange.from_json(body)
+        with message_span("apply_exchange_changes", msg.get_body()):
+            await handle_exchange_message(app, msg.get_body())
     except InvalidMessage as exc:
         await asyncio.to_thread(park_invalid_message, app.storage, app.activity, EXCHANGE_CHANGES_QUEUE, "to_planning",
                                 msg.get_body().decode("utf-8", "replace"), str(exc))
-        return
-    with message_span("apply_exchange_changes", msg.get_body()):
-        await apply_exchange_change(app, message)
 
 
 @bp.function_name("sync_resources")
@@ -63,8 +53,8 @@ async def renew_subscriptions(timer: func.TimerRequest) -> None:
     from connector.workers.subscriptions import renew_subscriptions as run
 
     report = await run(services())
-    log.info("renew_subscriptions: %d renewed, %d recreated, %d created, %d failed; %d old activity entries purged",
-             report.renewed, report.recreated, report.created, report.failed, report.purged)
+    log.info("renew_subscriptions: %d mailbox(es) enqueued for upkeep; %d old activity entries purged",
+             report.enqueued, report.purged)
 
 
 @bp.function_name("reconcile_exchange")

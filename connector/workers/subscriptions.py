@@ -4,10 +4,11 @@
   random clientState (`secrets.token_urlsafe(32)`, 43 characters) of which only the SHA-256 is
   stored (`SubscriptionIndex`); expiry `SUBSCRIPTION_LIFETIME_MINUTES` ahead. Graph validates both
   URLs against our own webhook functions before it answers.
-- **renew** (`renew_subscriptions` timer): PATCH the expiry of those expiring within
-  `SUBSCRIPTION_RENEWAL_MARGIN_MINUTES`; the others are checked with a GET. A subscription Graph no
-  longer has (404) is recreated and the mailbox gets a full resync, which repairs whatever changed
-  during the gap. A tracked mailbox without a subscription (its create failed) gets one.
+- **renew** (`renew_subscriptions` timer): fans out one `upkeep` message per tracked mailbox on
+  `exchange-changes`; each PATCHes the expiry when it is within `SUBSCRIPTION_RENEWAL_MARGIN_MINUTES`,
+  otherwise checks the subscription with a GET. A subscription Graph no longer has (404) is recreated
+  and the mailbox gets a full resync, which repairs whatever changed during the gap. A tracked mailbox
+  without a subscription (its create failed) gets one. A failed upkeep is retried like lifecycle work.
 - **lifecycle**: `graph_lifecycle` only verifies and enqueues (Graph judges the answer at 3 s); the
   work arrives here as a `SubscriptionLifecycle` message on `exchange-changes`.
   `reauthorizationRequired` → renew, coalesced: Graph sends it on its own, as often as every few
@@ -41,7 +42,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from connector.errors import GraphError
-from connector.messages import ExchangeChange, SubscriptionLifecycle
+from connector.messages import UPKEEP, ExchangeChange, SubscriptionLifecycle
 from connector.model import parse_utc
 from connector.services import Services
 from connector.stores.activity import ActivityEntry
@@ -202,55 +203,57 @@ async def _record(services: Services, action: str, outcome: str, record: Resourc
 
 @dataclass
 class RenewReport:
-    renewed: int = 0
-    recreated: int = 0
-    created: int = 0
-    failed: int = 0
+    enqueued: int = 0  # tracked mailboxes whose upkeep went to the queue
     purged: int = 0  # activity entries past the retention, deleted by this run
 
 
 async def renew_subscriptions(services: Services) -> RenewReport:
-    """The `renew_subscriptions` timer: renew the ones expiring soon, recreate lost ones, resync after gaps."""
+    """The `renew_subscriptions` timer: one `upkeep` message per tracked mailbox (fanned out through
+    `exchange-changes`, so 10,000 mailboxes are 10,000 small invocations that any instance takes, and a
+    slow mailbox delays nobody), and the activity log's retention."""
     report = RenewReport()
-    margin = timedelta(minutes=services.settings.subscription_renewal_margin_minutes)
     records = await asyncio.to_thread(services.registry.all)
     for record in records:
         if record.status != Status.TRACKED or not record.user_id:
             continue
-        try:
-            if not record.subscription_id:
-                await create_subscription(services, record)
-                await enqueue_resync(services, record.user_id, "resync", full=True)
-                report.created += 1
-            elif record.subscription_expiry is None or record.subscription_expiry - _now() <= margin:
-                before = record.subscription_id
-                updated = await renew_subscription(services, record)
-                if updated.subscription_id != before:
-                    report.recreated += 1
-                else:
-                    report.renewed += 1
-            elif await services.exchange.get_subscription(record.subscription_id) is None:
-                await recreate_subscription(services, record)
-                await enqueue_resync(services, record.user_id, "resync", full=True)
-                report.recreated += 1
-        except GraphError as exc:
-            report.failed += 1
-            log.warning("subscription upkeep failed for resource %s: %s", record.resource_no, exc)
-            await asyncio.to_thread(services.registry.update, record.resource_no, last_error=str(exc))
-            await _record(services, "renew", "failed", record, "subscription upkeep failed; retried next run", str(exc))
+        await asyncio.to_thread(services.work_queues.send_lifecycle, SubscriptionLifecycle(
+            record.subscription_id, record.resource_no, record.user_id, UPKEEP))
+        report.enqueued += 1
     # The activity log's retention rides on this hourly timer: a range read of the expired days only.
     report.purged = await asyncio.to_thread(services.activity.purge)
     return report
 
 
+async def upkeep(services: Services, record: ResourceRecord) -> str:
+    """One tracked mailbox's subscription: renew it when it expires soon, recreate it when Graph lost it,
+    create it when an earlier create failed; a gap gets a full resync. Returns what was done."""
+    margin = timedelta(minutes=services.settings.subscription_renewal_margin_minutes)
+    if not record.subscription_id:
+        await create_subscription(services, record)
+        await enqueue_resync(services, record.user_id, "resync", full=True)
+        return "created"
+    if record.subscription_expiry is None or record.subscription_expiry - _now() <= margin:
+        updated = await renew_subscription(services, record)
+        return "renewed" if updated.subscription_id == record.subscription_id else "recreated"
+    if await services.exchange.get_subscription(record.subscription_id) is None:
+        await recreate_subscription(services, record)
+        await enqueue_resync(services, record.user_id, "resync", full=True)
+        return "recreated"
+    return "healthy"
+
+
 async def apply_lifecycle(services: Services, message: SubscriptionLifecycle) -> None:
     """The queue side of `graph_lifecycle`: renew (coalesced) or recreate; see the module docstring."""
     record = await asyncio.to_thread(services.registry.get, message.resource_no)
-    if record is None or record.status != Status.TRACKED or record.subscription_id != message.subscription_id:
+    if record is None or record.status != Status.TRACKED or record.subscription_id != message.subscription_id \
+            or record.user_id != message.user_id:
         log.info("lifecycle %s for a subscription no longer in use: ignored", message.event)
         return
     try:
-        if message.event == "reauthorizationRequired":
+        if message.event == UPKEEP:
+            done = await upkeep(services, record)
+            log.info("subscription upkeep of resource %s: %s", record.resource_no, done)
+        elif message.event == "reauthorizationRequired":
             await reauthorize(services, record)
         else:
             await _record(services, "lifecycle", "applied", record, f"lifecycle event {message.event}")
@@ -279,15 +282,17 @@ async def _lifecycle_failed(services: Services, message: SubscriptionLifecycle, 
     """Retry later through the queue; when that cannot help, hand it to `renew_subscriptions`."""
     failure = classify(exc)
     next_attempt = message.attempt + 1
+    action = "renew" if message.event == UPKEEP else "lifecycle"
     if failure is not None and failure.transient and next_attempt < services.settings.work_max_attempts:
         delay = backoff_seconds(message.attempt, failure.retry_after)
         await asyncio.to_thread(services.work_queues.send_lifecycle, replace(message, attempt=next_attempt), delay)
-        await _record(services, "lifecycle", "retrying", record,
+        await _record(services, action, "retrying", record,
                       f"{message.event}: attempt {next_attempt}, next in {delay} s", str(exc))
         return
     # The renew timer does it (expiry "now" makes it due); a removed subscription's mailbox catches up anyway.
     await asyncio.to_thread(services.registry.update, record.resource_no, only_if=_same_subscription(record),
                             subscription_expiry=_now(), last_error=str(exc))
-    await _record(services, "lifecycle", "failed", record, f"{message.event}: left to renew_subscriptions", str(exc))
+    await _record(services, action, "failed", record, f"{message.event}: left to the next renew_subscriptions run",
+                  str(exc))
     if message.event == "subscriptionRemoved":
         await enqueue_resync(services, record.user_id, "lifecycle", full=True)

@@ -463,7 +463,13 @@ async def _create(ctx: _Context, action: CreateEvent, how: str = "create") -> No
     else:
         raise inner_error(response)
     if action.repeat or response.status == 409:
-        event = await _catch_up(ctx, resource.user_id, event, action)
+        caught_up = await _catch_up(ctx, resource.user_id, event, action)
+        if caught_up is None:  # that event was deleted in Outlook meanwhile: the board still plans it
+            transaction_id = new_transaction_id(ctx.guid, resource.resource_no, uuid.uuid4().hex[:8])
+            await _create(ctx, replace(action, payload={**action.payload, "transactionId": transaction_id},
+                                       transaction_id=transaction_id, repeat=False), how="recreate")
+            return
+        event = caught_up
     starts_at, ends_at = event_span(action.payload)
     saved = replace(pending, event_id=str(event["id"]), field_hashes=dict(action.field_hashes),
                     change_key=event.get("changeKey"), starts_at=starts_at, ends_at=ends_at)
@@ -473,8 +479,9 @@ async def _create(ctx: _Context, action: CreateEvent, how: str = "create") -> No
         detail=f"{why}event created in {resource.email}'s calendar"))
 
 
-async def _catch_up(ctx: _Context, user_id: str, event: dict[str, Any], action: CreateEvent) -> dict[str, Any]:
-    """The event an earlier attempt created holds the appointment as it was then: PATCH what moved since."""
+async def _catch_up(ctx: _Context, user_id: str, event: dict[str, Any], action: CreateEvent) -> dict[str, Any] | None:
+    """The event an earlier attempt created holds the appointment as it was then: PATCH what moved since.
+    None when that event is gone (a person deleted it between the two attempts)."""
     try:
         current = hashes_of(outlook_fields(CalendarEvent.from_graph(event), action.resource.time_zone))
     except InvalidPayload:
@@ -483,6 +490,8 @@ async def _catch_up(ctx: _Context, user_id: str, event: dict[str, Any], action: 
     if not changes:
         return event
     response = await _write(ctx, WriteRequest("PATCH", _events_url(user_id, str(event["id"])), user_id, changes, PREFER))
+    if response.status == 404:
+        return None
     if not response.ok:
         raise inner_error(response)
     return response.json() or event

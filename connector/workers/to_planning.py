@@ -48,7 +48,7 @@ from datetime import UTC, datetime, time, timedelta
 from typing import TYPE_CHECKING, Any
 
 from connector.errors import GraphError, PlanningError
-from connector.messages import ExchangeChange, PlanningChange
+from connector.messages import ExchangeChange, PlanningChange, SubscriptionLifecycle, message_kind
 from connector.model import CalendarEvent, InvalidPayload, parse_utc
 from connector.services import Services
 from connector.stores.activity import ActivityEntry
@@ -563,6 +563,17 @@ def _ids(action: Action, event: CalendarEvent | None) -> dict[str, str]:
     if isinstance(action, RestoreOutlook | UpdatePlanning):
         return {"appointment_guid": action.copy.appointment_guid, "event_id": action.copy.event_id or ""}
     return {"event_id": event.id if event else ""}
+
+
+async def handle_exchange_message(services: Services, body: str | bytes) -> None:
+    """One `exchange-changes` message, whichever of its two kinds: a mailbox's round, or subscription
+    work (a lifecycle event, the renew timer's upkeep). Raises `InvalidMessage` for one that can never run."""
+    if message_kind(body) == SubscriptionLifecycle.kind:
+        from connector.workers.subscriptions import apply_lifecycle
+
+        await apply_lifecycle(services, SubscriptionLifecycle.from_json(body))
+    else:
+        await apply_exchange_change(services, ExchangeChange.from_json(body))
 
 
 async def apply_exchange_change(services: Services, message: ExchangeChange) -> None:

@@ -37,7 +37,6 @@ import azure.functions as func
 
 from connector.config import load_settings
 from connector.errors import GraphError, PlanningError
-from connector.messages import ExchangeChange
 from connector.model import graph_time
 from connector.services import Services
 from connector.stores.activity import ActivityLog
@@ -265,13 +264,13 @@ class Sim:
 
     async def _invoke(self, invocation: Invocation) -> None:
         from connector.workers.to_outlook import handle_planning_message
-        from connector.workers.to_planning import apply_exchange_change
+        from connector.workers.to_planning import handle_exchange_message
 
         services, message = invocation.process.services, invocation.message
         if invocation.queue == PLANNING_CHANGES_QUEUE:
             await handle_planning_message(services, message.content)
         else:
-            await apply_exchange_change(services, ExchangeChange.from_json(message.content))
+            await handle_exchange_message(services, message.content)
 
     def _finished(self, task: asyncio.Task[Any]) -> None:
         invocation = self.running.pop(task)

@@ -520,6 +520,29 @@ def test_renew_subscriptions_renews_the_ones_expiring_soon_and_recreates_lost_on
     wait_until(lambda: on_board(stack, gap["id"]), TIMEOUT, what="the gap resynced")
 
 
+def test_the_renew_timer_fans_out_one_upkeep_per_tracked_mailbox_and_the_queue_workers_do_it(
+        stack: Stack, alice: Outlook) -> None:
+    import asyncio
+
+    from connector.workers.subscriptions import renew_subscriptions
+
+    settle(stack)
+    tracked = [r for r in stack.services.registry.all() if r.status == Status.TRACKED and r.user_id]
+    assert len(tracked) >= 2, "the fixture tracks several mailboxes"
+    record = stack.services.registry.get(ALICE)
+    assert record is not None
+    stack.services.registry.update(ALICE, subscription_expiry=datetime.now(UTC) + timedelta(minutes=5))
+    report = asyncio.run(renew_subscriptions(stack.services))  # the timer's core, in this process
+    # It only enqueued: one message per tracked mailbox; the dev host's queue workers renew.
+    assert report.enqueued == len(tracked)
+    renewed = wait_until(lambda: (r := stack.services.registry.get(ALICE)) and r.subscription_expiry
+                         and r.subscription_expiry > datetime.now(UTC) + timedelta(days=1) and r, TIMEOUT,
+                         what="the subscription renewed by its upkeep message")
+    assert renewed.subscription_id == record.subscription_id
+    settle(stack)
+    assert [s["id"] for s in subscriptions(stack, alice.user_id)] == [record.subscription_id]
+
+
 def test_an_expired_delta_token_ends_in_a_full_resync_that_removes_items_gone_from_outlook(
         stack: Stack, alice: Outlook) -> None:
     doomed = alice.create(event("Deleted behind our back", TODAY + timedelta(days=13, hours=9)))

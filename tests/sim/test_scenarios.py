@@ -7,6 +7,7 @@ from __future__ import annotations
 import logging
 import uuid
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 
@@ -52,6 +53,40 @@ def test_a_retried_create_brings_the_first_attempts_event_up_to_date() -> None:
         first = desired_event(Appointment.from_payload(sim.planning.payload(appointment)), "UTC")
         sim.graph.new_event(user, {**first, "transactionId": transaction,
                                    "singleValueExtendedProperties": [{"id": TAG_PROPERTY_ID, "value": appointment.guid}]})
+        appointment.subject = "Job v2"
+        sim.planning.plan(appointment, "updated")
+
+    sim, violations = run_scenario(script)
+    assert violations == []
+    assert _event_subjects(sim, "ALICE") == ["Job v2"]
+
+
+def test_a_retried_create_whose_first_event_a_person_deleted_meanwhile_makes_the_event_again() -> None:
+    """Was: "planning-changes: 1 message(s) parked on the poison queue" (seed 1454): the retry (same
+    transactionId) got the first attempt's event back, the person deleted it just then, and bringing it up
+    to date answered 404, taken as a permanent failure; the planner's appointment had no event."""
+    appointment = _appointment("Job", ["ALICE"])
+
+    async def script(sim: Sim) -> None:
+        services = sim.processes[0].services
+        user = sim.user_of("ALICE")
+        sim.planning.plan(appointment, "created")
+        sim.planning.outbox.clear()
+        transaction = f"dsx-{appointment.guid}-ALICE-first"
+        services.mappings.save_outlook_copy(OutlookCopy(appointment.guid, "ALICE", user, transaction))
+        first = desired_event(Appointment.from_payload(sim.planning.payload(appointment)), "UTC")
+        sim.graph.new_event(user, {**first, "transactionId": transaction,
+                                   "singleValueExtendedProperties": [{"id": TAG_PROPERTY_ID, "value": appointment.guid}]})
+        request = sim.graph._request
+
+        def deleted_right_after_the_repeat(method: str, user_id: str, event_id: str | None, body: Any,
+                                           condition: str | None = None) -> dict[str, Any]:
+            answer = request(method, user_id, event_id, body, condition)
+            if method == "POST" and event_id is None and (body or {}).get("transactionId") == transaction:
+                sim.graph.remove_event(user_id, answer["body"]["id"])  # the technician deletes it just then
+            return answer
+
+        sim.graph._request = deleted_right_after_the_repeat  # type: ignore[method-assign]
         appointment.subject = "Job v2"
         sim.planning.plan(appointment, "updated")
 

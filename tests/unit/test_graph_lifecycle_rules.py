@@ -9,7 +9,7 @@ import pytest
 
 from connector.errors import GraphError
 from connector.gateways.batcher import WriteResponse, inner_error
-from connector.messages import ExchangeChange, InvalidMessage, SubscriptionLifecycle, message_kind
+from connector.messages import UPKEEP, ExchangeChange, InvalidMessage, SubscriptionLifecycle, message_kind
 from connector.stores.registry import SubscriptionIndex, client_state_hash
 from connector.stores.renewals import CLAIM_TTL, RenewalState, decide
 from connector.web.graph_intake import NotificationItem, lifecycle_work, verify
@@ -83,6 +83,16 @@ def test_lifecycle_messages_round_trip_and_are_told_apart_from_changes() -> None
         SubscriptionLifecycle.from_json(text.replace("reauthorizationRequired", "missed"))
     with pytest.raises(InvalidMessage, match="subscription_id"):
         SubscriptionLifecycle.from_json(text.replace('"sub-1"', '""'))
+
+
+def test_the_renew_timers_upkeep_rides_the_same_queue_and_may_name_no_subscription_yet() -> None:
+    # A tracked mailbox whose create failed has no subscription: its upkeep creates one.
+    upkeep = SubscriptionLifecycle("", "R1", "user-1", UPKEEP)
+    assert SubscriptionLifecycle.from_json(upkeep.to_json()) == upkeep
+    with pytest.raises(InvalidMessage, match="resource_no"):
+        SubscriptionLifecycle.from_json(upkeep.to_json().replace('"R1"', '""'))
+    # Only the timer makes upkeep work: a lifecycle notification saying "upkeep" is none of Graph's events.
+    assert _verified("upkeep") == []
 
 
 # -- 412 ErrorIrresolvableConflict and Retry-After ----------------------------------------------------------------
