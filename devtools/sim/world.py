@@ -56,7 +56,7 @@ SECRET = "sim-webhook-secret"
 RESOURCES = ("ALICE", "BOB", "CAROL")
 
 
-QUIET_WITHIN = 3600.0  # virtual seconds a drain may take before the run counts as stuck
+QUIET_WITHIN = 3 * 3600.0  # virtual seconds a drain may take before the run counts as stuck (> the retry horizon)
 MAX_MOVES = 20_000  # scheduler moves likewise (work that keeps making work)
 
 
