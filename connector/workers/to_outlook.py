@@ -465,9 +465,7 @@ async def _create(ctx: _Context, action: CreateEvent, how: str = "create") -> No
     if action.repeat or response.status == 409:
         caught_up = await _catch_up(ctx, resource.user_id, event, action)
         if caught_up is None:  # that event was deleted in Outlook meanwhile: the board still plans it
-            transaction_id = new_transaction_id(ctx.guid, resource.resource_no, uuid.uuid4().hex[:8])
-            await _create(ctx, replace(action, payload={**action.payload, "transactionId": transaction_id},
-                                       transaction_id=transaction_id, repeat=False), how="recreate")
+            await _create_again(ctx, action)
             return
         event = caught_up
     starts_at, ends_at = event_span(action.payload)
@@ -477,6 +475,14 @@ async def _create(ctx: _Context, action: CreateEvent, how: str = "create") -> No
     await _persist(ctx, ctx.services.mappings.save_outlook_copy, saved, ctx.entry(
         action_name, "applied", resource.resource_no, saved.event_id or "", latency=True,
         detail=f"{why}event created in {resource.email}'s calendar"))
+
+
+async def _create_again(ctx: _Context, action: CreateEvent) -> None:
+    """An event deleted in Outlook while the board still plans it comes back: a new create intent, with a
+    fresh transactionId (the old one may still answer with the deleted event, or be refused)."""
+    transaction_id = new_transaction_id(ctx.guid, action.resource.resource_no, uuid.uuid4().hex[:8])
+    await _create(ctx, replace(action, payload={**action.payload, "transactionId": transaction_id},
+                               transaction_id=transaction_id, repeat=False), how="recreate")
 
 
 async def _catch_up(ctx: _Context, user_id: str, event: dict[str, Any], action: CreateEvent) -> dict[str, Any] | None:
@@ -539,11 +545,9 @@ async def _update(ctx: _Context, action: UpdateEvent) -> None:
     if response.status == 404 and ctx.appointment is not None:
         # Deleted in Outlook: the board still plans it, so the event comes back (new create intent).
         await _io(ctx.services.mappings.delete_outlook_copy, copy)
-        transaction_id = new_transaction_id(ctx.guid, resource.resource_no, uuid.uuid4().hex[:8])
         body = desired_event(ctx.appointment, resource.time_zone)
-        payload = {**body, "transactionId": transaction_id,
-                   "singleValueExtendedProperties": [{"id": TAG_PROPERTY_ID, "value": ctx.guid}]}
-        await _create(ctx, CreateEvent(resource, payload, transaction_id, hashes_of(body)), how="recreate")
+        payload = {**body, "singleValueExtendedProperties": [{"id": TAG_PROPERTY_ID, "value": ctx.guid}]}
+        await _create_again(ctx, CreateEvent(resource, payload, "", hashes_of(body)))
         return
     if not response.ok:
         raise inner_error(response)
