@@ -9,7 +9,14 @@ import pytest
 
 from connector.errors import GraphError
 from connector.gateways.batcher import WriteResponse, inner_error
-from connector.messages import UPKEEP, ExchangeChange, InvalidMessage, SubscriptionLifecycle, message_kind
+from connector.messages import (
+    UPKEEP,
+    ExchangeChange,
+    InvalidMessage,
+    ResourceCheck,
+    SubscriptionLifecycle,
+    message_kind,
+)
 from connector.stores.registry import SubscriptionIndex, client_state_hash
 from connector.stores.renewals import CLAIM_TTL, RenewalState, decide
 from connector.web.graph_intake import NotificationItem, lifecycle_work, verify
@@ -93,6 +100,17 @@ def test_the_renew_timers_upkeep_rides_the_same_queue_and_may_name_no_subscripti
         SubscriptionLifecycle.from_json(upkeep.to_json().replace('"R1"', '""'))
     # Only the timer makes upkeep work: a lifecycle notification saying "upkeep" is none of Graph's events.
     assert _verified("upkeep") == []
+
+
+def test_a_resource_check_rides_the_same_queue_and_needs_its_resource_and_email() -> None:
+    check = ResourceCheck("R1", "r1@contoso.example", "R One")
+    text = check.to_json()
+    assert message_kind(text) == "resource-check" and ResourceCheck.from_json(text) == check
+    for field in ('"R1"', '"r1@contoso.example"'):
+        with pytest.raises(InvalidMessage, match="required"):
+            ResourceCheck.from_json(text.replace(field, '""'))
+    with pytest.raises(InvalidMessage, match="kind"):
+        ExchangeChange.from_json(text)
 
 
 # -- 412 ErrorIrresolvableConflict and Retry-After ----------------------------------------------------------------
