@@ -136,6 +136,7 @@ class Sim:
         self.loop = VirtualLoop()
         self.storage = FakeStorage(self.loop.time)
         self.graph = FakeGraph(self)
+        self.graph.repeated_transaction = random.Random(f"transaction-{seed}").choice(["existing", "conflict"])
         self.planning = FakePlanning(self)
         values = local_values(public_url="https://connector.sim")
         # Both conflict policies run (their own generator: the rest of a seed's schedule stays as it was).

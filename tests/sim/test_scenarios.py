@@ -98,6 +98,33 @@ def test_a_retried_create_whose_first_event_a_person_deleted_meanwhile_makes_the
     assert _event_subjects(sim, "ALICE") == ["Job v2"]
 
 
+def test_a_retried_create_answered_409_whose_first_event_was_deleted_makes_the_event_again() -> None:
+    """Graph's answer to a repeated transactionId is not documented; where it is a 409 and the first
+    event is gone (a person deleted it, its transactionId stays taken), the tag search finds nothing. Was:
+    "planning-changes: 1 message(s) parked on the poison queue" (the 409 was raised as permanent)."""
+    appointment = _appointment("Job", ["ALICE"])
+
+    async def script(sim: Sim) -> None:
+        services = sim.processes[0].services
+        user = sim.user_of("ALICE")
+        sim.graph.repeated_transaction = "conflict"
+        sim.planning.plan(appointment, "created")
+        sim.planning.outbox.clear()
+        transaction = f"dsx-{appointment.guid}-ALICE-first"
+        services.mappings.save_outlook_copy(OutlookCopy(appointment.guid, "ALICE", user, transaction))
+        first = desired_event(Appointment.from_payload(sim.planning.payload(appointment)), "UTC")
+        event = sim.graph.new_event(user, {**first, "transactionId": transaction, "singleValueExtendedProperties": [
+            {"id": TAG_PROPERTY_ID, "value": appointment.guid}]})
+        sim.graph._taken.add((user, transaction))  # the first attempt's POST took the transactionId
+        sim.graph.remove_event(user, event["id"])  # and the technician deleted its event
+        appointment.subject = "Job v2"
+        sim.planning.plan(appointment, "updated")
+
+    sim, violations = run_scenario(script)
+    assert violations == []
+    assert _event_subjects(sim, "ALICE") == ["Job v2"]
+
+
 def test_a_change_waiting_for_a_crashed_workers_appointment_lease_is_applied_not_parked() -> None:
     """Was: "planning-changes: 1 message(s) parked on the poison queue": the lease of a worker that died
     holds for 120 s; every retry of the waiting change counted as a failed attempt."""
