@@ -159,6 +159,33 @@ class SubscriptionLifecycle(_Message):
         _check_attempt(self.attempt, self.throttled)
 
 
+@dataclass(frozen=True)
+class ResourceCheck(_Message):
+    """Work for one tracked resource on `exchange-changes`, fanned out by `sync_resources`: is its email
+    still the same Graph user, has its mailbox's time zone changed, does it have its subscription. The
+    timer keeps the decisions about the whole tenant (tracking, untracking under the mass-change guard);
+    the Graph calls of the steady state (two per resource) run here, on any instance."""
+
+    kind = "resource-check"
+    resource_no: str
+    email: str
+    display_name: str = ""
+    correlation_id: str = field(default_factory=new_correlation_id)
+    received_at: str = field(default_factory=utc_now_iso)
+    attempt: int = 0
+    trace_context: str = ""
+    throttled: int = 0
+
+    def validate(self) -> None:
+        for name in ("resource_no", "email"):
+            value = getattr(self, name)
+            if not isinstance(value, str) or not value:
+                raise InvalidMessage(f"ResourceCheck: {name} is required")
+        if not isinstance(self.display_name, str):
+            raise InvalidMessage("ResourceCheck: display_name must be a string")
+        _check_attempt(self.attempt, self.throttled)
+
+
 def message_kind(text: str | bytes) -> str:
     """The `kind` of a queue message ("" when it has none or is not JSON): picks the parser."""
     try:

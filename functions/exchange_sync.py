@@ -42,9 +42,9 @@ async def sync_resources(timer: func.TimerRequest) -> None:
     from connector.workers.resources import sync_resources as run
 
     report = await run(services())
-    log.info("sync_resources: %d newly tracked, %d untracked, %d unknown email, %d unchanged, %d error(s)",
-             len(report.tracked), len(report.untracked), len(report.unknown_email), report.unchanged,
-             len(report.errors))
+    log.info("sync_resources: %d newly tracked, %d untracked, %d unknown email, %d missing, %d held, %d unchanged, "
+             "%d checks enqueued, %d error(s)", len(report.tracked), len(report.untracked), len(report.unknown_email),
+             len(report.missing), len(report.held), report.unchanged, report.checked, len(report.errors))
 
 
 @bp.function_name("renew_subscriptions")

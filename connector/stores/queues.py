@@ -12,7 +12,7 @@ from dataclasses import dataclass, replace
 
 from azure.core.exceptions import HttpResponseError, ResourceExistsError, ResourceNotFoundError
 
-from connector.messages import ExchangeChange, PlanningChange, SubscriptionLifecycle
+from connector.messages import ExchangeChange, PlanningChange, ResourceCheck, SubscriptionLifecycle
 from connector.stores.storage import (
     EXCHANGE_CHANGES_QUEUE,
     PLANNING_CHANGES_QUEUE,
@@ -66,6 +66,11 @@ class WorkQueues:
         """Lifecycle work travels on `exchange-changes` too (its worker tells the kinds apart)."""
         message = replace(message, trace_context=message.trace_context or current_trace_context())
         send_text(self._clients, EXCHANGE_CHANGES_QUEUE, message.to_json(), delay_seconds)
+
+    def send_resource_check(self, message: ResourceCheck) -> None:
+        """`sync_resources`' per-resource checks travel on `exchange-changes` too."""
+        message = replace(message, trace_context=message.trace_context or current_trace_context())
+        send_text(self._clients, EXCHANGE_CHANGES_QUEUE, message.to_json())
 
     def send_planning_change(self, message: PlanningChange, delay_seconds: int | None = None) -> None:
         message = replace(message, trace_context=message.trace_context or current_trace_context())

@@ -13,7 +13,10 @@ a user Graph knows (`get_user`). Each run:
    (`GET /api/admin/resources`). It is looked up again on the next run (one cheap call per run),
    never retried through the queue and never raised: one bad address does not fail the timer;
 4. **mailbox time zone**: each tracked resource's `mailboxSettings.timeZone` is read when it is
-   tracked and again on every run (`MailboxSettings.Read`); all-day items are read and written in
+   tracked and again on every run (`MailboxSettings.Read`; for a tracked resource nothing else has
+   to decide about, this check and the `get_user` before it are fanned out: one `ResourceCheck`
+   message each on `exchange-changes`, `check_resource`, so a run over 10,000 resources only
+   enqueues); all-day items are read and written in
    it (see `connector/sync/timezones.py`). When it cannot be read (permission missing, unknown
    zone) the last known zone is kept, UTC at first, and the problem shows as the resource's error;
 5. **no longer tracked** (integration switched off, email cleared or unknown, or the resource left
@@ -42,12 +45,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
 from connector.errors import GraphError, PlanningError
+from connector.messages import ResourceCheck
 from connector.services import Services
 from connector.stores.activity import ActivityEntry
 from connector.stores.cursors import CursorStore
@@ -65,6 +69,7 @@ class ResourceReport:
     untracked: list[str] = field(default_factory=list)
     unknown_email: list[str] = field(default_factory=list)
     unchanged: int = 0
+    checked: int = 0  # tracked resources whose steady-state check went to the queue (`check_resource`)
     errors: list[str] = field(default_factory=list)
     missing: list[str] = field(default_factory=list)  # missing for the first time: kept, looked at again next run
     held: list[str] = field(default_factory=list)  # would be untracked: held for an admin (mass-change guard)
@@ -113,8 +118,14 @@ async def sync_resources(services: Services) -> ResourceReport:
     tracked = sum(1 for r in records.values() if r.status == Status.TRACKED)
     candidates: list[_Candidate] = []  # to untrack, if the guard lets them go
     for resource in listed:
+        record = records.pop(resource.resource_no, None)
+        if _routine(resource, record):
+            await _io(services.work_queues.send_resource_check,
+                      ResourceCheck(resource.resource_no, resource.email, resource.display_name))
+            report.checked += 1
+            continue
         try:
-            await _sync_one(services, resource, records.pop(resource.resource_no, None), report, candidates)
+            await _sync_one(services, resource, record, report, candidates)
         except (GraphError, PlanningError) as exc:
             # Transient trouble with one resource: the next run tries again; the others go on.
             report.errors.append(f"{resource.resource_no}: {exc}")
@@ -171,24 +182,69 @@ async def _sync_one(services: Services, resource: DsResource, record: ResourceRe
         return
     user_id = str(user["id"])
     if record is not None and record.status == Status.TRACKED and record.user_id == user_id:
-        if record.missing_since is not None:  # missing on the last run, back now: simply kept
-            await _io(services.registry.update, record.resource_no, missing_since=None)
-            await _activity(services, "returned", "applied", record.resource_no,
-                            f"found again (missing since {record.missing_since:%Y-%m-%d %H:%M} UTC); still tracked")
-        time_zone, zone_error = await read_time_zone(services, user_id, record.time_zone)
-        if (record.email, record.display_name, record.time_zone) != (resource.email, resource.display_name, time_zone):
-            await _io(services.registry.update, record.resource_no, email=resource.email,
-                      display_name=resource.display_name, time_zone=time_zone)
-        if zone_error:
-            await _io(services.registry.update, record.resource_no, last_error=zone_error)
-        if not record.subscription_id:  # an earlier create failed: try again now
-            await create_subscription(services, record)
+        await _refresh(services, resource, record)
         report.unchanged += 1
         return
     if record is not None and record.status == Status.TRACKED:  # another mailbox now: untrack the old one first
         candidates.append(_Candidate(record, "the resource's mailbox changed", retrack=(resource, user_id)))
         return
     await _track(services, resource, user_id, record, report)
+
+
+def _routine(resource: DsResource, record: ResourceRecord | None) -> bool:
+    """A tracked resource as the registry knows it, nothing to decide about the tenant: its check (two
+    Graph calls) is fanned out. Anything else (new, changed email, missing since the last run, switched
+    off) is this run's to decide."""
+    return (resource.enabled and bool(resource.email) and record is not None and record.status == Status.TRACKED
+            and bool(record.user_id) and record.missing_since is None and record.email == resource.email)
+
+
+async def _refresh(services: Services, resource: DsResource, record: ResourceRecord) -> None:
+    """A tracked resource whose email is still its Graph user: back if it was missing, its name and
+    mailbox time zone current, its subscription there. Written only while it is still that mailbox's."""
+    same = _same_mailbox(record)
+    if record.missing_since is not None:  # missing on the last run, back now: simply kept
+        await _io(services.registry.update, record.resource_no, only_if=same, missing_since=None)
+        await _activity(services, "returned", "applied", record.resource_no,
+                        f"found again (missing since {record.missing_since:%Y-%m-%d %H:%M} UTC); still tracked")
+    time_zone, zone_error = await read_time_zone(services, record.user_id, record.time_zone)
+    if (record.email, record.display_name, record.time_zone) != (resource.email, resource.display_name, time_zone):
+        await _io(services.registry.update, record.resource_no, only_if=same, email=resource.email,
+                  display_name=resource.display_name, time_zone=time_zone)
+    if zone_error:
+        await _io(services.registry.update, record.resource_no, only_if=same, last_error=zone_error)
+    if not record.subscription_id:  # an earlier create failed: try again now
+        await create_subscription(services, record)
+
+
+def _same_mailbox(record: ResourceRecord) -> Callable[[ResourceRecord], bool]:
+    return lambda r: r.status == Status.TRACKED and r.user_id == record.user_id
+
+
+async def check_resource(services: Services, message: ResourceCheck) -> None:
+    """The fanned-out part of `sync_resources` for one tracked resource (see `ResourceCheck`). What the
+    tenant-wide run must decide is only noted here: an email that is no longer a Graph user, or that is
+    now another mailbox, marks the resource missing, and the next run looks at it as a whole (two runs in
+    a row, the mass-change guard). A failure is noted on the resource; the next run checks it again."""
+    record = await _io(services.registry.get, message.resource_no)
+    if record is None or not _routine(DsResource(message.resource_no, message.email, message.display_name, True),
+                                      record):
+        return  # changed since the run looked at it: the next run decides
+    resource = DsResource(record.resource_no, message.email, message.display_name, True)
+    try:
+        user = await services.exchange.get_user(resource.email)
+        if user is None or not user.get("id") or str(user["id"]) != record.user_id:
+            why = "its email is no longer a Graph user" if user is None or not user.get("id") else \
+                "its email is now another mailbox"
+            if await _io(services.registry.update, record.resource_no, only_if=_same_mailbox(record),
+                         missing_since=datetime.now(UTC)):
+                await _activity(services, "missing", "skipped", record.resource_no,
+                                f"{why}; still tracked: looked at again by the next sync_resources run")
+            return
+        await _refresh(services, resource, record)
+    except (GraphError, PlanningError) as exc:
+        log.warning("resource check %s: %s", record.resource_no, exc)
+        await _io(services.registry.update, record.resource_no, only_if=_same_mailbox(record), last_error=str(exc))
 
 
 async def _note_unknown_email(services: Services, resource: DsResource, record: ResourceRecord | None,

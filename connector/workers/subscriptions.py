@@ -2,8 +2,9 @@
 
 - **create**: `users/{id}/events`, `created,updated,deleted`, the notification and lifecycle URLs, a
   random clientState (`secrets.token_urlsafe(32)`, 43 characters) of which only the SHA-256 is
-  stored (`SubscriptionIndex`); expiry `SUBSCRIPTION_LIFETIME_MINUTES` ahead. Graph validates both
-  URLs against our own webhook functions before it answers.
+  stored (`SubscriptionIndex`); expiry `SUBSCRIPTION_LIFETIME_MINUTES` ahead, less a fixed offset of
+  the mailbox of up to 6 hours (`lifetime`: subscriptions created together come due in different
+  runs). Graph validates both URLs against our own webhook functions before it answers.
 - **renew** (`renew_subscriptions` timer): fans out one `upkeep` message per tracked mailbox on
   `exchange-changes`; each PATCHes the expiry when it is within `SUBSCRIPTION_RENEWAL_MARGIN_MINUTES`,
   otherwise checks the subscription with a GET. A subscription Graph no longer has (404) is recreated
@@ -32,6 +33,7 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 import re
 import secrets
@@ -68,13 +70,24 @@ def _expiry_of(subscription: dict[str, object], fallback: datetime) -> datetime:
         return fallback
 
 
+def lifetime(minutes: int, margin_minutes: int, user_id: str) -> timedelta:
+    """The lifetime asked for one mailbox's subscription: `SUBSCRIPTION_LIFETIME_MINUTES` less a fixed
+    offset of that mailbox (up to 6 hours, never past the renewal margin). Subscriptions created together
+    (a first onboarding of thousands) then come due over several hourly runs instead of all in one,
+    and stay spread, since each renewal takes the same offset again."""
+    spread = min(360, max(0, (minutes - margin_minutes) // 4))
+    offset = int(hashlib.sha256(user_id.encode()).hexdigest(), 16) % (spread + 1)
+    return timedelta(minutes=minutes - offset)
+
+
 async def create_subscription(services: Services, record: ResourceRecord) -> ResourceRecord:
     """Create the mailbox's subscription and remember its index; returns the updated record.
 
     A 409 (Graph already has one for this mailbox) adopts or replaces the leftover (module docstring)."""
     settings = services.settings
     client_state = secrets.token_urlsafe(32)
-    wanted = _now() + timedelta(minutes=settings.subscription_lifetime_minutes)
+    wanted = _now() + lifetime(settings.subscription_lifetime_minutes, settings.subscription_renewal_margin_minutes,
+                               record.user_id)
     try:
         created = await services.exchange.create_subscription(
             record.user_id, settings.graph_notification_url, settings.graph_lifecycle_url, client_state, wanted)
@@ -173,7 +186,9 @@ async def recreate_subscription(services: Services, record: ResourceRecord) -> R
 
 async def renew_subscription(services: Services, record: ResourceRecord) -> ResourceRecord:
     """PATCH the expiry forward (also re-authorizes); a 404 recreates it and asks for a full resync."""
-    wanted = _now() + timedelta(minutes=services.settings.subscription_lifetime_minutes)
+    settings = services.settings
+    wanted = _now() + lifetime(settings.subscription_lifetime_minutes, settings.subscription_renewal_margin_minutes,
+                               record.user_id)
     try:
         renewed = await services.exchange.renew_subscription(record.subscription_id, wanted)
     except GraphError as exc:

@@ -46,7 +46,6 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import quote
 
-from connector.errors import GraphError
 from connector.gateways.batcher import GraphBatcher, WriteRequest, WriteResponse, inner_error
 from connector.messages import InvalidMessage, PlanningChange
 from connector.model import Appointment, CalendarEvent, InvalidPayload, parse_utc
@@ -457,17 +456,18 @@ async def _create(ctx: _Context, action: CreateEvent, how: str = "create") -> No
     response = await _write(ctx, WriteRequest("POST", _events_url(resource.user_id), resource.user_id,
                                               action.payload, PREFER))
     if response.ok:
-        event = response.json()
+        event: dict[str, Any] | None = response.json()
     elif response.status == 409:  # a repeated transactionId answered as a conflict: adopt the first event
         event = await _find_created(ctx, resource.user_id, action.transaction_id)
     else:
         raise inner_error(response)
     if action.repeat or response.status == 409:
-        caught_up = await _catch_up(ctx, resource.user_id, event, action)
+        caught_up = None if event is None else await _catch_up(ctx, resource.user_id, event, action)
         if caught_up is None:  # that event was deleted in Outlook meanwhile: the board still plans it
             await _create_again(ctx, action)
             return
         event = caught_up
+    assert event is not None
     starts_at, ends_at = event_span(action.payload)
     saved = replace(pending, event_id=str(event["id"]), field_hashes=dict(action.field_hashes),
                     change_key=event.get("changeKey"), starts_at=starts_at, ends_at=ends_at)
@@ -503,13 +503,14 @@ async def _catch_up(ctx: _Context, user_id: str, event: dict[str, Any], action: 
     return response.json() or event
 
 
-async def _find_created(ctx: _Context, user_id: str, transaction_id: str) -> dict[str, Any]:
+async def _find_created(ctx: _Context, user_id: str, transaction_id: str) -> dict[str, Any] | None:
+    """The event an earlier attempt created with this transactionId, found by the appointment's tag;
+    None when no event carries it any more (deleted in Outlook: its transactionId stays taken)."""
     found = await ctx.services.exchange.find_events_by_property(user_id, TAG_PROPERTY_ID, ctx.guid)
     for event in found:
         if event.get("transactionId") in (None, transaction_id):
             return event
-    raise GraphError(409, "ErrorDuplicateTransaction", f"transactionId {transaction_id} is taken but no event carries it",
-                     5)
+    return None
 
 
 async def _update(ctx: _Context, action: UpdateEvent) -> None:

@@ -48,7 +48,7 @@ from datetime import UTC, datetime, time, timedelta
 from typing import TYPE_CHECKING, Any
 
 from connector.errors import GraphError, PlanningError
-from connector.messages import ExchangeChange, PlanningChange, SubscriptionLifecycle, message_kind
+from connector.messages import ExchangeChange, PlanningChange, ResourceCheck, SubscriptionLifecycle, message_kind
 from connector.model import CalendarEvent, InvalidPayload, parse_utc
 from connector.services import Services
 from connector.stores.activity import ActivityEntry
@@ -566,12 +566,18 @@ def _ids(action: Action, event: CalendarEvent | None) -> dict[str, str]:
 
 
 async def handle_exchange_message(services: Services, body: str | bytes) -> None:
-    """One `exchange-changes` message, whichever of its two kinds: a mailbox's round, or subscription
-    work (a lifecycle event, the renew timer's upkeep). Raises `InvalidMessage` for one that can never run."""
-    if message_kind(body) == SubscriptionLifecycle.kind:
+    """One `exchange-changes` message, whichever its kind: a mailbox's round, subscription work (a
+    lifecycle event, the renew timer's upkeep), or `sync_resources`' check of one resource. Raises
+    `InvalidMessage` for one that can never run."""
+    kind = message_kind(body)
+    if kind == SubscriptionLifecycle.kind:
         from connector.workers.subscriptions import apply_lifecycle
 
         await apply_lifecycle(services, SubscriptionLifecycle.from_json(body))
+    elif kind == ResourceCheck.kind:
+        from connector.workers.resources import check_resource
+
+        await check_resource(services, ResourceCheck.from_json(body))
     else:
         await apply_exchange_change(services, ExchangeChange.from_json(body))
 

@@ -113,3 +113,7 @@ class GraphEmulatorConfig:
     # Bodies are HTML unless `Prefer: outlook.body-content-type="text"` is sent; False makes the
     # emulator ignore that Prefer (always HTML, no Preference-Applied for it).
     honour_body_content_type: bool = True
+    # A create repeating a transactionId (Graph does not document the answer): "existing" answers the
+    # first event (201) and a deleted event's transactionId is free again; "conflict" answers 409
+    # ErrorDuplicateTransactionId and keeps the transactionIds of deleted events taken.
+    repeated_transaction: str = "existing"

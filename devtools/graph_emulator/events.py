@@ -143,6 +143,9 @@ def insert_event(emu: Emulator, user: User, data: dict[str, Any]) -> tuple[Event
     """Store a new event (API create and seeding); (the event, whether it is new)."""
     inp = parse_event_input(data, creating=True, strict=emu.config.strict_fields)
     if inp.transaction_id is not None:
+        if emu.config.repeated_transaction == "conflict" and emu.store.transaction_taken(user.id, inp.transaction_id):
+            raise GraphError(409, "ErrorDuplicateTransactionId",
+                             "An event with this transactionId was already created in this mailbox.")
         existing = emu.store.by_transaction(user.id, inp.transaction_id)
         if existing is not None:  # a retried create: nothing new, answer with the first one
             return top_view(existing), False

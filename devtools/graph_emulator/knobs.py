@@ -21,6 +21,7 @@ from .errors import GraphError
 CHOICES: dict[str, tuple[str, ...]] = {
     "delta_occurrences": ("stub", "full"),
     "occurrence_delete_signal": ("none", "removed"),
+    "repeated_transaction": ("existing", "conflict"),
 }
 _FIXED = {"token", "tenant_id", "application_id", "creator_id"}  # identity, not behaviour
 _COUNTS = {"subscriptions_page_size", "endpoint_min_answers", "batch_concurrency", "batch_max_requests",

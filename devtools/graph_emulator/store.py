@@ -193,10 +193,13 @@ class EventStore:
             self._transactions[(record.mailbox, record.transaction_id)] = record.immutable_id
 
     def remove_event(self, record: EventRecord) -> None:
+        """The event goes; its transactionId stays known as taken (`transaction_taken`)."""
         self.events.pop(record.immutable_id, None)
         self._regular.pop(record.regular_id, None)
-        if record.transaction_id is not None:
-            self._transactions.pop((record.mailbox, record.transaction_id), None)
+
+    def transaction_taken(self, mailbox: str, transaction_id: str) -> bool:
+        """Whether a create used this transactionId in this mailbox, its event deleted since or not."""
+        return (mailbox, transaction_id) in self._transactions
 
     def move_event(self, record: EventRecord) -> None:
         """Simulate a folder move: a new regular id, the same immutable id."""

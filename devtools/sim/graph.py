@@ -51,6 +51,11 @@ class FakeGraph:
         self.subscriptions: dict[str, dict[str, Any]] = {}
         self.outbox: list[Notification] = []
         self.writes = 0  # event writes that took effect (the replay check compares it)
+        # What a create with a transactionId already used answers (Graph does not document it): "existing"
+        # gives the first event back (and a deleted event's id is free again); "conflict" answers 409 and
+        # keeps the ids of deleted events taken.
+        self.repeated_transaction = "existing"
+        self._taken: set[tuple[str, str]] = set()  # (mailbox, transactionId) ever used
         self._seq = itertools.count(1)
         self._ids = itertools.count(1)
         self._rounds: dict[str, tuple[list[dict[str, Any]], str]] = {}
@@ -211,9 +216,15 @@ class FakeGraph:
             return {"status": 404, "body": {"error": {"code": "ErrorInvalidUser", "message": "no such mailbox"}}}
         if method == "POST" and event_id is None:
             transaction = (body or {}).get("transactionId")
+            if transaction and self.repeated_transaction == "conflict" and (user_id, transaction) in self._taken:
+                self.sim.trace(f"graph: create in {user_id}: 409, transactionId already used")
+                return {"status": 409, "body": {"error": {"code": "ErrorDuplicateTransactionId",
+                                                          "message": "transactionId already used"}}}
             for existing in box.events.values():
                 if transaction and existing.get("transactionId") == transaction:
                     return {"status": 201, "body": dict(existing)}  # a repeated create: the same event
+            if transaction:
+                self._taken.add((user_id, transaction))
             self.writes += 1
             created = self.new_event(user_id, body or {})
             self.sim.trace(f"graph: event {created['id']} created in {user_id}")

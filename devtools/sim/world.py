@@ -136,6 +136,7 @@ class Sim:
         self.loop = VirtualLoop()
         self.storage = FakeStorage(self.loop.time)
         self.graph = FakeGraph(self)
+        self.graph.repeated_transaction = random.Random(f"transaction-{seed}").choice(["existing", "conflict"])
         self.planning = FakePlanning(self)
         values = local_values(public_url="https://connector.sim")
         # Both conflict policies run (their own generator: the rest of a seed's schedule stays as it was).
@@ -257,9 +258,9 @@ class Sim:
         self.storage.queue(queue).dequeued(message, VISIBILITY)
         invocation = Invocation(process, queue, message)
         about = json.loads(message.content)
-        what = about.get("event") or about.get("reason")
+        what = about.get("event") or about.get("reason") or about.get("kind")
         self.trace(f"deliver {message.id} (try {message.dequeue_count}) to process {process.number}: "
-                   f"{what} {str(about.get('appointment_guid') or about.get('user_id'))[:12]}")
+                   f"{what} {str(about.get('appointment_guid') or about.get('user_id') or about.get('resource_no'))[:12]}")
         self._spawn(process, self._invoke(invocation), invocation)
 
     async def _invoke(self, invocation: Invocation) -> None:

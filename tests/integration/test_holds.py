@@ -260,10 +260,12 @@ def test_one_unknown_user_answer_from_graph_keeps_the_resource(world: World) -> 
                                                                "status": 404, "count": 1})
     assert fault.status_code == 201, fault.text
     world.run("sync_resources")
+    world.settle()  # the run fans each tracked resource's check out to the queue
     missing = [no for no in PEOPLE if (r := world.services.registry.get(no)) and r.missing_since is not None]
     assert len(missing) == 1  # one get_user answered 404: noted, not untracked
     _everything_kept(world, PEOPLE)
     world.run("sync_resources")  # Graph knows the user again
+    world.settle()
     assert all(world.services.registry.get(no).missing_since is None for no in PEOPLE)  # type: ignore[union-attr]
     _everything_kept(world, PEOPLE)
     assert world.holds() == []

@@ -174,20 +174,58 @@ def graph_server() -> Iterator[ServerThread]:
         server.stop()
 
 
-async def test_the_fake_graph_behaves_like_the_graph_emulator(graph_server: ServerThread) -> None:
-    logging.disable(logging.CRITICAL)
-    upn = "contract@contoso.example"
-    httpx.post(f"{graph_server.url}/_emulator/seed", json={"users": [
-        {"displayName": "contract", "userPrincipalName": upn, "mail": upn}]}, timeout=10).raise_for_status()
+async def _emulator_user(url: str, upn: str) -> tuple[ExchangeGateway, str]:
+    """A user seeded in the emulator at `url`, and the connector's own gateway to it."""
+    httpx.post(f"{url}/_emulator/seed", json={"users": [
+        {"displayName": upn.split("@")[0], "userPrincipalName": upn, "mail": upn}]}, timeout=10).raise_for_status()
     gateway = ExchangeGateway(GraphConfig(
-        base_url=f"{graph_server.url}/v1.0", auth_mode=GraphAuthMode.STATIC_TOKEN, tenant_id=None, client_id=None,
+        base_url=f"{url}/v1.0", auth_mode=GraphAuthMode.STATIC_TOKEN, tenant_id=None, client_id=None,
         client_secret=None, client_certificate=None, static_token=Secret("dev-graph-token"),
         managed_identity_client_id=None))
     user = await gateway.get_user(upn)
     assert user is not None
-    expected = await graph_script(gateway, str(user["id"]))
+    return gateway, str(user["id"])
+
+
+async def test_the_fake_graph_behaves_like_the_graph_emulator(graph_server: ServerThread) -> None:
+    logging.disable(logging.CRITICAL)
+    upn = "contract@contoso.example"
+    gateway, user_id = await _emulator_user(graph_server.url, upn)
+    expected = await graph_script(gateway, user_id)
     assert expected[0] == ("repeat create is the same event", True)
 
     fake = FakeGraph(Direct())  # type: ignore[arg-type]
     fake.add_user("u-contract", upn)
     assert await graph_script(fake, "u-contract") == expected
+
+
+async def repeat_script(graph: Any, user_id: str) -> list[Any]:
+    """A repeated transactionId while its event exists and after it was deleted (the "conflict" variant)."""
+    seen: list[Any] = []
+    body = {"subject": "Job", "start": {"dateTime": "2026-03-03T09:00:00", "timeZone": "UTC"},
+            "end": {"dateTime": "2026-03-03T10:00:00", "timeZone": "UTC"}, "transactionId": "dsx-contract-9"}
+    first = await graph.create_event(user_id, body)
+    for when in ("while it exists", "after its deletion"):
+        try:
+            await graph.create_event(user_id, body)
+            seen.append((when, "created"))
+        except GraphError as exc:
+            seen.append((when, exc.status, exc.transient))
+        await graph.delete_event(user_id, first["id"])
+    return seen
+
+
+async def test_the_fake_graph_answers_a_repeated_transaction_id_like_the_emulators_conflict_variant() -> None:
+    logging.disable(logging.CRITICAL)
+    server = ServerThread(create_graph_app(GraphEmulatorConfig(repeated_transaction="conflict"))).start()
+    try:
+        upn = "repeat@contoso.example"
+        gateway, user_id = await _emulator_user(server.url, upn)
+        expected = await repeat_script(gateway, user_id)
+    finally:
+        server.stop()
+    assert expected == [("while it exists", 409, False), ("after its deletion", 409, False)]
+    fake = FakeGraph(Direct())  # type: ignore[arg-type]
+    fake.repeated_transaction = "conflict"
+    fake.add_user("u-repeat", upn)
+    assert await repeat_script(fake, "u-repeat") == expected

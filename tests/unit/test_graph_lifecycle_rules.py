@@ -9,11 +9,19 @@ import pytest
 
 from connector.errors import GraphError
 from connector.gateways.batcher import WriteResponse, inner_error
-from connector.messages import UPKEEP, ExchangeChange, InvalidMessage, SubscriptionLifecycle, message_kind
+from connector.messages import (
+    UPKEEP,
+    ExchangeChange,
+    InvalidMessage,
+    ResourceCheck,
+    SubscriptionLifecycle,
+    message_kind,
+)
 from connector.stores.registry import SubscriptionIndex, client_state_hash
 from connector.stores.renewals import CLAIM_TTL, RenewalState, decide
 from connector.web.graph_intake import NotificationItem, lifecycle_work, verify
 from connector.workers.retry import backoff_seconds, classify
+from connector.workers.subscriptions import lifetime
 
 NOW = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
 RECENT = timedelta(minutes=1)
@@ -95,6 +103,17 @@ def test_the_renew_timers_upkeep_rides_the_same_queue_and_may_name_no_subscripti
     assert _verified("upkeep") == []
 
 
+def test_a_resource_check_rides_the_same_queue_and_needs_its_resource_and_email() -> None:
+    check = ResourceCheck("R1", "r1@contoso.example", "R One")
+    text = check.to_json()
+    assert message_kind(text) == "resource-check" and ResourceCheck.from_json(text) == check
+    for field in ('"R1"', '"r1@contoso.example"'):
+        with pytest.raises(InvalidMessage, match="required"):
+            ResourceCheck.from_json(text.replace(field, '""'))
+    with pytest.raises(InvalidMessage, match="kind"):
+        ExchangeChange.from_json(text)
+
+
 # -- 412 ErrorIrresolvableConflict and Retry-After ----------------------------------------------------------------
 def test_the_spontaneous_412_is_transient_but_an_if_match_conflict_is_not() -> None:
     irresolvable = classify(GraphError(412, "ErrorIrresolvableConflict", "change key mismatch"))
@@ -113,3 +132,16 @@ def test_a_throttled_inner_batch_response_keeps_its_code_and_fractional_retry_af
     body = {"error": {"code": "ApplicationThrottled", "message": "Application is over its MailboxConcurrency limit."}}
     error = inner_error(WriteResponse(429, {"Retry-After": "0.5"}, body))
     assert (error.status, error.code, error.retry_after, error.transient) == (429, "ApplicationThrottled", 0.5, True)
+
+
+# -- subscription lifetimes ------------------------------------------------------------------------------
+def test_subscriptions_created_together_come_due_over_several_hourly_runs() -> None:
+    asked = {lifetime(4200, 1440, f"user-{i}") for i in range(500)}
+    # Never longer than asked nor within the renewal margin, spread over the six hours below the lifetime...
+    assert all(timedelta(minutes=4200 - 360) <= a <= timedelta(minutes=4200) for a in asked)
+    hours = {a // timedelta(hours=1) for a in asked}
+    assert len(hours) >= 6
+    # ...and each mailbox keeps its own offset, renewal after renewal.
+    assert lifetime(4200, 1440, "user-7") == lifetime(4200, 1440, "user-7")
+    # A short lifetime is spread less, and never reaches the margin.
+    assert all(timedelta(minutes=50) <= lifetime(60, 20, f"u{i}") <= timedelta(minutes=60) for i in range(100))
