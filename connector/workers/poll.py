@@ -10,6 +10,10 @@ remembered in the mappings (`GET /appointment/{id}` may not take the GUID). Ever
 enqueues nothing. Each message carries the appointment's numeric id when it is known. The worker
 re-reads the appointment, so a poll racing a webhook is harmless.
 
+A change that gave up after every attempt met a fault (parked on the poison queue, `connector.stores.given_up`)
+is sent once more by the next poll, fresh: most such changes the comparison would find again, but a restore
+of an event a person deleted would not (the copy still matches the board).
+
 History costs no reads: copies whose written events all ended more than a day before the window
 (`OutlookCopy.ends_at`) are past work, not read again (a planner deleting a long-past appointment is
 the `deleted` webhook's to apply). A copy written before the span was recorded is read once more and
@@ -34,6 +38,7 @@ from functools import partial
 from connector.messages import PlanningChange
 from connector.model import Appointment, InvalidPayload
 from connector.services import Services
+from connector.stores import given_up
 from connector.stores.activity import ActivityEntry
 from connector.stores.holds import RELEASED, HeldItem, HoldKind
 from connector.sync.status import OutlookCopy, TrackedResource, event_span
@@ -50,6 +55,7 @@ class PollResult:
     enqueued: list[str] = field(default_factory=list)
     unreadable: list[str] = field(default_factory=list)
     held: dict[str, int] = field(default_factory=dict)  # resource → deletions held for an admin
+    sent_again: int = 0  # changes that had given up on faults, sent once more
 
 
 def _work(services: Services, appointment: Appointment | None, tracked: dict[str, TrackedResource],
@@ -65,6 +71,7 @@ def poll_planning(services: Services, now: datetime | None = None) -> PollResult
     if not settings.sync_to_exchange_enabled:
         return result
     moment = now or datetime.now(UTC)
+    result.sent_again = _send_given_up_again(services)
     tracked = services.registry.tracked()
     copies: dict[str, dict[str, OutlookCopy]] = defaultdict(dict)
     ids: dict[str, str] = {}  # guid -> numeric id, for the messages
@@ -121,9 +128,26 @@ def poll_planning(services: Services, now: datetime | None = None) -> PollResult
         services.work_queues.send_planning_change(PlanningChange(appointment_guid=guid, event="poll",
                                                                  appointment_id=ids.get(guid, "")))
     log.info("poll_planning: %d appointments in the window, %d copies (%d appointments past the window, not read), "
-             "%d changes enqueued, %d deletion(s) held", result.window_appointments, result.copies, result.aged_out,
-             len(result.enqueued), sum(result.held.values()))
+             "%d changes enqueued, %d deletion(s) held, %d change(s) that had given up sent again",
+             result.window_appointments, result.copies, result.aged_out, len(result.enqueued), sum(result.held.values()),
+             result.sent_again)
     return result
+
+
+def _send_given_up_again(services: Services) -> int:
+    """Each change that gave up after every attempt met a fault goes to the queue once more, fresh (a
+    restore of an event a person deleted would otherwise wait for the next full round)."""
+    cursors = services.repositories.cursors
+    waiting = given_up.waiting(cursors)
+    for item in waiting:
+        services.work_queues.send_planning_change(item.message)  # before the row goes: a crash sends it twice
+        given_up.forget(cursors, item.key, item.etag)
+        services.activity.record(ActivityEntry(
+            "to_outlook", "sync", "retrying", appointment_guid=item.message.appointment_guid.lower(),
+            correlation_id=item.message.correlation_id,
+            detail="sent once more by the poll: it had given up after every attempt met a fault (its parked copy "
+                   "stays on the monitor; retrying that too writes nothing twice)"))
+    return len(waiting)
 
 
 def _aged_out(known: dict[str, OutlookCopy], window_start: datetime) -> bool:

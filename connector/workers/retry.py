@@ -84,30 +84,51 @@ class RetryOutcome:
     delay_seconds: int = 0
 
 
+AnyMessage = ExchangeChange | PlanningChange | SubscriptionLifecycle
+
+
+@dataclass(frozen=True)
+class NextTry:
+    message: AnyMessage
+    delay_seconds: int
+    detail: str
+
+
+def next_try(message: AnyMessage, failure: Failure, max_attempts: int) -> NextTry | None:
+    """When and as what a failed change is tried again; None when it is parked (permanent, or out of attempts)."""
+    next_attempt = message.attempt + 1
+    if failure.throttled and message.throttled < MAX_THROTTLED_WAITS:
+        delay = backoff_seconds(message.attempt + message.throttled, failure.retry_after)
+        return NextTry(replace(message, throttled=message.throttled + 1), delay,
+                       f"throttled, next in {delay} s (attempt {next_attempt} of {max_attempts})")
+    if failure.transient and next_attempt < max_attempts:
+        delay = backoff_seconds(message.attempt, failure.retry_after)
+        return NextTry(replace(message, attempt=next_attempt), delay,
+                       f"attempt {next_attempt} of {max_attempts}, next in {delay} s")
+    return None
+
+
+def gives_up_on_faults(message: AnyMessage, failure: Failure, max_attempts: int) -> bool:
+    """Parked although every attempt met a fault that may pass (not a change refused as permanent)."""
+    return failure.transient and next_try(message, failure, max_attempts) is None
+
+
 def handle_failure(
     clients: StorageClients,
     activity: ActivityLog,
     queue: str,
-    message: ExchangeChange | PlanningChange | SubscriptionLifecycle,
+    message: AnyMessage,
     failure: Failure,
     max_attempts: int,
     entry: ActivityEntry,
 ) -> RetryOutcome:
     """Re-enqueue a transient failure with a delay, or park the change on the poison queue; log either way."""
-    next_attempt = message.attempt + 1
-    again: ExchangeChange | PlanningChange | SubscriptionLifecycle | None = None
-    if failure.throttled and message.throttled < MAX_THROTTLED_WAITS:
-        delay = backoff_seconds(message.attempt + message.throttled, failure.retry_after)
-        again = replace(message, throttled=message.throttled + 1)
-        detail = f"throttled, next in {delay} s (attempt {next_attempt} of {max_attempts})"
-    elif failure.transient and next_attempt < max_attempts:
-        delay = backoff_seconds(message.attempt, failure.retry_after)
-        again = replace(message, attempt=next_attempt)
-        detail = f"attempt {next_attempt} of {max_attempts}, next in {delay} s"
+    again = next_try(message, failure, max_attempts)
     if again is not None:
-        send_text(clients, queue, again.to_json(), delay)
-        activity.record(replace(entry, outcome="retrying", error=failure.error, detail=detail))
-        return RetryOutcome("retrying", delay)
+        send_text(clients, queue, again.message.to_json(), again.delay_seconds)
+        activity.record(replace(entry, outcome="retrying", error=failure.error, detail=again.detail))
+        return RetryOutcome("retrying", again.delay_seconds)
+    next_attempt = message.attempt + 1
     send_text(clients, poison_queue_name(queue), replace(message, attempt=next_attempt).to_json())
     why = f"gave up after {next_attempt} attempts" if failure.transient else "cannot be applied"
     activity.record(replace(entry, outcome="failed", error=failure.error, detail=f"{why}; parked on {poison_queue_name(queue)}"))

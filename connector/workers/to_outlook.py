@@ -26,7 +26,8 @@ processes, a change that has writes to make takes a lease row in the `cursors` t
 re-sends its message for when the lease should be free (not counted as an attempt: a crashed holder's
 lease expires, so waiting always ends). A change already in sync takes no lease and writes nothing.
 Failures go through `connector.workers.retry` (throttled → re-queued with Retry-After; permanent or
-exhausted → poison queue + a failed activity entry).
+exhausted → poison queue + a failed activity entry). A change that gave up because every attempt met a
+fault is also remembered for the next poll, which sends it once more (`connector.stores.given_up`).
 
 Mass-change guard: before it deletes an event, the worker reads the deletion's hold row (a point read,
 `connector/stores/holds.py`). A deletion `poll_planning` held for an admin is skipped, whichever
@@ -49,6 +50,7 @@ from urllib.parse import quote
 from connector.gateways.batcher import GraphBatcher, WriteRequest, WriteResponse, inner_error
 from connector.messages import InvalidMessage, PlanningChange
 from connector.model import Appointment, CalendarEvent, InvalidPayload, parse_utc
+from connector.stores import given_up
 from connector.stores.activity import ActivityEntry
 from connector.stores.holds import HELD, HoldKind
 from connector.stores.repositories import AlreadyExists, ConcurrencyConflict, TableRepository
@@ -63,7 +65,7 @@ from connector.sync.status import EVENT_FIELDS, TAG_PROPERTY_ID, OutlookCopy, Tr
 from connector.sync.to_outlook import Action, CreateEvent, DeleteEvent, UpdateEvent, desired_event, new_transaction_id, plan
 from connector.sync.to_planning import outlook_fields
 from connector.workers.outlook_edits import conflict_account, planner_appointment, planner_changed, take_outlook_edit
-from connector.workers.retry import Failure, classify, handle_failure, park_invalid_message
+from connector.workers.retry import Failure, classify, gives_up_on_faults, handle_failure, park_invalid_message
 
 if TYPE_CHECKING:
     from connector.services import Services
@@ -233,8 +235,11 @@ async def apply_planning_change(services: Services, message: PlanningChange) -> 
         failure = _failure_of(cause)
         if failure is None:
             raise  # a bug or a storage outage: the host retries and poisons after maxDequeueCount
+        max_attempts = services.settings.work_max_attempts
+        if gives_up_on_faults(message, failure, max_attempts):  # before parking: a crash between retries it all
+            await _io(given_up.remember, services.repositories.cursors, message)
         await _io(handle_failure, services.storage, services.activity, PLANNING_CHANGES_QUEUE, message, failure,
-                  services.settings.work_max_attempts, entry)
+                  max_attempts, entry)
 
 
 async def _read_appointment(services: Services, message: PlanningChange, guid: str) -> Appointment | None:

@@ -132,7 +132,7 @@ class _Properties:
 
 class FakeQueue:
     """One queue. The simulation's host takes messages off it (`take`); the connector only sends,
-    peeks (the monitor) and moves poison messages back."""
+    peeks (the monitor) and moves poison messages back (the monitor's Retry)."""
 
     def __init__(self, name: str, clock: Callable[[], float]) -> None:
         self._ids = itertools.count(1)
@@ -173,6 +173,16 @@ class FakeQueue:
         if found.pop_receipt != pop_receipt:
             raise HttpResponseError("PopReceiptMismatch")
         self.messages.remove(found)
+
+    def update_message(self, message: QueuedMessage, visibility_timeout: int = 0, **_: Any) -> QueuedMessage:
+        """Make a received message visible again after `visibility_timeout` (the monitor puts back what it
+        did not mean to take); like Azure, it needs the current pop receipt and gives a new one."""
+        found = next((m for m in self.messages if m.id == message.id), None)
+        if found is None or found.pop_receipt != message.pop_receipt:
+            raise HttpResponseError("PopReceiptMismatch")
+        self.dequeued(found, visibility_timeout)
+        found.dequeue_count -= 1
+        return replace(found)
 
     def dequeued(self, message: QueuedMessage, visibility: float) -> None:
         """The host took the message: hidden for `visibility`, with a new pop receipt."""

@@ -10,10 +10,18 @@ import pytest
 from connector.config import load_settings
 from connector.errors import GraphError, PlanningError
 from connector.messages import PlanningChange
+from connector.stores import given_up
 from connector.stores.activity import ActivityEntry, ActivityLog
 from connector.stores.repositories import TableRepository
 from connector.stores.storage import StorageClients, poison_queue_name
-from connector.workers.retry import MAX_THROTTLED_WAITS, Transient, backoff_seconds, classify, handle_failure
+from connector.workers.retry import (
+    MAX_THROTTLED_WAITS,
+    Transient,
+    backoff_seconds,
+    classify,
+    gives_up_on_faults,
+    handle_failure,
+)
 from devtools.local_settings import local_values
 
 
@@ -116,3 +124,37 @@ def test_the_default_attempts_ride_out_an_hour_long_outage_before_parking() -> N
     attempts = load_settings(local_values()).work_max_attempts
     waited = sum(backoff_seconds(attempt, None) for attempt in range(attempts - 1))
     assert waited >= 3600, f"{attempts} attempts wait only {waited} s"
+
+
+def test_only_a_change_out_of_attempts_on_faults_counts_as_given_up() -> None:
+    down, refused = classify(PlanningError(503, "down")), classify(GraphError(400, "ErrorInvalidRequest", "bad body"))
+    throttled = classify(GraphError(429, "ApplicationThrottled", "busy", retry_after=1))
+    assert down is not None and refused is not None and throttled is not None
+    assert gives_up_on_faults(PlanningChange("g1", "restore", restore_resource="ALICE", attempt=11), down, 12)
+    assert not gives_up_on_faults(PlanningChange("g1", "created", attempt=10), down, 12)  # one attempt left
+    assert not gives_up_on_faults(PlanningChange("g1", "created", attempt=11), refused, 12)  # permanent: parked at once
+    assert not gives_up_on_faults(PlanningChange("g1", "created", attempt=11), throttled, 12)  # waits the 429 out
+    assert gives_up_on_faults(PlanningChange("g1", "created", attempt=11, throttled=MAX_THROTTLED_WAITS), throttled, 12)
+
+
+def test_changes_that_gave_up_are_kept_per_appointment_and_resource_until_sent_again(clients: StorageClients) -> None:
+    cursors = TableRepository(clients.table("cur" + uuid.uuid4().hex[:10]))
+    cursors.ensure()
+    snapshot = {"Id": "x" * 40_000}  # the webhook's snapshot is not kept (a row's text holds 32K characters)
+    given_up.remember(cursors, PlanningChange("G1", "restore", appointment=snapshot, attempt=12, throttled=3,
+                                              restore_resource="ALICE", restore_event_id="AAMk/1"))
+    given_up.remember(cursors, PlanningChange("g1", "restore", attempt=12, restore_resource="BOB"))
+    given_up.remember(cursors, PlanningChange("g2", "updated", attempt=12))
+    given_up.remember(cursors, PlanningChange("g2", "updated", attempt=12))  # gave up again: still one row
+    waiting = given_up.waiting(cursors)
+    assert sorted((w.message.appointment_guid, w.message.restore_resource) for w in waiting) == [
+        ("G1", "ALICE"), ("g1", "BOB"), ("g2", "")]
+    alice = next(w for w in waiting if w.message.restore_resource == "ALICE")
+    assert (alice.message.attempt, alice.message.throttled, alice.message.appointment) == (0, 0, None)
+    assert alice.message.restore_event_id == "AAMk/1"
+    given_up.remember(cursors, PlanningChange("G1", "restore", attempt=12, restore_resource="ALICE",
+                                              restore_event_id="AAMk/2"))  # gave up once more meanwhile
+    for item in waiting:
+        given_up.forget(cursors, item.key, item.etag)
+    [left] = given_up.waiting(cursors)
+    assert left.message.restore_event_id == "AAMk/2"  # the newer row stays for the next poll

@@ -12,12 +12,13 @@ from typing import Any
 
 import pytest
 
+from connector.errors import PlanningError
 from connector.messages import ExchangeChange
 from connector.model import Appointment
 from connector.stores.cursors import PARTITION, CursorState
 from connector.stores.registry import Status
 from connector.stores.repositories import safe_key
-from connector.stores.storage import EXCHANGE_CHANGES_QUEUE
+from connector.stores.storage import EXCHANGE_CHANGES_QUEUE, PLANNING_CHANGES_QUEUE, poison_queue_name
 from connector.sync.status import TAG_PROPERTY_ID, OutlookCopy
 from connector.sync.to_outlook import desired_event
 from connector.workers.to_outlook import LEASE_PARTITION
@@ -324,3 +325,48 @@ def test_sync_resources_fans_the_checks_of_tracked_resources_out_and_a_lost_user
     assert violations == []
     bob = sim.processes[0].services.registry.get("BOB")
     assert bob is not None and bob.status != Status.TRACKED
+
+
+def test_a_restore_that_gave_up_on_an_hour_of_faults_is_sent_again_by_the_next_poll() -> None:
+    """Was: "ALICE: appointment ... has 0 event(s) in Outlook" and the restore parked (seed 99339 at
+    0525e2c): the technician deleted the planner's event and every one of the restore's 12 attempts met a
+    fault (66 minutes of back-off). Parked and on the monitor, but nothing brought the event back before
+    the next full round: the poll compares the board with the copies, which still matched. Now the change
+    that gave up is remembered and the next poll sends it again; the admin's Retry of the parked copy then
+    writes nothing (`run_scenario` presses it)."""
+    appointment = _appointment("Pump check", ["ALICE"])
+
+    async def script(sim: Sim) -> None:
+        user = sim.user_of("ALICE")
+        services = sim.processes[0].services
+        sim.planning.plan(appointment, "created")
+        await sim.drain()
+        [event_id] = list(sim.graph.mailboxes[user].events)
+        read = sim.planning.get_appointment
+        outage_ends = sim.loop.time() + 70 * 60  # Dime.Scheduler answers 503 for 70 minutes
+        faults: list[str] = []
+
+        def dime_scheduler_down(guid: str, appointment_id: str | None = None) -> dict[str, Any] | None:
+            if sim.loop.time() < outage_ends:
+                faults.append(guid)
+                raise PlanningError(503, "Service Unavailable")
+            return read(guid, appointment_id)
+
+        sim.planning.get_appointment = dime_scheduler_down  # type: ignore[method-assign]
+        sim.graph.remove_event(user, event_id)  # the technician deletes the planner's event
+        await sim.drain()
+        assert len(faults) >= 12 and sim.graph.mailboxes[user].events == {}
+        parked = sim.storage.queue(poison_queue_name(PLANNING_CHANGES_QUEUE)).messages
+        assert parked and all(json.loads(m.content)["event"] == "restore" for m in parked)
+        failed = {e.detail for e in services.activity.history(appointment.guid) if e.outcome == "failed"}
+        assert failed == {"gave up after 12 attempts; parked on planning-changes-poison"}
+        await sim.drain()
+        assert sim.graph.mailboxes[user].events == {}  # nothing but the poll brings it back (run_scenario runs it)
+
+    sim, violations = run_scenario(script)
+    assert violations == []
+    assert _event_subjects(sim, "ALICE") == ["Pump check"]
+    history = sim.processes[0].services.activity.history(appointment.guid)
+    assert any(e.outcome == "retrying" and "sent once more by the poll" in e.detail for e in history)
+    assert [e.outcome for e in history if e.action == "recreate" or e.action == "restore"][-1:] == ["applied"]
+    assert sim.storage.queue(poison_queue_name(PLANNING_CHANGES_QUEUE)).messages == []  # the admin retried it
