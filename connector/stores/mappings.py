@@ -9,8 +9,10 @@ Rows (every look-up is a point read or one partition):
 - `a|<appointment guid>` / `~id`: the appointment's numeric Dime.Scheduler id, which
   `GET /appointment/{id}` may require instead of the GUID.
 - `e|<user id>` / `<hash of event id>`: the reverse index from an Outlook event to its mapping. For
-  the connector's own events it points at the `OutlookCopy`; for Outlook items it *is* the
-  `BoardCopy` (appointment guid, content hash, changeKey).
+  the connector's own events it points at the `OutlookCopy` and repeats it (hashes, changeKey, span),
+  so the poll reads a mailbox's live copies with one query that leaves history out (`EndsAt`); the
+  primary row stays the truth (written first, read again before any work). For Outlook items it *is*
+  the `BoardCopy` (appointment guid, content hash, changeKey).
 - `s|<user id>|<hash of series master id>` / `<hash of event id>`: the series index, one row per
   occurrence or exception of that series on the board, so a changed master finds its board items
   with one partition query (no scan).
@@ -19,9 +21,11 @@ Event ids are hashed into row keys because they may hold characters Table Storag
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any
 
 from connector.stores.repositories import ConcurrencyConflict, Row, TableRepository, safe_key
@@ -54,6 +58,25 @@ def _copy_from(row: Row) -> OutlookCopy:
     )
 
 
+def _copy_from_index(row: Row) -> OutlookCopy:
+    """The copy as its index row repeats it (a row written before it repeated the hashes has none)."""
+    d = row.data
+    return OutlookCopy(
+        appointment_guid=str(d["AppointmentGuid"]), resource_no=str(d["ResourceNo"]), user_id=str(d["UserId"]),
+        transaction_id=str(d.get("TransactionId") or ""), event_id=str(d["EventId"]),
+        field_hashes=json.loads(d.get("FieldHashes") or "{}"), change_key=d.get("ChangeKey") or None,
+        starts_at=str(d.get("StartsAt") or ""), ends_at=str(d.get("EndsAt") or ""),
+    )
+
+
+@dataclass(frozen=True)
+class IndexedCopy:
+    """A copy read from a mailbox's index, with what is needed to drop or refresh that row."""
+
+    copy: OutlookCopy
+    etag: str
+
+
 def _copy_row(copy: OutlookCopy) -> dict[str, Any]:
     return {
         "AppointmentGuid": copy.appointment_guid.lower(), "ResourceNo": copy.resource_no, "UserId": copy.user_id,
@@ -61,6 +84,10 @@ def _copy_row(copy: OutlookCopy) -> dict[str, Any]:
         "FieldHashes": json.dumps(dict(copy.field_hashes), sort_keys=True), "ChangeKey": copy.change_key or "",
         "StartsAt": copy.starts_at, "EndsAt": copy.ends_at,
     }
+
+
+def _index_row(copy: OutlookCopy) -> dict[str, Any]:
+    return {"Kind": "planning", **_copy_row(copy)}
 
 
 def _series_pk(user_id: str, master_id: str) -> str:
@@ -109,10 +136,32 @@ class MappingStore:
 
     def _save_index(self, copy: OutlookCopy) -> None:
         if copy.event_id:
-            self._table.upsert(_event_pk(copy.user_id), event_key(copy.event_id), {
-                "Kind": "planning", "AppointmentGuid": copy.appointment_guid.lower(), "ResourceNo": copy.resource_no,
-                "UserId": copy.user_id, "EventId": copy.event_id, "StartsAt": copy.starts_at, "EndsAt": copy.ends_at,
-            })
+            self._table.upsert(_event_pk(copy.user_id), event_key(copy.event_id), _index_row(copy))
+
+    def reindex(self, copy: OutlookCopy) -> None:
+        """Write the index row of a copy as read from its primary row (the poll's first run)."""
+        self._save_index(copy)
+
+    def live_copies(self, user_id: str, ending_from: str) -> list[IndexedCopy]:
+        """The connector's copies in one mailbox whose event ends at or after `ending_from` (a wall time as
+        `event_span` writes it), from the index: one query, the mailbox's history left out by the filter.
+        Pending copies (no event yet) and rows without a span are not in it."""
+        pk, since = _event_pk(user_id).replace("'", "''"), ending_from.replace("'", "''")
+        query = f"PartitionKey eq '{pk}' and EndsAt ge '{since}'"
+        return [IndexedCopy(_copy_from_index(r), r.etag) for r in self._table.query(query)
+                if r.data.get("Kind") == "planning"]
+
+    def heal_index(self, indexed: IndexedCopy, truth: OutlookCopy | None) -> None:
+        """Bring one index row in line with its primary row as just read: dropped when the copy is gone or
+        moved to another event, rewritten when it repeats an older state (only if unchanged since read: the
+        worker may be writing it right now)."""
+        copy = indexed.copy
+        assert copy.event_id is not None
+        with contextlib.suppress(ConcurrencyConflict):
+            if truth is None or truth.event_id != copy.event_id or truth.user_id != copy.user_id:
+                self._table.delete(_event_pk(copy.user_id), event_key(copy.event_id), indexed.etag)
+            elif truth != copy:
+                self._table.replace(_event_pk(copy.user_id), event_key(copy.event_id), _index_row(truth), indexed.etag)
 
     def delete_outlook_copy(self, copy: OutlookCopy) -> None:
         if copy.event_id:

@@ -59,6 +59,21 @@ class ResourceRecord:
     # A tracked resource sync_resources did not find (gone, switched off, no Graph user) on its last run:
     # it is untracked only if it is still missing on the next run (README, Mass-change guard).
     missing_since: datetime | None = None
+    # The mailbox the resource had before (its email changed to another user, or to none Graph knows):
+    # the connector's events may still be there, so the poll keeps looking at it.
+    former_user_id: str = ""
+
+    def moved_from(self, previous: ResourceRecord | None) -> ResourceRecord:
+        """This record, remembering `previous`'s mailbox when this one is another (or none)."""
+        if previous is None:
+            return self
+        former = previous.user_id if previous.user_id and previous.user_id != self.user_id else previous.former_user_id
+        return replace(self, former_user_id="" if former == self.user_id else former)
+
+    @property
+    def mailboxes(self) -> tuple[str, ...]:
+        """Every mailbox the connector may have written events of this resource to."""
+        return tuple(u for u in (self.user_id, self.former_user_id) if u)
 
     @property
     def tracked(self) -> TrackedResource:

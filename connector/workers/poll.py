@@ -14,10 +14,16 @@ A change that gave up after every attempt met a fault (parked on the poison queu
 is sent once more by the next poll, fresh: most such changes the comparison would find again, but a restore
 of an event a person deleted would not (the copy still matches the board).
 
-History costs no reads: copies whose written events all ended more than a day before the window
-(`OutlookCopy.ends_at`) are past work, not read again (a planner deleting a long-past appointment is
-the `deleted` webhook's to apply). A copy written before the span was recorded is read once more and
-gets its span (a conditional write: the planning worker owns the row), so it is skipped from then on.
+History costs nothing: the copies come from each mailbox's index rows (`mappings.live_copies`, one query
+per mailbox a resource has or had), which repeat the copy and its span, and the query leaves out events
+that ended more than a day before the window (past work: a planner deleting a long-past appointment is
+the `deleted` webhook's to apply). An index row may repeat an older state than its primary row (written
+second), or a copy that is gone: every appointment with work is decided again on its primary rows before
+anything is enqueued, and an index row that disagrees is brought in line. A pending copy (its create's
+answer not yet seen) has no index row; the guard's held deletions are read from their primary rows, the
+rest is its create's own message to finish. The first run (before `INDEXED_ROW`) reads every primary
+row instead and gives each copy in sync its span and a full index row (a conditional write: the planning
+worker owns the copy).
 
 Mass-change guard (README, Mass-change guard): before anything is enqueued, the deletions are counted
 per resource. More than `MASS_CHANGE_MAX_ITEMS` of the planner's events to delete from one calendar
@@ -41,10 +47,14 @@ from connector.services import Services
 from connector.stores import given_up
 from connector.stores.activity import ActivityEntry
 from connector.stores.holds import RELEASED, HeldItem, HoldKind
+from connector.stores.mappings import IndexedCopy
 from connector.sync.status import OutlookCopy, TrackedResource, event_span
 from connector.sync.to_outlook import Action, DeleteEvent, desired_event, plan
 
 log = logging.getLogger(__name__)
+
+# Written once the first run gave every copy in sync an index row that repeats it (`_index_everything`).
+INDEXED_ROW = ("poll", "copies-indexed")
 
 
 @dataclass
@@ -73,15 +83,19 @@ def poll_planning(services: Services, now: datetime | None = None) -> PollResult
     moment = now or datetime.now(UTC)
     result.sent_again = _send_given_up_again(services)
     tracked = services.registry.tracked()
-    copies: dict[str, dict[str, OutlookCopy]] = defaultdict(dict)
-    ids: dict[str, str] = {}  # guid -> numeric id, for the messages
-    for copy in services.mappings.all_outlook_copies():
-        copies[copy.appointment_guid.lower()][copy.resource_no] = copy
-        result.copies += 1
-    seen: set[str] = set()
-    work: dict[str, list[Action]] = {}
     start = moment - timedelta(days=settings.sync_window_past_days)
     end = moment + timedelta(days=settings.sync_window_future_days)
+    indexed = _index_ready(services)
+    known = _live_copies(services, start, result) if indexed else _all_copies(services, result)
+    copies: dict[str, dict[str, OutlookCopy]] = defaultdict(dict)
+    for item in known:
+        copies[item.copy.appointment_guid.lower()][item.copy.resource_no] = item.copy
+    if indexed:
+        copies.update(_held_copies(services, result))
+    ids: dict[str, str] = {}  # guid -> numeric id, for the messages
+    appointments: dict[str, Appointment | None] = {}  # the appointments with work, as read
+    in_sync: list[tuple[Appointment, dict[str, OutlookCopy]]] = []
+    seen: set[str] = set()
     if tracked:
         for data in services.planning.appointments(start, end, sorted(tracked)):
             try:
@@ -95,16 +109,15 @@ def poll_planning(services: Services, now: datetime | None = None) -> PollResult
             seen.add(appointment.guid)
             if appointment.appointment_id:
                 ids[appointment.guid] = appointment.appointment_id
-            actions = _work(services, appointment, tracked, copies.get(appointment.guid, {}))
-            if not actions:
-                continue
-            if appointment.created_by_exchange or services.mappings.is_outlook_item(appointment.guid):
-                continue  # an Outlook item on the board: the other direction's
-            work[appointment.guid] = actions
-    for guid, known in copies.items():
+            mine = copies.get(appointment.guid, {})
+            if not _work(services, appointment, tracked, mine):
+                in_sync.append((appointment, mine))
+            elif not appointment.created_by_exchange and not services.mappings.is_outlook_item(appointment.guid):
+                appointments[appointment.guid] = appointment  # (an Outlook item on the board is the other direction's)
+    for guid, mine in copies.items():
         if guid in seen:
             continue
-        if _aged_out(known, start):
+        if _aged_out(mine, start):
             result.aged_out += 1
             continue
         # Not in the window: deleted, moved out of it, or assigned to untracked resources only.
@@ -114,11 +127,14 @@ def poll_planning(services: Services, now: datetime | None = None) -> PollResult
         except InvalidPayload as exc:
             result.unreadable.append(str(exc))
             continue
-        actions = _work(services, still, tracked, known)
-        if actions:
-            work[guid] = actions
-        elif still is not None:  # in sync: its span says when it may be skipped
-            _note_spans(services, still, tracked, known)
+        if _work(services, still, tracked, mine):
+            appointments[guid] = still
+        elif still is not None:
+            in_sync.append((still, mine))
+    work = _confirmed(services, appointments, tracked, known) if indexed else {
+        guid: _work(services, appointment, tracked, copies[guid]) for guid, appointment in appointments.items()}
+    if not indexed:
+        _index_everything(services, tracked, in_sync)
     held = _guard(services, work, moment, result)
     for guid, actions in work.items():
         if all(isinstance(a, DeleteEvent) and (guid, a.copy.resource_no) in held for a in actions):
@@ -127,11 +143,75 @@ def poll_planning(services: Services, now: datetime | None = None) -> PollResult
     for guid in result.enqueued:
         services.work_queues.send_planning_change(PlanningChange(appointment_guid=guid, event="poll",
                                                                  appointment_id=ids.get(guid, "")))
-    log.info("poll_planning: %d appointments in the window, %d copies (%d appointments past the window, not read), "
-             "%d changes enqueued, %d deletion(s) held, %d change(s) that had given up sent again",
+    log.info("poll_planning: %d appointments in the window, %d copies read (%d appointments past the window, not "
+             "read), %d changes enqueued, %d deletion(s) held, %d change(s) that had given up sent again",
              result.window_appointments, result.copies, result.aged_out, len(result.enqueued), sum(result.held.values()),
              result.sent_again)
     return result
+
+
+def _index_ready(services: Services) -> bool:
+    return services.repositories.cursors.get(*INDEXED_ROW) is not None
+
+
+def _live_copies(services: Services, window_start: datetime, result: PollResult) -> list[IndexedCopy]:
+    """From each mailbox's index, the copies whose events end at most a day before the window (history
+    is left out by the query): every mailbox a resource has or had."""
+    ending_from = (window_start - timedelta(days=1)).strftime("%Y-%m-%dT%H:%M:%S")
+    mailboxes = sorted({user for record in services.registry.all() for user in record.mailboxes})
+    found = [item for user in mailboxes for item in services.mappings.live_copies(user, ending_from)]
+    result.copies += len(found)
+    return found
+
+
+def _held_copies(services: Services, result: PollResult) -> dict[str, dict[str, OutlookCopy]]:
+    """The copies of appointments with a deletion held (or released) for an admin, from their primary
+    rows: one may be a pending copy (its create's answer lost), which has no index row, and the guard must
+    see every deletion it holds."""
+    guids = {(item.appointment_guid or item.key).lower()
+             for rows in services.holds.all_items(HoldKind.CALENDAR).values() for item in rows.values()}
+    found = {guid: services.mappings.outlook_copies(guid) for guid in sorted(guids)}
+    result.copies += sum(len(mine) for mine in found.values())
+    return found
+
+
+def _all_copies(services: Services, result: PollResult) -> list[IndexedCopy]:
+    """Every copy, from the primary rows: the first run, before the index repeats the copies."""
+    found = [IndexedCopy(copy, "") for copy in services.mappings.all_outlook_copies()]
+    result.copies += len(found)
+    return found
+
+
+def _confirmed(services: Services, appointments: dict[str, Appointment | None], tracked: dict[str, TrackedResource],
+               known: list[IndexedCopy]) -> dict[str, list[Action]]:
+    """The work the index suggests, decided again on the primary rows (one partition read per appointment
+    with work: the index may repeat an older state, or a copy that is gone); index rows that disagree
+    with their primary row are brought in line, so a stale one suggests nothing twice."""
+    rows: dict[str, list[IndexedCopy]] = defaultdict(list)
+    for item in known:
+        rows[item.copy.appointment_guid.lower()].append(item)
+    work: dict[str, list[Action]] = {}
+    for guid, appointment in appointments.items():
+        truth = services.mappings.outlook_copies(guid)
+        for item in rows.get(guid, []):
+            if truth.get(item.copy.resource_no) != item.copy:
+                services.mappings.heal_index(item, truth.get(item.copy.resource_no))
+        actions = _work(services, appointment, tracked, truth)
+        if actions:
+            work[guid] = actions
+    return work
+
+
+def _index_everything(services: Services, tracked: dict[str, TrackedResource],
+                      in_sync: list[tuple[Appointment, dict[str, OutlookCopy]]]) -> None:
+    """The first run: every copy in sync gets its span and an index row that repeats it; from the next
+    run on, the poll reads the index (`INDEXED_ROW`). Copies with work get both when the worker writes them."""
+    for appointment, mine in in_sync:
+        _note_spans(services, appointment, tracked, mine)
+        for copy in mine.values():
+            if copy.ends_at and copy.event_id:
+                services.mappings.reindex(copy)
+    services.repositories.cursors.upsert(*INDEXED_ROW, {"At": datetime.now(UTC).isoformat()})
 
 
 def _send_given_up_again(services: Services) -> int:

@@ -255,7 +255,7 @@ async def _note_unknown_email(services: Services, resource: DsResource, record: 
     await _io(services.registry.save, replace(base, email=resource.email, display_name=resource.display_name,
                                               status=Status.UNKNOWN_EMAIL, user_id="", subscription_id="",
                                               subscription_expiry=None, last_error=error,
-                                              error_count=base.error_count + 1, missing_since=None))
+                                              error_count=base.error_count + 1, missing_since=None).moved_from(record))
     report.unknown_email.append(resource.resource_no)
     if first_time:  # on the monitor once, not every 15 minutes
         await _activity(services, "track", "failed", resource.resource_no, "email not known to Graph", error)
@@ -366,7 +366,7 @@ async def _track(services: Services, resource: DsResource, user_id: str, previou
     time_zone, zone_error = await read_time_zone(services, user_id, previous.time_zone if previous else "")
     record = ResourceRecord(resource.resource_no, resource.email, resource.display_name, user_id, Status.TRACKED,
                             error_count=previous.error_count if previous else 0, time_zone=time_zone,
-                            last_error=zone_error)
+                            last_error=zone_error).moved_from(previous)
     await _io(services.registry.save, record)
     await _io(services.resource_settings.ensure_account, resource.resource_no)
     await _io(CursorStore(services.repositories.cursors).delete, user_id)  # a fresh start: first round is full

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from dataclasses import replace
 
 import pytest
 
@@ -71,3 +72,35 @@ def test_a_copy_is_written_by_another_worker_only_if_it_still_holds_what_that_wo
     followed = OutlookCopy("g7", "ALICE", "user-1", "t", "ev-1", {"subject": "h2"}, "ck4")
     assert store.save_outlook_copy_if(owners, followed)  # still as read: written
     assert store.by_event("user-1", "ev-1") == followed
+
+
+def test_a_mailboxs_live_copies_come_from_its_index_with_history_left_out(store: MappingStore) -> None:
+    """The poll's read: one query per mailbox returns the copies whose events end on or after a moment,
+    each as written (hashes, changeKey, span); past events, other mailboxes and pending copies are not in it."""
+    live = OutlookCopy("g1", "ALICE", "user-1", "t1", "AAk/ev+1==", {"subject": "h1"}, "ck1",
+                       "2026-03-10T09:00:00", "2026-03-10T10:00:00")
+    past = replace(live, appointment_guid="g2", event_id="ev-2", starts_at="2025-01-10T09:00:00",
+                   ends_at="2025-01-10T10:00:00")
+    elsewhere = replace(live, appointment_guid="g3", user_id="user-2", event_id="ev-3")
+    for copy in (live, past, elsewhere, OutlookCopy("g4", "ALICE", "user-1", "t4")):
+        store.save_outlook_copy(copy)
+    store.save_board_copy(BoardCopy("user-1", "ev-own", "g5", "hash"))
+    assert [i.copy for i in store.live_copies("user-1", "2026-03-01T00:00:00")] == [live]
+    assert [i.copy for i in store.live_copies("user-2", "2026-03-01T00:00:00")] == [elsewhere]
+    assert store.live_copies("user-1", "2026-03-11T00:00:00") == []
+
+
+def test_an_index_row_that_disagrees_with_its_copy_is_brought_in_line(store: MappingStore) -> None:
+    old = OutlookCopy("g1", "ALICE", "user-1", "t1", "ev-1", {"subject": "h1"}, "ck1", "2026-03-10T09:00:00",
+                      "2026-03-10T10:00:00")
+    store.save_outlook_copy(old)
+    [indexed] = store.live_copies("user-1", "2026-03-01T00:00:00")
+    newer = replace(old, field_hashes={"subject": "h2"}, change_key="ck2")
+    store.heal_index(indexed, newer)  # the primary row moved on: the index repeats it now
+    [healed] = store.live_copies("user-1", "2026-03-01T00:00:00")
+    assert healed.copy == newer
+    store.heal_index(indexed, None)  # with the ETag of the first read: the row changed since, left alone
+    assert [i.copy for i in store.live_copies("user-1", "2026-03-01T00:00:00")] == [newer]
+    store.heal_index(healed, None)  # the copy is gone: so is its index row
+    assert store.live_copies("user-1", "2026-03-01T00:00:00") == []
+    assert store.by_event("user-1", "ev-1") is None

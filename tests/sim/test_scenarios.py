@@ -21,6 +21,7 @@ from connector.stores.repositories import safe_key
 from connector.stores.storage import EXCHANGE_CHANGES_QUEUE, PLANNING_CHANGES_QUEUE, poison_queue_name
 from connector.sync.status import TAG_PROPERTY_ID, OutlookCopy
 from connector.sync.to_outlook import desired_event
+from connector.workers.poll import INDEXED_ROW
 from connector.workers.to_outlook import LEASE_PARTITION
 from devtools.sim.clock import EPOCH
 from devtools.sim.planning import BoardAppointment
@@ -370,3 +371,32 @@ def test_a_restore_that_gave_up_on_an_hour_of_faults_is_sent_again_by_the_next_p
     assert any(e.outcome == "retrying" and "sent once more by the poll" in e.detail for e in history)
     assert [e.outcome for e in history if e.action == "recreate" or e.action == "restore"][-1:] == ["applied"]
     assert sim.storage.queue(poison_queue_name(PLANNING_CHANGES_QUEUE)).messages == []  # the admin retried it
+
+
+def test_the_poll_reads_copies_from_the_mailbox_index_and_finds_the_events_in_a_mailbox_the_resource_left() -> None:
+    """The poll reads each mailbox's index, not every copy ever written. A resource whose email stops
+    being a Graph user (a typo in Dime.Scheduler) leaves tracking after two runs; its planner events are
+    still in its former mailbox, which no tracked resource names any more: the poll looks there too and
+    takes them out (the resource is no longer tracked)."""
+    appointment = _appointment("Pump check", ["ALICE"])
+
+    async def script(sim: Sim) -> None:
+        services = sim.processes[0].services
+        sim.planning.plan(appointment, "created")
+        await sim.drain()
+        sim.run_timer("poll_planning")  # the first run indexes every copy; later runs read the index
+        await sim.drain()
+        assert services.repositories.cursors.get(*INDEXED_ROW) is not None
+        sim.planning.resources["ALICE"].email = "alcie@contoso.sim"  # not a Graph user
+        for _ in range(2):  # missing on two runs in a row: untracked
+            sim.run_timer("sync_resources")
+            await sim.drain()
+        record = services.registry.get("ALICE")
+        assert record is not None and (record.status, record.user_id) == (Status.UNKNOWN_EMAIL, "")
+        assert record.former_user_id == sim.user_of("ALICE")
+
+    sim, violations = run_scenario(script)
+    assert violations == [f"ALICE: appointment {appointment.guid[:8]} has 0 event(s) in Outlook"]  # not tracked now
+    assert _event_subjects(sim, "ALICE") == []
+    deleted = [e for e in sim.processes[0].services.activity.history(appointment.guid) if e.action == "delete"]
+    assert [e.outcome for e in deleted] == ["applied"] and "no longer tracked" in deleted[0].detail
