@@ -186,6 +186,29 @@ class ResourceCheck(_Message):
         _check_attempt(self.attempt, self.throttled)
 
 
+MAX_SLICE_RESOURCES = 500
+
+
+@dataclass(frozen=True)
+class PollSlice(_Message):
+    """Work for a slice of the resources on `planning-changes`, fanned out by `poll_planning`: compare
+    their part of the planning window with their mailboxes' copies and enqueue what differs."""
+
+    kind = "poll-slice"
+    resource_nos: list[str]
+    correlation_id: str = field(default_factory=new_correlation_id)
+    received_at: str = field(default_factory=utc_now_iso)
+    attempt: int = 0
+    trace_context: str = ""
+    throttled: int = 0
+
+    def validate(self) -> None:
+        if not isinstance(self.resource_nos, list) or not 0 < len(self.resource_nos) <= MAX_SLICE_RESOURCES or not all(
+                isinstance(r, str) and r for r in self.resource_nos):
+            raise InvalidMessage(f"PollSlice: resource_nos must name 1 to {MAX_SLICE_RESOURCES} resources")
+        _check_attempt(self.attempt, self.throttled)
+
+
 def message_kind(text: str | bytes) -> str:
     """The `kind` of a queue message ("" when it has none or is not JSON): picks the parser."""
     try:

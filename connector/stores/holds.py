@@ -25,7 +25,7 @@ import contextlib
 import json
 import re
 import secrets
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime
 from typing import Any
@@ -264,11 +264,13 @@ class HoldStore:
         for key in keys:
             self.delete_item(kind, subject, key)
 
-    def forget_released(self, kinds: tuple[str, ...], referenced: set[str], subject: str | None = None) -> None:
-        """Released holds of these kinds (and this subject) that no item row refers to any more are done: deleted."""
+    def forget_released(self, kinds: tuple[str, ...], referenced: set[str],
+                        subjects: str | Collection[str] | None = None) -> None:
+        """Released holds of these kinds (and these subjects) that no item row refers to any more are done: deleted."""
+        among = {subjects} if isinstance(subjects, str) else subjects
         for hold in self.all():
             if hold.state == RELEASED and hold.kind in kinds and hold.hold_id not in referenced \
-                    and (subject is None or hold.subject == subject):
+                    and (among is None or hold.subject in among):
                 self.delete_quietly(hold)
 
     def delete_quietly(self, hold: Hold) -> None:

@@ -12,7 +12,7 @@ from dataclasses import dataclass, replace
 
 from azure.core.exceptions import HttpResponseError, ResourceExistsError, ResourceNotFoundError
 
-from connector.messages import ExchangeChange, PlanningChange, ResourceCheck, SubscriptionLifecycle
+from connector.messages import ExchangeChange, PlanningChange, PollSlice, ResourceCheck, SubscriptionLifecycle
 from connector.stores.storage import (
     EXCHANGE_CHANGES_QUEUE,
     PLANNING_CHANGES_QUEUE,
@@ -71,6 +71,11 @@ class WorkQueues:
         """`sync_resources`' per-resource checks travel on `exchange-changes` too."""
         message = replace(message, trace_context=message.trace_context or current_trace_context())
         send_text(self._clients, EXCHANGE_CHANGES_QUEUE, message.to_json())
+
+    def send_poll_slice(self, message: PollSlice) -> None:
+        """`poll_planning`'s slices travel on `planning-changes` (its worker tells the kinds apart)."""
+        message = replace(message, trace_context=message.trace_context or current_trace_context())
+        send_text(self._clients, PLANNING_CHANGES_QUEUE, message.to_json())
 
     def send_planning_change(self, message: PlanningChange, delay_seconds: int | None = None) -> None:
         message = replace(message, trace_context=message.trace_context or current_trace_context())

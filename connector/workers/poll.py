@@ -1,7 +1,13 @@
 """poll_planning: the safety net for missed Dime.Scheduler webhooks.
 
-Reads the planning window (`SYNC_WINDOW_PAST_DAYS` .. `SYNC_WINDOW_FUTURE_DAYS` around now) for the
-tracked resources and compares it with the `OutlookCopy` rows, using the same decision the worker
+The timer itself only sends the changes that gave up again (below) and fans out: one `PollSlice`
+message per `POLL_SLICE_SIZE` resources on `planning-changes`, so 10,000 mailboxes are compared by
+whichever instances take the slices and one slow slice delays no other. Each slice (`compare` with its
+scope) decides on its own resources' calendars only: an appointment shared with a resource of another
+slice is compared in both, each for its own copies.
+
+A slice reads the planning window (`SYNC_WINDOW_PAST_DAYS` .. `SYNC_WINDOW_FUTURE_DAYS` around now) for
+its tracked resources and compares it with the `OutlookCopy` rows, using the same decision the worker
 uses (`plan()`): an appointment whose plan is not empty (a copy missing, a field hash that moved,
 a resource no longer assigned) is enqueued as `PlanningChange(event="poll")`. Copies whose
 appointment did not come back in the window are checked one by one with `get_appointment` (it may
@@ -35,13 +41,15 @@ deletion is enqueued like any other; its allowance row goes once the event is go
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from functools import partial
 
-from connector.messages import PlanningChange
+from connector.errors import GraphError, PlanningError
+from connector.messages import PlanningChange, PollSlice
 from connector.model import Appointment, InvalidPayload
 from connector.services import Services
 from connector.stores import given_up
@@ -53,6 +61,7 @@ from connector.sync.to_outlook import Action, DeleteEvent, desired_event, plan
 
 log = logging.getLogger(__name__)
 
+POLL_SLICE_SIZE = 100  # resources per PollSlice: a slice is one message, its work one invocation
 # Written once the first run gave every copy in sync an index row that repeats it (`_index_everything`).
 INDEXED_ROW = ("poll", "copies-indexed")
 
@@ -66,6 +75,7 @@ class PollResult:
     unreadable: list[str] = field(default_factory=list)
     held: dict[str, int] = field(default_factory=dict)  # resource → deletions held for an admin
     sent_again: int = 0  # changes that had given up on faults, sent once more
+    slices: int = 0  # PollSlice messages the timer sent
 
 
 def _work(services: Services, appointment: Appointment | None, tracked: dict[str, TrackedResource],
@@ -75,23 +85,51 @@ def _work(services: Services, appointment: Appointment | None, tracked: dict[str
 
 
 def poll_planning(services: Services, now: datetime | None = None) -> PollResult:
-    """Enqueue a change for every appointment whose Outlook events differ from the planning."""
+    """The timer: send the changes that gave up again, then one `PollSlice` per `POLL_SLICE_SIZE` resources
+    (any instance compares them). The first run, before the copies are indexed, compares everything here."""
     result = PollResult()
-    settings = services.settings
-    if not settings.sync_to_exchange_enabled:
+    if not services.settings.sync_to_exchange_enabled:
         return result
-    moment = now or datetime.now(UTC)
     result.sent_again = _send_given_up_again(services)
-    tracked = services.registry.tracked()
+    if not _index_ready(services):
+        return compare(services, None, now, result)
+    resources = sorted(r.resource_no for r in services.registry.all() if r.mailboxes)
+    for first in range(0, len(resources), POLL_SLICE_SIZE):
+        services.work_queues.send_poll_slice(PollSlice(resources[first:first + POLL_SLICE_SIZE]))
+        result.slices += 1
+    services.holds.forget_released((HoldKind.UNTRACK,), set())  # released untracks are applied at once
+    log.info("poll_planning: %d resources in %d slice(s), %d change(s) that had given up sent again",
+             len(resources), result.slices, result.sent_again)
+    return result
+
+
+async def poll_slice(services: Services, message: PollSlice) -> None:
+    """One slice of the poll on the queue worker. A failing upstream ends it: the next run compares again."""
+    try:
+        result = await asyncio.to_thread(compare, services, frozenset(message.resource_nos), None, PollResult())
+    except (GraphError, PlanningError) as exc:
+        log.warning("poll slice of %d resources: %s; the next run compares them again", len(message.resource_nos),
+                    exc)
+        return
+    log.info("poll slice: %d resources, %d appointments in the window, %d copies read, %d changes enqueued, "
+             "%d deletion(s) held", len(message.resource_nos), result.window_appointments, result.copies,
+             len(result.enqueued), sum(result.held.values()))
+
+
+def compare(services: Services, scope: frozenset[str] | None, now: datetime | None, result: PollResult) -> PollResult:
+    """Enqueue a change for every appointment whose Outlook events differ from the planning, for the
+    resources in `scope` (None: all of them, the first run)."""
+    settings = services.settings
+    moment = now or datetime.now(UTC)
+    tracked = {no: r for no, r in services.registry.tracked().items() if scope is None or no in scope}
     start = moment - timedelta(days=settings.sync_window_past_days)
     end = moment + timedelta(days=settings.sync_window_future_days)
-    indexed = _index_ready(services)
-    known = _live_copies(services, start, result) if indexed else _all_copies(services, result)
+    known = _live_copies(services, scope, start, result) if scope is not None else _all_copies(services, result)
     copies: dict[str, dict[str, OutlookCopy]] = defaultdict(dict)
     for item in known:
         copies[item.copy.appointment_guid.lower()][item.copy.resource_no] = item.copy
-    if indexed:
-        copies.update(_held_copies(services, result))
+    if scope is not None:
+        copies.update(_held_copies(services, scope, result))
     ids: dict[str, str] = {}  # guid -> numeric id, for the messages
     appointments: dict[str, Appointment | None] = {}  # the appointments with work, as read
     in_sync: list[tuple[Appointment, dict[str, OutlookCopy]]] = []
@@ -131,11 +169,11 @@ def poll_planning(services: Services, now: datetime | None = None) -> PollResult
             appointments[guid] = still
         elif still is not None:
             in_sync.append((still, mine))
-    work = _confirmed(services, appointments, tracked, known) if indexed else {
+    work = _confirmed(services, scope, appointments, tracked, known) if scope is not None else {
         guid: _work(services, appointment, tracked, copies[guid]) for guid, appointment in appointments.items()}
-    if not indexed:
+    if scope is None:
         _index_everything(services, tracked, in_sync)
-    held = _guard(services, work, moment, result)
+    held = _guard(services, work, moment, result, scope)
     for guid, actions in work.items():
         if all(isinstance(a, DeleteEvent) and (guid, a.copy.resource_no) in held for a in actions):
             continue  # nothing but held deletions: the worker would skip them
@@ -143,10 +181,11 @@ def poll_planning(services: Services, now: datetime | None = None) -> PollResult
     for guid in result.enqueued:
         services.work_queues.send_planning_change(PlanningChange(appointment_guid=guid, event="poll",
                                                                  appointment_id=ids.get(guid, "")))
-    log.info("poll_planning: %d appointments in the window, %d copies read (%d appointments past the window, not "
-             "read), %d changes enqueued, %d deletion(s) held, %d change(s) that had given up sent again",
-             result.window_appointments, result.copies, result.aged_out, len(result.enqueued), sum(result.held.values()),
-             result.sent_again)
+    if scope is None:
+        log.info("poll_planning (first run, every copy): %d appointments in the window, %d copies read (%d "
+                 "appointments past the window, not read), %d changes enqueued, %d deletion(s) held, %d change(s) "
+                 "that had given up sent again", result.window_appointments, result.copies, result.aged_out,
+                 len(result.enqueued), sum(result.held.values()), result.sent_again)
     return result
 
 
@@ -154,23 +193,27 @@ def _index_ready(services: Services) -> bool:
     return services.repositories.cursors.get(*INDEXED_ROW) is not None
 
 
-def _live_copies(services: Services, window_start: datetime, result: PollResult) -> list[IndexedCopy]:
+def _live_copies(services: Services, scope: frozenset[str], window_start: datetime,
+                 result: PollResult) -> list[IndexedCopy]:
     """From each mailbox's index, the copies whose events end at most a day before the window (history
-    is left out by the query): every mailbox a resource has or had."""
+    is left out by the query): every mailbox a resource of the scope has or had, its copies only."""
     ending_from = (window_start - timedelta(days=1)).strftime("%Y-%m-%dT%H:%M:%S")
-    mailboxes = sorted({user for record in services.registry.all() for user in record.mailboxes})
-    found = [item for user in mailboxes for item in services.mappings.live_copies(user, ending_from)]
+    mailboxes = sorted({user for record in services.registry.all() if record.resource_no in scope
+                        for user in record.mailboxes})
+    found = [item for user in mailboxes for item in services.mappings.live_copies(user, ending_from)
+             if item.copy.resource_no in scope]
     result.copies += len(found)
     return found
 
 
-def _held_copies(services: Services, result: PollResult) -> dict[str, dict[str, OutlookCopy]]:
-    """The copies of appointments with a deletion held (or released) for an admin, from their primary
-    rows: one may be a pending copy (its create's answer lost), which has no index row, and the guard must
-    see every deletion it holds."""
+def _held_copies(services: Services, scope: frozenset[str], result: PollResult) -> dict[str, dict[str, OutlookCopy]]:
+    """The scope's copies of appointments with a deletion held (or released) for an admin, from their
+    primary rows: one may be a pending copy (its create's answer lost), which has no index row, and the
+    guard must see every deletion it holds."""
     guids = {(item.appointment_guid or item.key).lower()
-             for rows in services.holds.all_items(HoldKind.CALENDAR).values() for item in rows.values()}
-    found = {guid: services.mappings.outlook_copies(guid) for guid in sorted(guids)}
+             for subject, rows in services.holds.all_items(HoldKind.CALENDAR).items() if subject in scope
+             for item in rows.values()}
+    found = {guid: _scoped(services.mappings.outlook_copies(guid), scope) for guid in sorted(guids)}
     result.copies += sum(len(mine) for mine in found.values())
     return found
 
@@ -182,8 +225,13 @@ def _all_copies(services: Services, result: PollResult) -> list[IndexedCopy]:
     return found
 
 
-def _confirmed(services: Services, appointments: dict[str, Appointment | None], tracked: dict[str, TrackedResource],
-               known: list[IndexedCopy]) -> dict[str, list[Action]]:
+def _scoped(copies: dict[str, OutlookCopy], scope: frozenset[str]) -> dict[str, OutlookCopy]:
+    """The copies of the scope's resources (another slice decides on the others' calendars)."""
+    return {no: copy for no, copy in copies.items() if no in scope}
+
+
+def _confirmed(services: Services, scope: frozenset[str], appointments: dict[str, Appointment | None],
+               tracked: dict[str, TrackedResource], known: list[IndexedCopy]) -> dict[str, list[Action]]:
     """The work the index suggests, decided again on the primary rows (one partition read per appointment
     with work: the index may repeat an older state, or a copy that is gone); index rows that disagree
     with their primary row are brought in line, so a stale one suggests nothing twice."""
@@ -192,7 +240,7 @@ def _confirmed(services: Services, appointments: dict[str, Appointment | None], 
         rows[item.copy.appointment_guid.lower()].append(item)
     work: dict[str, list[Action]] = {}
     for guid, appointment in appointments.items():
-        truth = services.mappings.outlook_copies(guid)
+        truth = _scoped(services.mappings.outlook_copies(guid), scope)
         for item in rows.get(guid, []):
             if truth.get(item.copy.resource_no) != item.copy:
                 services.mappings.heal_index(item, truth.get(item.copy.resource_no))
@@ -252,16 +300,17 @@ def _note_spans(services: Services, appointment: Appointment, tracked: dict[str,
         services.mappings.save_outlook_copy_if(copy, replace(copy, starts_at=starts_at, ends_at=ends_at))
 
 
-def _guard(services: Services, work: dict[str, list[Action]], moment: datetime, result: PollResult) -> set[tuple[str, str]]:
-    """The mass-change guard of each calendar (see the module docstring): the (appointment, resource)
-    deletions held for an admin."""
+def _guard(services: Services, work: dict[str, list[Action]], moment: datetime, result: PollResult,
+           scope: frozenset[str] | None) -> set[tuple[str, str]]:
+    """The mass-change guard of each calendar of the scope (see the module docstring): the (appointment,
+    resource) deletions held for an admin."""
     deletions: dict[str, dict[str, str]] = defaultdict(dict)  # resource → appointment → why
     for guid, actions in work.items():
         for action in actions:
             if isinstance(action, DeleteEvent):
                 deletions[action.copy.resource_no][guid] = action.reason
     holds = services.holds
-    rows = holds.all_items(HoldKind.CALENDAR)
+    rows = {no: items for no, items in holds.all_items(HoldKind.CALENDAR).items() if scope is None or no in scope}
     limit = services.settings.mass_change.max_items
     held: set[tuple[str, str]] = set()
     referenced: set[str] = set()  # released holds whose allowances are still needed
@@ -288,7 +337,10 @@ def _guard(services: Services, work: dict[str, list[Action]], moment: datetime, 
                 "system", "resolve", "applied", resource_no=resource_no,
                 detail=f"hold {decision.resolved.hold_id} no longer needed (nothing left to delete): "
                        f"{decision.resolved.what}"))
-    holds.forget_released((HoldKind.CALENDAR, HoldKind.UNTRACK), referenced)
+    if scope is None:
+        holds.forget_released((HoldKind.CALENDAR, HoldKind.UNTRACK), referenced)
+    else:
+        holds.forget_released((HoldKind.CALENDAR,), referenced, scope)
     return held
 
 

@@ -48,7 +48,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import quote
 
 from connector.gateways.batcher import GraphBatcher, WriteRequest, WriteResponse, inner_error
-from connector.messages import InvalidMessage, PlanningChange
+from connector.messages import InvalidMessage, PlanningChange, PollSlice, message_kind
 from connector.model import Appointment, CalendarEvent, InvalidPayload, parse_utc
 from connector.stores import given_up
 from connector.stores.activity import ActivityEntry
@@ -213,6 +213,11 @@ async def handle_planning_message(services: Services, body: bytes | str) -> None
     """The queue function's body: parse, apply, and route failures to the retry policy."""
     text = body.decode("utf-8", errors="replace") if isinstance(body, bytes) else body
     try:
+        if message_kind(text) == PollSlice.kind:  # poll_planning's slice of the resources
+            from connector.workers.poll import poll_slice
+
+            await poll_slice(services, PollSlice.from_json(text))
+            return
         message = PlanningChange.from_json(text)
     except InvalidMessage as exc:
         await _io(park_invalid_message, services.storage, services.activity, PLANNING_CHANGES_QUEUE, "to_outlook",

@@ -138,6 +138,8 @@ class Sim:
         self.storage = FakeStorage(self.loop.time)
         self.graph = FakeGraph(self)
         self.graph.repeated_transaction = random.Random(f"transaction-{seed}").choice(["existing", "conflict"])
+        # poll_planning's slices: one resource each, two, or all three in one (appointments across slices).
+        self.poll_slice_size = random.Random(f"slices-{seed}").choice([1, 2, 100])
         self.planning = FakePlanning(self)
         values = local_values(public_url="https://connector.sim")
         # Both conflict policies run (their own generator: the rest of a seed's schedule stays as it was).
@@ -854,6 +856,7 @@ def _patch(sim: Sim) -> list[tuple[Any, str, Any]]:
 
     import connector
     import connector.gateways.batcher as batcher
+    import connector.workers.poll as poll
 
     for module in pkgutil.walk_packages(connector.__path__, "connector."):  # patch every module, loaded or not
         importlib.import_module(module.name)
@@ -873,4 +876,6 @@ def _patch(sim: Sim) -> list[tuple[Any, str, Any]]:
     defaults = batcher.GraphBatcher.__init__.__defaults__
     saved.append((batcher.GraphBatcher.__init__, "__defaults__", defaults))
     batcher.GraphBatcher.__init__.__defaults__ = (*defaults[:-1], sim.loop.time)  # type: ignore[index]
+    saved.append((poll, "POLL_SLICE_SIZE", poll.POLL_SLICE_SIZE))
+    poll.POLL_SLICE_SIZE = sim.poll_slice_size
     return saved

@@ -12,8 +12,9 @@ from typing import Any
 
 import pytest
 
+import connector.workers.poll as poll
 from connector.errors import PlanningError
-from connector.messages import ExchangeChange
+from connector.messages import ExchangeChange, PollSlice
 from connector.model import Appointment
 from connector.stores.cursors import PARTITION, CursorState
 from connector.stores.registry import Status
@@ -384,8 +385,8 @@ def test_the_poll_reads_copies_from_the_mailbox_index_and_finds_the_events_in_a_
         services = sim.processes[0].services
         sim.planning.plan(appointment, "created")
         await sim.drain()
-        sim.run_timer("poll_planning")  # the first run indexes every copy; later runs read the index
-        await sim.drain()
+        # The first poll (sync_resources runs it once it tracked the resources) indexed every copy: later
+        # runs read the index only.
         assert services.repositories.cursors.get(*INDEXED_ROW) is not None
         sim.planning.resources["ALICE"].email = "alcie@contoso.sim"  # not a Graph user
         for _ in range(2):  # missing on two runs in a row: untracked
@@ -400,3 +401,29 @@ def test_the_poll_reads_copies_from_the_mailbox_index_and_finds_the_events_in_a_
     assert _event_subjects(sim, "ALICE") == []
     deleted = [e for e in sim.processes[0].services.activity.history(appointment.guid) if e.action == "delete"]
     assert [e.outcome for e in deleted] == ["applied"] and "no longer tracked" in deleted[0].detail
+
+
+def test_the_poll_fans_out_in_slices_and_an_appointment_across_two_slices_is_compared_in_each() -> None:
+    """poll_planning sends one slice per POLL_SLICE_SIZE resources; each compares its own calendars only.
+    The planner takes ALICE off an appointment she shared with BOB and the webhook is lost: ALICE's slice
+    deletes her event, BOB's slice finds his in sync."""
+    appointment = _appointment("Shared job", ["ALICE", "BOB"])
+    before: list[int] = []
+
+    async def script(sim: Sim) -> None:
+        sim.planning.plan(appointment, "created")
+        await sim.drain()
+        before.append(len(sim.storage.queue(PLANNING_CHANGES_QUEUE).sent))
+        poll.POLL_SLICE_SIZE = 1  # (restored when the scenario ends)
+        appointment.resources = ["BOB"]
+        sim.planning.plan(appointment, "updated")
+        sim.planning.outbox.clear()  # the webhook is lost
+
+    sim, violations = run_scenario(script)
+    assert violations == []
+    assert _event_subjects(sim, "ALICE") == [] and _event_subjects(sim, "BOB") == ["Shared job"]
+    slices = [json.loads(m) for m in sim.storage.queue(PLANNING_CHANGES_QUEUE).sent[before[0]:]
+              if json.loads(m).get("kind") == PollSlice.kind]
+    assert [s["resource_nos"] for s in slices] == [["ALICE"], ["BOB"], ["CAROL"]]
+    deleted = [e for e in sim.processes[0].services.activity.history(appointment.guid) if e.action == "delete"]
+    assert [(e.resource_no, e.outcome) for e in deleted] == [("ALICE", "applied")]
