@@ -258,7 +258,9 @@ async def upkeep(services: Services, record: ResourceRecord) -> str:
 
 
 async def apply_lifecycle(services: Services, message: SubscriptionLifecycle) -> None:
-    """The queue side of `graph_lifecycle`: renew (coalesced) or recreate; see the module docstring."""
+    """The queue side of `graph_lifecycle` (renew, coalesced, or recreate) and of `renew_subscriptions`'
+    fan-out (an `upkeep` message: renew, recreate or create one mailbox's subscription); see the module
+    docstring."""
     record = await asyncio.to_thread(services.registry.get, message.resource_no)
     if record is None or record.status != Status.TRACKED or record.subscription_id != message.subscription_id \
             or record.user_id != message.user_id:
