@@ -634,13 +634,16 @@ class Sim:
             for content in list(queue.sent):
                 queue.send_message(content)
         await self._drain()
+        return self._wrote_since("replay", graph_writes, board_writes) + check_invariants(self)
+
+    def _wrote_since(self, what: str, graph_writes: int, board_writes: int) -> list[str]:
+        """What `what` wrote to either side since the counts were taken (it should have written nothing)."""
         found = []
         if self.graph.writes != graph_writes:
-            found.append(f"replay wrote {self.graph.writes - graph_writes} Graph event(s)")
+            found.append(f"{what} wrote {self.graph.writes - graph_writes} Graph event(s)")
         if self.planning.writes != board_writes:
-            found.append(f"replay wrote {self.planning.writes - board_writes} board item(s)")
-        return found + check_invariants(self)
-
+            found.append(f"{what} wrote {self.planning.writes - board_writes} board item(s)")
+        return found
 
     async def _retry_parked(self) -> list[str]:
         """The admin presses Retry on every parked message (the monitor's own code): the safety net applied
@@ -652,11 +655,7 @@ class Sim:
                 self.trace(f"admin retries parked {parked.content[:120]}")
                 monitor.retry(name, parked.id)
         await self._drain()
-        found = []
-        if self.graph.writes != graph_writes:
-            found.append(f"retrying the parked messages wrote {self.graph.writes - graph_writes} Graph event(s)")
-        if self.planning.writes != board_writes:
-            found.append(f"retrying the parked messages wrote {self.planning.writes - board_writes} board item(s)")
+        found = self._wrote_since("retrying the parked messages", graph_writes, board_writes)
         for name in (PLANNING_CHANGES_QUEUE, EXCHANGE_CHANGES_QUEUE):
             if self.storage.queue(poison_queue_name(name)).messages:
                 found.append(f"{name}: parked again after the admin's Retry")
