@@ -58,6 +58,11 @@ def _copy_from(row: Row) -> OutlookCopy:
     )
 
 
+def _numeric_id(row: Row) -> str | None:
+    value = str(row.data.get("AppointmentId") or "")
+    return value if value.isdigit() else None
+
+
 def _copy_from_index(row: Row) -> OutlookCopy:
     """The copy as its index row repeats it (a row written before it repeated the hashes has none)."""
     d = row.data
@@ -67,6 +72,16 @@ def _copy_from_index(row: Row) -> OutlookCopy:
         field_hashes=json.loads(d.get("FieldHashes") or "{}"), change_key=d.get("ChangeKey") or None,
         starts_at=str(d.get("StartsAt") or ""), ends_at=str(d.get("EndsAt") or ""),
     )
+
+
+@dataclass(frozen=True)
+class AppointmentStatus:
+    """All an appointment's partition says, from one read: its copies, whether it mirrors an Outlook
+    item, and its remembered numeric id."""
+
+    copies: dict[str, OutlookCopy]
+    outlook_item: bool = False
+    appointment_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -110,8 +125,22 @@ class MappingStore:
     # -- the connector's events (planning → Outlook) --------------------------------------------
     def outlook_copies(self, appointment_guid: str) -> dict[str, OutlookCopy]:
         """Every copy of one appointment, keyed by resource number."""
-        return {c.resource_no: c for c in (_copy_from(r) for r in self._table.partition(_appointment_pk(appointment_guid))
-                                           if r.row_key not in _NOT_COPIES)}
+        return self.appointment_status(appointment_guid).copies
+
+    def appointment_status(self, appointment_guid: str) -> AppointmentStatus:
+        """The appointment's copies, Outlook-item mark and numeric id: one partition read (the planning
+        worker's only read of this table per change, before and again under the lease)."""
+        copies: dict[str, OutlookCopy] = {}
+        outlook_item, appointment_id = False, None
+        for row in self._table.partition(_appointment_pk(appointment_guid)):
+            if row.row_key == EXCHANGE_MARK:
+                outlook_item = True
+            elif row.row_key == ID_ROW:
+                appointment_id = _numeric_id(row)
+            else:
+                copy = _copy_from(row)
+                copies[copy.resource_no] = copy
+        return AppointmentStatus(copies, outlook_item, appointment_id)
 
     def save_outlook_copy(self, copy: OutlookCopy) -> None:
         """Write the copy and, once its event id is known, the reverse index (copy first: it is the truth).
@@ -220,8 +249,7 @@ class MappingStore:
     def appointment_id(self, appointment_guid: str) -> str | None:
         """The numeric Dime.Scheduler id remembered for the appointment, if any."""
         row = self._table.get(_appointment_pk(appointment_guid), ID_ROW)
-        value = str(row.data.get("AppointmentId") or "") if row else ""
-        return value if value.isdigit() else None
+        return _numeric_id(row) if row else None
 
     def remember_appointment_id(self, appointment_guid: str, appointment_id: str) -> None:
         self._table.upsert(_appointment_pk(appointment_guid), ID_ROW, {"AppointmentId": appointment_id})

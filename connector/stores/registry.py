@@ -29,6 +29,7 @@ from typing import Any
 from connector.stores.repositories import AlreadyExists, ConcurrencyConflict, Row, TableRepository, safe_key
 from connector.sync.status import TrackedResource
 
+NOTE_EVERY = timedelta(minutes=1)  # how often the monitor's last-sync time moves (and a last error is cleared)
 _WRITE_TRIES = 8  # conflicting writers are few (a timer, two workers): a handful of re-reads settles it
 
 
@@ -114,6 +115,9 @@ class SubscriptionIndex:
 class ResourceRegistry:
     def __init__(self, table: TableRepository) -> None:
         self._table = table
+        # When this process last looked at a resource's last-sync field (note_sync): within NOTE_EVERY
+        # it does not even read the row again. An error this process records forgets it at once.
+        self._noted: dict[tuple[str, str], datetime] = {}
 
     def get(self, resource_no: str) -> ResourceRecord | None:
         row = self._table.get("resource", safe_key(resource_no))
@@ -128,6 +132,7 @@ class ResourceRegistry:
 
     def save(self, record: ResourceRecord) -> None:
         """Write the whole record (sync_resources, which owns the status); keeps the mailbox index right."""
+        self._forget_noted(record.resource_no)
         for _ in range(_WRITE_TRIES):
             row = self._table.get("resource", safe_key(record.resource_no))
             if self._write(row, record):
@@ -138,6 +143,8 @@ class ResourceRegistry:
                **changes: Any) -> ResourceRecord | None:
         """Change some fields of the current row, conditional on its ETag (re-read on a conflict).
         None when the resource is not there or `only_if` says the row no longer fits the change."""
+        if changes.get("last_error"):
+            self._forget_noted(resource_no)
         for _ in range(_WRITE_TRIES):
             row = self._table.get("resource", safe_key(resource_no))
             if row is None:
@@ -173,15 +180,23 @@ class ResourceRegistry:
         """Show the last sync of one direction on the monitor: rarely (once a minute at most) and only
         while the resource is tracked; a successful sync also clears the last error."""
         field = "last_sync_to_planning" if direction == "to_planning" else "last_sync_to_outlook"
+        looked = self._noted.get((resource_no, field))
+        if looked is not None and timedelta(0) <= now - looked <= NOTE_EVERY:
+            return  # looked at less than a minute ago: no read per change (an error elsewhere clears within a minute)
+        self._noted[(resource_no, field)] = now
 
         def due(current: ResourceRecord) -> bool:
             last = getattr(current, field)
             return current.status == Status.TRACKED and (
-                last is None or now - last > timedelta(minutes=1) or bool(current.last_error))
+                last is None or now - last > NOTE_EVERY or bool(current.last_error))
 
         current = self.get(resource_no)
         if current is not None and due(current):
             self.update(resource_no, only_if=due, **{field: now, "last_error": ""})
+
+    def _forget_noted(self, resource_no: str) -> None:
+        for key in [k for k in self._noted if k[0] == resource_no]:
+            self._noted.pop(key, None)
 
     def by_user(self, user_id: str) -> ResourceRecord | None:
         row = self._table.get("user", safe_key(user_id))

@@ -179,7 +179,8 @@ class Monitor:
         if not 0 < len(key) <= 256:  # an appointment GUID or an event id; longer cannot be a table key
             raise MonitorError(404, f"nothing is known about an item with a {len(key)}-character key")
         history = self._activity.history(key)
-        copies = self._mappings.outlook_copies(key)
+        status = self._mappings.appointment_status(key)
+        copies = status.copies
         if not history and not copies:
             raise MonitorError(404, f"nothing is known about {key!r}")
         last_error = next((e.error for e in history if e.error), "")
@@ -187,7 +188,7 @@ class Monitor:
             "key": key, "history": [entry_json(e) for e in history], "lastError": last_error,
             "outlookCopies": [{"resourceNo": c.resource_no, "userId": c.user_id, "eventId": c.event_id,
                                "changeKey": c.change_key} for c in copies.values()],
-            "outlookItem": self._mappings.is_outlook_item(key),
+            "outlookItem": status.outlook_item,
         }
 
     def queues(self) -> dict[str, int]:

@@ -53,6 +53,7 @@ from connector.model import Appointment, CalendarEvent, InvalidPayload, parse_ut
 from connector.stores import given_up
 from connector.stores.activity import ActivityEntry
 from connector.stores.holds import HELD, HoldKind
+from connector.stores.mappings import AppointmentStatus
 from connector.stores.repositories import AlreadyExists, ConcurrencyConflict, TableRepository
 from connector.stores.storage import PLANNING_CHANGES_QUEUE
 from connector.sync.conflicts import (
@@ -247,17 +248,21 @@ async def apply_planning_change(services: Services, message: PlanningChange) -> 
                   max_attempts, entry)
 
 
-async def _read_appointment(services: Services, message: PlanningChange, guid: str) -> Appointment | None:
-    """The appointment as Dime.Scheduler has it now, or None when it is gone. A `deleted` webhook is
-    read too: only what Dime.Scheduler confirms is gone is deleted (whoever holds the webhook URL
-    must not be able to empty calendars)."""
+async def _read_both(services: Services, message: PlanningChange, guid: str) -> tuple[Appointment | None,
+                                                                                 AppointmentStatus]:
+    """The appointment as Dime.Scheduler has it now (None when it is gone) and its status rows (one
+    partition read). A `deleted` webhook is read too: only what Dime.Scheduler confirms is gone is
+    deleted (whoever holds the webhook URL must not be able to empty calendars)."""
     # By its numeric id (`GET /appointment/{id}` may not take the GUID): the message's, else the one
-    # remembered when its events were written.
-    appointment_id: str | None = message.appointment_id or None
-    if appointment_id is None:
-        appointment_id = await _io(services.mappings.appointment_id, guid)
-    data = await _io(services.planning.get_appointment, guid, appointment_id)
-    return None if data is None else Appointment.from_payload(data)
+    # remembered when its events were written (then the status rows are read first).
+    if message.appointment_id:
+        data, status = await asyncio.gather(
+            _io(services.planning.get_appointment, guid, message.appointment_id),
+            _io(services.mappings.appointment_status, guid))
+    else:
+        status = await _io(services.mappings.appointment_status, guid)
+        data = await _io(services.planning.get_appointment, guid, status.appointment_id)
+    return (None if data is None else Appointment.from_payload(data)), status
 
 
 def _changed_at(appointment: Appointment | None, message: PlanningChange) -> datetime:
@@ -282,12 +287,10 @@ def _is_outlook_item(appointment: Appointment | None, message: PlanningChange) -
 
 
 async def _apply(services: Services, rt: _Runtime, message: PlanningChange, guid: str) -> None:
-    appointment, outlook_item, copies = await asyncio.gather(
-        _read_appointment(services, message, guid), _io(services.mappings.is_outlook_item, guid),
-        _io(services.mappings.outlook_copies, guid))
+    appointment, status = await _read_both(services, message, guid)
     tracked = await rt.tracked(services, appointment.resource_nos if appointment else frozenset())
     ctx = _Context(services, rt, message, guid, appointment, _changed_at(appointment, message))
-    if outlook_item or _is_outlook_item(appointment, message):
+    if status.outlook_item or _is_outlook_item(appointment, message):
         await _io(services.activity.record, ctx.entry("skip", "skipped", detail="an Outlook item shown on the board "
                                                       "(the Outlook → planning direction owns it)"))
         return
@@ -295,7 +298,7 @@ async def _apply(services: Services, rt: _Runtime, message: PlanningChange, guid
     if not settings.sync_to_exchange_enabled:
         await _io(services.activity.record, ctx.entry("skip", "skipped", detail="SYNC_TO_EXCHANGE_ENABLED is off"))
         return
-    actions = _plan(ctx, tracked, _restoring(message, copies))
+    actions = _plan(ctx, tracked, _restoring(message, status.copies))
     if not actions:
         return  # in sync already (a replayed or no-op change): nothing to write, nothing to log
     if not await _unheld(ctx, actions, record=True):
@@ -310,12 +313,13 @@ async def _apply(services: Services, rt: _Runtime, message: PlanningChange, guid
     try:
         # Under the lease, read both sides again: the appointment may have changed since the first
         # read (a planner's second edit), and the copies may have been written by the lease's last holder.
-        appointment, copies = await asyncio.gather(_read_appointment(services, message, guid),
-                                                   _io(services.mappings.outlook_copies, guid))
+        appointment, status = await _read_both(services, message, guid)
         ctx = replace(ctx, appointment=appointment)
         tracked = await rt.tracked(services, appointment.resource_nos if appointment else frozenset())
-        actions = await _unheld(ctx, _plan(ctx, tracked, await _verified_restore(ctx, tracked, copies)), record=False)
-        if actions and appointment is not None and appointment.appointment_id:
+        actions = await _unheld(ctx, _plan(ctx, tracked, await _verified_restore(ctx, tracked, status.copies)),
+                                record=False)
+        if actions and appointment is not None and appointment.appointment_id \
+                and appointment.appointment_id != status.appointment_id:
             # Kept beside its events: later reads (poll, restore) need the numeric id, not the GUID.
             await _io(services.mappings.remember_appointment_id, guid, appointment.appointment_id)
         await _execute(ctx, actions)

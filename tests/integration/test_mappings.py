@@ -55,6 +55,18 @@ def test_board_copies_mark_their_appointment_as_outlook_item(store: MappingStore
     assert store.board_copies("user-1") == [] and not store.is_outlook_item("guid-7")
 
 
+def test_one_partition_read_gives_an_appointments_copies_mark_and_id(store: MappingStore) -> None:
+    copy = OutlookCopy("guid-9", "ALICE", "user-1", "t", "ev-9", {"subject": "h"}, "ck")
+    store.save_outlook_copy(copy)
+    store.remember_appointment_id("GUID-9", "4711")
+    status = store.appointment_status("Guid-9")
+    assert (status.copies, status.outlook_item, status.appointment_id) == ({"ALICE": copy}, False, "4711")
+    store.mark_outlook_item("guid-9", "user-1", "ev-x")
+    assert store.appointment_status("guid-9").outlook_item
+    empty = store.appointment_status("guid-10")
+    assert (empty.copies, empty.outlook_item, empty.appointment_id) == ({}, False, None)
+
+
 def test_safe_key_encodes_forbidden_characters() -> None:
     assert safe_key("a/b#c?d\\e\n") == "a%2Fb%23c%3Fd%5Ce%0A"
 

@@ -87,6 +87,38 @@ def test_a_late_sync_note_cannot_resurrect_an_untracked_resource(storage_connect
     assert record.last_sync_to_outlook is None  # its premise (tracked) failed on the fresh row: no write
 
 
+class _Counting(TableRepository):
+    def __init__(self, inner: TableRepository) -> None:
+        self.__dict__.update(inner.__dict__)
+        self.reads = 0
+
+    def get(self, partition_key: str, row_key: str):  # type: ignore[no-untyped-def]
+        self.reads += 1
+        return super().get(partition_key, row_key)
+
+
+def test_sync_notes_read_the_resource_at_most_once_a_minute_unless_an_error_was_recorded(
+        storage_connection_string: str) -> None:
+    repo = _Counting(table(storage_connection_string, "reg"))
+    registry = ResourceRegistry(repo)
+    registry.save(ResourceRecord("ALICE", "alice@x.example", "Alice", "user-a"))
+    nine = datetime(2026, 12, 6, 9, tzinfo=UTC)
+    registry.note_sync("ALICE", "to_outlook", nine)
+    repo.reads = 0
+    for second in range(1, 60):  # a busy minute: no read per change
+        registry.note_sync("ALICE", "to_outlook", nine.replace(second=second))
+    assert repo.reads == 0
+    registry.update("ALICE", last_error="Graph 503")  # recorded here: the next success clears it at once
+    registry.note_sync("ALICE", "to_outlook", nine.replace(second=59))
+    record = registry.get("ALICE")
+    assert record is not None and record.last_error == "" and record.last_sync_to_outlook == nine.replace(second=59)
+    ResourceRegistry(repo).update("ALICE", last_error="Graph 503")  # another process records an error:
+    registry.note_sync("ALICE", "to_outlook", nine.replace(minute=1))  # cleared within a minute of the last look
+    assert (record := registry.get("ALICE")) is not None and record.last_error == "Graph 503"
+    registry.note_sync("ALICE", "to_outlook", nine.replace(minute=2))
+    assert (record := registry.get("ALICE")) is not None and record.last_error == ""
+
+
 def test_concurrent_field_updates_both_land(storage_connection_string: str) -> None:
     repo = table(storage_connection_string, "reg")
     owner = ResourceRegistry(repo)
