@@ -358,3 +358,13 @@ def html_to_text(content: str) -> str:
     parser.close()
     lines = [" ".join(line.split()) for line in "".join(parser.parts).splitlines()]
     return "\n".join(line for line in lines if line)
+
+
+@dataclass(frozen=True)
+class BoardImport:
+    """One Outlook item to mirror on the board (`mboc_upsertExchangeAppointment`); `item` is `board_item()`."""
+
+    appointment_guid: str
+    exchange_id: str
+    resource_email: str
+    item: Mapping[str, Any]

@@ -33,6 +33,7 @@ from dimescheduler.result import Result
 from connector.config import PlanningConfig
 from connector.errors import PlanningError
 from connector.gateways.transport import BaseUrlTransport
+from connector.model import BoardImport
 
 WEBHOOK_EVENTS: tuple[str, ...] = ("AppointmentCreated", "AppointmentUpdated", "AppointmentDeleted")
 _CHANGE_TYPES = {"AppointmentCreated": "Create", "AppointmentUpdated": "Update", "AppointmentDeleted": "Delete"}
@@ -81,6 +82,11 @@ class Procedure:
             "ParameterValues": [format_value(v) for v in self.parameters.values()],
         }
 
+
+# One `/import` request of many items: at most this many calls and about this many bytes of them
+# (Dime.Scheduler documents no limit; a delta page is 100 items, an item's body may be long).
+IMPORT_CALLS = 100
+IMPORT_BYTES = 1 << 20
 
 EXCHANGE_PARAMETERS: tuple[str, ...] = (
     "AppointmentId", "AppointmentGuid", "ExchangeId", "ICalUId", "Start", "End", "Subject", "Body", "Importance",
@@ -288,6 +294,24 @@ class PlanningGateway:
         """
         self.run_import([Procedure("mboc_upsertExchangeAppointment",
                                    exchange_parameters(appointment_guid, exchange_id, resource_email, item))])
+
+    def upsert_exchange_appointments(self, items: Sequence[BoardImport]) -> None:
+        """Mirror many Outlook items at once: one `/import` per IMPORT_CALLS calls (or IMPORT_BYTES of
+        parameters). Whether Dime.Scheduler applies a failing batch's other calls is not documented:
+        the caller treats a failed batch as unknown and applies its items one by one."""
+        batch: list[Procedure] = []
+        size = 0
+        for one in items:
+            procedure = Procedure("mboc_upsertExchangeAppointment", exchange_parameters(
+                one.appointment_guid, one.exchange_id, one.resource_email, one.item))
+            weight = len(json.dumps(procedure.to_json(), default=str))
+            if batch and (len(batch) >= IMPORT_CALLS or size + weight > IMPORT_BYTES):
+                self.run_import(batch)
+                batch, size = [], 0
+            batch.append(procedure)
+            size += weight
+        if batch:
+            self.run_import(batch)
 
     def delete_exchange_appointment(self, appointment_guid: str, exchange_id: str, resource_email: str,
                                     item: Mapping[str, Any] | None = None) -> None:

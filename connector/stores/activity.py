@@ -86,6 +86,22 @@ class ActivityLog:
             self._table.upsert("i|" + safe_key(entry.item_key), _row_key(entry), row)
         return entry
 
+    def record_days(self, entries: Sequence[ActivityEntry]) -> None:
+        """Many entries' day rows, one transaction per day and 100 entries; their item twins are
+        written with `record_twin` (each its own partition, so the caller may write them side by side)."""
+        for entry in entries:
+            for listener in self._listeners:
+                listener(entry)
+        days: dict[str, dict[str, dict[str, Any]]] = {}
+        for entry in entries:
+            days.setdefault(_day(entry.at), {})[_row_key(entry)] = entry.to_row()
+        for day, rows in days.items():
+            self._table.upsert_many(day, rows)
+
+    def record_twin(self, entry: ActivityEntry) -> None:
+        if entry.item_key:
+            self._table.upsert("i|" + safe_key(entry.item_key), _row_key(entry), entry.to_row())
+
     def recent(self, days: int = 1, now: datetime | None = None) -> Iterator[ActivityEntry]:
         """Entries of the last `days` days, newest first."""
         moment = now or _now()

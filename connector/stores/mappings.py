@@ -24,7 +24,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -103,6 +103,16 @@ def _copy_row(copy: OutlookCopy) -> dict[str, Any]:
 
 def _index_row(copy: OutlookCopy) -> dict[str, Any]:
     return {"Kind": "planning", **_copy_row(copy)}
+
+
+def _board_row(copy: BoardCopy) -> dict[str, Any]:
+    return {"Kind": "exchange", "AppointmentGuid": copy.appointment_guid, "UserId": copy.user_id,
+            "EventId": copy.event_id, "ContentHash": copy.content_hash, "ChangeKey": copy.change_key or "",
+            "SeriesMasterId": copy.series_master_id or ""}
+
+
+def _series_row(copy: BoardCopy) -> dict[str, Any]:
+    return {"EventId": copy.event_id, "SeriesMasterId": copy.series_master_id}
 
 
 def _series_pk(user_id: str, master_id: str) -> str:
@@ -209,16 +219,23 @@ class MappingStore:
 
     def save_board_copy(self, copy: BoardCopy) -> None:
         """The copy, its board mark, and (for an occurrence or exception) its row in the series index."""
-        self._table.upsert(_event_pk(copy.user_id), event_key(copy.event_id), {
-            "Kind": "exchange", "AppointmentGuid": copy.appointment_guid, "UserId": copy.user_id,
-            "EventId": copy.event_id, "ContentHash": copy.content_hash, "ChangeKey": copy.change_key or "",
-            "SeriesMasterId": copy.series_master_id or "",
-        })
+        self._table.upsert(_event_pk(copy.user_id), event_key(copy.event_id), _board_row(copy))
         self._table.upsert(_appointment_pk(copy.appointment_guid), EXCHANGE_MARK,
                            {"UserId": copy.user_id, "EventId": copy.event_id})
         if copy.series_master_id:
             self._table.upsert(_series_pk(copy.user_id, copy.series_master_id), event_key(copy.event_id),
-                               {"EventId": copy.event_id, "SeriesMasterId": copy.series_master_id})
+                               _series_row(copy))
+
+    def save_board_copies(self, user_id: str, copies: Sequence[BoardCopy]) -> None:
+        """Copies of one mailbox whose board marks are written already (`mark_outlook_item`): one
+        transaction per 100 copies, and one per series they belong to."""
+        self._table.upsert_many(_event_pk(user_id), {event_key(c.event_id): _board_row(c) for c in copies})
+        series: dict[str, dict[str, dict[str, Any]]] = {}
+        for copy in copies:
+            if copy.series_master_id:
+                series.setdefault(copy.series_master_id, {})[event_key(copy.event_id)] = _series_row(copy)
+        for master_id, rows in series.items():
+            self._table.upsert_many(_series_pk(user_id, master_id), rows)
 
     def delete_board_copy(self, copy: BoardCopy) -> None:
         self._table.delete(_event_pk(copy.user_id), event_key(copy.event_id))

@@ -27,6 +27,9 @@ ACTIVITY_TABLE = "activity"
 CURSORS_TABLE = "cursors"
 TABLES: tuple[str, ...] = (MAPPINGS_TABLE, SUBSCRIPTIONS_TABLE, SETTINGS_TABLE, ACTIVITY_TABLE, CURSORS_TABLE)
 
+# Table Storage's limit for one entity group transaction (the 4 MiB payload limit is far off for the
+# small rows batched here).
+BATCH_ROWS = 100
 _FORBIDDEN_KEY_CHARS = set("/\\#?\t\n\r")
 
 
@@ -104,6 +107,15 @@ class TableRepository:
         """Write the row whatever is there (last writer wins): only for rows one writer owns."""
         entity = {**data, "PartitionKey": check_key(partition_key), "RowKey": check_key(row_key)}
         return str(self._client.upsert_entity(entity, mode=UpdateMode.REPLACE)["etag"])
+
+    def upsert_many(self, partition_key: str, rows: Mapping[str, Mapping[str, Any]]) -> None:
+        """Write rows of one partition whatever is there, in entity group transactions (up to
+        BATCH_ROWS rows a request, each request all or nothing): for rows one writer owns."""
+        entities = [{**data, "PartitionKey": check_key(partition_key), "RowKey": check_key(row_key)}
+                    for row_key, data in rows.items()]
+        for first in range(0, len(entities), BATCH_ROWS):
+            self._client.submit_transaction([("upsert", entity, {"mode": UpdateMode.REPLACE})
+                                             for entity in entities[first:first + BATCH_ROWS]])
 
     def delete(self, partition_key: str, row_key: str, etag: str | None = None) -> None:
         """Delete the row (idempotent); with `etag`, only if unchanged since read."""

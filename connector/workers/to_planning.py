@@ -49,7 +49,7 @@ from typing import TYPE_CHECKING, Any
 
 from connector.errors import GraphError, PlanningError
 from connector.messages import ExchangeChange, PlanningChange, ResourceCheck, SubscriptionLifecycle, message_kind
-from connector.model import CalendarEvent, InvalidPayload, parse_utc
+from connector.model import BoardImport, CalendarEvent, InvalidPayload, parse_utc
 from connector.services import Services
 from connector.stores.activity import ActivityEntry
 from connector.stores.cursors import MAX_PENDING_ITEMS, CursorStore, Lease, LeaseLost
@@ -163,6 +163,8 @@ class ExchangeToPlanning:
         self.mappings: MappingStore = services.mappings
         self._series: SeriesCompleter  # set at the start of each round
         self._removals: dict[str, RemoveFromBoard] = {}  # the round's removals, applied at its end (guard)
+        self._imports: dict[str, tuple[UpsertOnBoard, bool]] = {}  # the page's items for the board (`_flush`)
+        self._looked_up: dict[str, OutlookCopy | BoardCopy | None] = {}  # the page's mappings, read side by side
         self._rechecks: list[str] = []  # unknown removed items to look at once more (see `_apply_raw`)
 
     @staticmethod
@@ -228,6 +230,7 @@ class ExchangeToPlanning:
             report.items += 1
             await self._apply_raw(raw or {"id": event_id, "@removed": {"reason": "deleted"}}, record, settings,
                                   message, report, full=False, look_again=not mark.startswith("!"))
+        await self._flush(record, message, report)
 
     # -- one round -----------------------------------------------------------------------------
     async def _round(self, lease: Lease, record: ResourceRecord, message: ExchangeChange) -> tuple[Lease, RoundReport]:
@@ -250,7 +253,7 @@ class ExchangeToPlanning:
                      message: ExchangeChange, digest: str, full: bool) -> tuple[Lease, RoundReport]:
         report = RoundReport(full=full)
         self._series = SeriesCompleter(self.s.exchange, record.user_id)  # masters read once per round
-        self._removals = {}
+        self._removals, self._imports, self._looked_up = {}, {}, {}
         if full:
             start, end = sync_window(_now(), self.s.settings.sync_window_past_days,
                                      self.s.settings.sync_window_future_days)
@@ -263,11 +266,14 @@ class ExchangeToPlanning:
         seen: set[str] = set()
         while True:
             report.pages += 1
+            await self._look_up(record.user_id, page.items)
             for raw in page.items:
                 report.items += 1
                 event_id = await self._apply_raw(raw, record, settings, message, report, full)
                 if event_id:
                     seen.add(event_id)
+            await self._flush(record, message, report)  # before the checkpoint: the page is applied
+            self._looked_up = {}
             if page.next_link is None:
                 break
             # The page is applied: remember where to go on. A full round keeps no part-way link
@@ -305,6 +311,14 @@ class ExchangeToPlanning:
             await self._apply_raw(raw or {"id": event_id, "@removed": {"reason": "deleted"}}, record, settings,
                                   message, report, full=True)
 
+    async def _look_up(self, user_id: str, items: list[Any]) -> None:
+        """What each item of a page maps to, read side by side before the page is applied (one writer
+        per mailbox holds its board copies; the planning worker's own rows are checked again where
+        they are written: `save_outlook_copy_if`, the restore under the appointment's lease)."""
+        ids = list(dict.fromkeys(str(raw["id"]) for raw in items if isinstance(raw, dict) and raw.get("id")))
+        found = await asyncio.gather(*(self.io(self.mappings.by_event, user_id, event_id) for event_id in ids))
+        self._looked_up = dict(zip(ids, found, strict=True))
+
     async def _delta(self, user_id: str, link: str) -> DeltaPage:
         try:
             return await self.s.exchange.delta_page(user_id, link=link)
@@ -326,7 +340,12 @@ class ExchangeToPlanning:
             report.failed += 1
             await self._log(record, message, "import", "failed", event_id=str(event_id), error=str(exc))
             return str(event_id) or None
-        mapped = await self.io(self.mappings.by_event, record.user_id, event.id)
+        if event.id in self._imports:  # met twice before its page was flushed: the first must be on record
+            await self._flush(record, message, report)
+        if event.id in self._looked_up:  # read with its page's others (once: a second sighting reads again)
+            mapped = self._looked_up.pop(event.id)
+        else:
+            mapped = await self.io(self.mappings.by_event, record.user_id, event.id)
         action = plan_item(event, record.tracked, settings,
                            mapped if isinstance(mapped, BoardCopy) else None,
                            mapped if isinstance(mapped, OutlookCopy) else None,
@@ -352,6 +371,7 @@ class ExchangeToPlanning:
             event_id = await self._apply_raw(raw, record, settings, message, report, full=False)
             if event_id:
                 live.add(event_id)
+        await self._flush(record, message, report)  # the series index must hold what was just imported
         for copy in await self.io(self.mappings.series_copies, record.user_id, master_id):
             if copy.event_id not in live:
                 await self._apply(RemoveFromBoard(copy, "no longer an occurrence of its series in Outlook"), None,
@@ -360,12 +380,14 @@ class ExchangeToPlanning:
     async def _series_gone(self, event_id: str, record: ResourceRecord, message: ExchangeChange,
                            report: RoundReport) -> None:
         """A removed item that is not on the board itself may be a series master: its occurrences go."""
+        await self._flush(record, message, report)
         for copy in await self.io(self.mappings.series_copies, record.user_id, event_id):
             await self._apply(RemoveFromBoard(copy, "its series was deleted in Outlook"), None, record, message,
                               report, False)
 
     async def _remove(self, record: ResourceRecord, message: ExchangeChange, report: RoundReport, full: bool) -> None:
         """The round's removals from the board, under the mass-change guard (see the module docstring)."""
+        await self._flush(record, message, report)  # the full round's last look-ups (unseen events) included
         holds = self.s.holds
         removals, self._removals = list(self._removals.values()), {}
         if not removals and not full:
@@ -416,6 +438,9 @@ class ExchangeToPlanning:
         if isinstance(action, RemoveFromBoard):  # counted with the round's others at its end (`_remove`)
             self._removals.setdefault(action.copy.event_id, action)
             return
+        if isinstance(action, UpsertOnBoard):  # imported with the page's others (`_flush`)
+            self._imports[action.event.id] = (action, known)
+            return
         await self._attempt(action, event, record, message, report, full, known)
 
     async def _attempt(self, action: Action, event: CalendarEvent | None, record: ResourceRecord,
@@ -429,6 +454,39 @@ class ExchangeToPlanning:
             await self._park_item(action, event, record, message, report, str(exc))
         except InvalidPayload as exc:  # the planner's appointment could not be read back
             await self._park_item(action, event, record, message, report, str(exc))
+
+    async def _flush(self, record: ResourceRecord, message: ExchangeChange, report: RoundReport) -> None:
+        """The page's items for the board, together: their marks (side by side, each its own partition),
+        hashless copies for the first imports (one transaction), one `/import` for them all, their copies
+        (one transaction) and activity entries; the same steps, in the same order, as one item's in `_run`.
+        A batch Dime.Scheduler refuses goes again one item at a time: the refused item is parked as itself
+        and the others are applied (their imports are upserts, so one already applied is no harm)."""
+        pending, self._imports = list(self._imports.values()), {}
+        if len(pending) <= 1:
+            for action, known in pending:
+                await self._attempt(action, action.event, record, message, report, False, known)
+            return
+        mappings = self.mappings
+        await asyncio.gather(*(self.io(mappings.mark_outlook_item, action.appointment_guid, record.user_id,
+                                       action.event.id) for action, _ in pending))
+        fresh = [replace(_board_copy(action, record), content_hash="") for action, known in pending if not known]
+        if fresh:
+            await self.io(mappings.save_board_copies, record.user_id, fresh)
+        try:
+            await self.io(self.s.planning.upsert_exchange_appointments, [
+                BoardImport(action.appointment_guid, action.event.id, record.email, action.item)
+                for action, _ in pending])
+        except PlanningError as exc:
+            if exc.transient:
+                raise
+            for action, known in pending:
+                await self._attempt(action, action.event, record, message, report, False, known)
+            return
+        await self.io(mappings.save_board_copies, record.user_id, [_board_copy(action, record) for action, _ in pending])
+        report.applied += len(pending)
+        await self._record([self._entry(record, message, "update" if known else "create", "applied",
+                                        appointment_guid=action.appointment_guid, event_id=action.event.id)
+                            for action, known in pending])
 
     async def _park_item(self, action: Action, event: CalendarEvent | None, record: ResourceRecord,
                          message: ExchangeChange, report: RoundReport, error: str) -> None:
@@ -451,8 +509,7 @@ class ExchangeToPlanning:
             # Marked first: the import's webhook does not say the item came from Outlook, and it may
             # reach the planning worker before the import call returns.
             await self.io(mappings.mark_outlook_item, action.appointment_guid, record.user_id, action.event.id)
-            copy = BoardCopy(record.user_id, action.event.id, action.appointment_guid, action.content_hash,
-                             action.event.change_key, action.event.series_master_id)
+            copy = _board_copy(action, record)
             if not known:
                 # Before a first import, a copy with no hash: if the import takes effect but its answer is
                 # lost, the item's removal still finds the board item to take away (and a later round
@@ -539,15 +596,32 @@ class ExchangeToPlanning:
 
     async def _log(self, record: ResourceRecord, message: ExchangeChange, action: str, outcome: str, *,
                    appointment_guid: str = "", event_id: str = "", detail: str = "", error: str = "") -> None:
-        entry = ActivityEntry(direction=DIRECTION, action=action, outcome=outcome, resource_no=record.resource_no,
-                              appointment_guid=appointment_guid, event_id=event_id,
-                              correlation_id=message.correlation_id, detail=detail, error=error,
-                              latency_ms=latency_ms(message.received_at, _now()) if outcome == "applied" else None)
-        await self.io(self.s.activity.record, entry)
+        await self.io(self.s.activity.record, self._entry(record, message, action, outcome, appointment_guid=appointment_guid,
+                                                          event_id=event_id, detail=detail, error=error))
+
+    async def _record(self, entries: list[ActivityEntry]) -> None:
+        """Many entries: their day rows together, their item twins side by side."""
+        activity = self.s.activity
+        await self.io(activity.record_days, entries)
+        await asyncio.gather(*(self.io(activity.record_twin, entry) for entry in entries))
+
+    @staticmethod
+    def _entry(record: ResourceRecord, message: ExchangeChange, action: str, outcome: str, *,
+               appointment_guid: str = "", event_id: str = "", detail: str = "", error: str = "") -> ActivityEntry:
+        return ActivityEntry(direction=DIRECTION, action=action, outcome=outcome, resource_no=record.resource_no,
+                             appointment_guid=appointment_guid, event_id=event_id,
+                             correlation_id=message.correlation_id, detail=detail, error=error,
+                             latency_ms=latency_ms(message.received_at, _now()) if outcome == "applied" else None)
 
 
 def _note_sync(services: Services, resource_no: str) -> None:
     services.registry.note_sync(resource_no, "to_planning", _now())
+
+
+def _board_copy(action: UpsertOnBoard, record: ResourceRecord) -> BoardCopy:
+    event = action.event
+    return BoardCopy(record.user_id, event.id, action.appointment_guid, action.content_hash, event.change_key,
+                     event.series_master_id)
 
 
 def _verb(action: Action) -> str:

@@ -50,6 +50,7 @@ RUNTIME_KNOBS = frozenset(
         "import_envelope_casing",
         "import_content_as_object",
         "import_failure_as_http_200",
+        "import_batch_partial",
         "webhook_routing",
         "payload_outlook_fields",
         "appointment_lookup",
@@ -103,6 +104,10 @@ class SchedulerEmulatorConfig:
     """A failed import answers HTTP 200 with the failure in the envelope (inner ``StatusCode`` 4xx/5xx,
     ``Content`` ``{Error, Description}``): the .NET SDK checks both statuses because this happens.
     False: the HTTP status is the inner one."""
+    import_batch_partial: bool = False
+    """A batch whose call #k fails is rolled back whole (all or nothing) unless this is true: then the
+    calls before #k stay applied (and announced) and the answer is still the failure. Dime.Scheduler
+    documents neither: a connector must cope with both."""
 
     # --- webhooks ------------------------------------------------------------------------------
     payload_casing: PayloadCasing = "pascal"

@@ -1,7 +1,8 @@
 """``POST /import``: validate the batch, apply it atomically, build the SDK's response envelope.
 
 The batch runs in a store transaction (an undo journal): a failing call rolls every earlier call of
-the batch back, so a failing batch leaves nothing applied. The appointment webhooks an import causes
+the batch back, so a failing batch leaves nothing applied (unless ``import_batch_partial``: then the
+calls before the failing one stay, and the answer is the failure all the same). The appointment webhooks an import causes
 are the net effect per appointment (created / updated / deleted), computed by comparing the
 appointments it addressed before and after — a write that changes nothing fires nothing.
 """
@@ -85,8 +86,9 @@ def _field(call: dict[str, Any], name: str) -> Any:
 class _Rejected(Exception):
     """A call of the batch failed: the batch is rolled back and answered with this result."""
 
-    def __init__(self, result: ImportResult) -> None:
+    def __init__(self, result: ImportResult, applied: int = 0) -> None:
         self.result = result
+        self.applied = applied  # how many calls before the failing one went through
 
 
 def run_import(store: Store, config: SchedulerEmulatorConfig, payload: Any) -> ImportResult:
@@ -98,6 +100,11 @@ def run_import(store: Store, config: SchedulerEmulatorConfig, payload: Any) -> I
         with store.transaction():
             return _run_calls(store, config, calls)
     except _Rejected as rejected:
+        if config.import_batch_partial and rejected.applied:
+            # The calls before the failing one stand: applied (and announced) as a batch of their own.
+            done = run_import(store, config, calls[:rejected.applied])
+            rejected.result.store, rejected.result.events = done.store, done.events
+            rejected.result.applied, rejected.result.changed = done.applied, done.changed
         return rejected.result
 
 
@@ -107,39 +114,48 @@ def _run_calls(store: Store, config: SchedulerEmulatorConfig, calls: list[Any]) 
     touched: dict[str, int] = {}  # guid -> id, in first-touch order
     loud: set[str] = set()
     for number, call in enumerate(calls, start=1):
-        if not isinstance(call, dict):
-            raise _Rejected(_fail(config, f"call #{number}: each call must be an object with StoredProcedureName,"
-                                  " ParameterNames and ParameterValues"))
-        name = _field(call, "StoredProcedureName")
-        if not isinstance(name, str) or not name:
-            raise _Rejected(_fail(config, f"call #{number}: 'StoredProcedureName' must be a non-empty string"))
-        procedure = PROCEDURES.get(name.casefold())
-        if procedure is None:
-            known = ", ".join(p.name for p in PROCEDURES.values())
-            raise _Rejected(_fail(config, f"call #{number}: unknown stored procedure {name!r} (this emulator knows: {known})"))
-        names, values = _field(call, "ParameterNames"), _field(call, "ParameterValues")
-        if not isinstance(names, list) or not isinstance(values, list):
-            raise _Rejected(_fail(config, f"{procedure.name} (call #{number}): 'ParameterNames' and 'ParameterValues'"
-                                  " must be arrays"))
-        if len(names) != len(values):
-            raise _Rejected(_fail(config, f"{procedure.name} (call #{number}): {len(names)} ParameterNames but"
-                                  f" {len(values)} ParameterValues"))
         try:
-            args = procedure.parse(names, values, config)
-            outcome = procedure.run(ctx, args)
-        except ProcedureError as exc:
-            raise _Rejected(_fail(config, f"{procedure.name} (call #{number}): {exc}")) from None
-        result.applied[procedure.name] += 1
-        result.changed[procedure.name] += int(outcome.changed)
-        for appt_id, guid in outcome.touched:
-            touched.setdefault(guid, appt_id)
-            if outcome.changed and not outcome.quiet:
-                loud.add(guid)
+            _run_call(ctx, config, result, number, call, touched, loud)
+        except _Rejected as rejected:
+            raise _Rejected(rejected.result, number - 1) from None
     result.store = store
     result.events = _net_events(store, [g for g in touched if g in loud]) if config.import_fires_webhooks else []
     listed = [{"Id": appt_id, "Guid": guid} for guid, appt_id in touched.items()]
     result.status, result.body = envelope(config, 200, f"{len(calls)} procedure call(s) imported", listed)
     return result
+
+
+def _run_call(ctx: Context, config: SchedulerEmulatorConfig, result: ImportResult, number: int, call: Any,
+              touched: dict[str, int], loud: set[str]) -> None:
+    """Run call #number of a batch into `result`; `_Rejected` when it fails."""
+    if not isinstance(call, dict):
+        raise _Rejected(_fail(config, f"call #{number}: each call must be an object with StoredProcedureName,"
+                              " ParameterNames and ParameterValues"))
+    name = _field(call, "StoredProcedureName")
+    if not isinstance(name, str) or not name:
+        raise _Rejected(_fail(config, f"call #{number}: 'StoredProcedureName' must be a non-empty string"))
+    procedure = PROCEDURES.get(name.casefold())
+    if procedure is None:
+        known = ", ".join(p.name for p in PROCEDURES.values())
+        raise _Rejected(_fail(config, f"call #{number}: unknown stored procedure {name!r} (this emulator knows: {known})"))
+    names, values = _field(call, "ParameterNames"), _field(call, "ParameterValues")
+    if not isinstance(names, list) or not isinstance(values, list):
+        raise _Rejected(_fail(config, f"{procedure.name} (call #{number}): 'ParameterNames' and 'ParameterValues'"
+                              " must be arrays"))
+    if len(names) != len(values):
+        raise _Rejected(_fail(config, f"{procedure.name} (call #{number}): {len(names)} ParameterNames but"
+                              f" {len(values)} ParameterValues"))
+    try:
+        args = procedure.parse(names, values, config)
+        outcome = procedure.run(ctx, args)
+    except ProcedureError as exc:
+        raise _Rejected(_fail(config, f"{procedure.name} (call #{number}): {exc}")) from None
+    result.applied[procedure.name] += 1
+    result.changed[procedure.name] += int(outcome.changed)
+    for appt_id, guid in outcome.touched:
+        touched.setdefault(guid, appt_id)
+        if outcome.changed and not outcome.quiet:
+            loud.add(guid)
 
 
 def _net_events(store: Store, guids: list[str]) -> list[AppointmentEvent]:

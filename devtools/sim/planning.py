@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from connector.errors import PlanningError
-from connector.model import parse_utc
+from connector.model import BoardImport, parse_utc
 
 if TYPE_CHECKING:
     from devtools.sim.world import Sim
@@ -80,6 +80,8 @@ class FakePlanning:
         self.client = _NoSdk()
         self._ids = itertools.count(1)
         self.hidden: set[str] = set()  # resources `GET /resource` leaves out (a scenario's partial answer)
+        self.refused_subjects: set[str] = set()  # items Dime.Scheduler refuses as themselves (a scenario's)
+        self.failed_batch = "atomic"  # or "partial": the calls of a failing `/import` before the refused one stay
 
     # -- the planner's side ---------------------------------------------------------------------
     def plan(self, appointment: BoardAppointment, event: str) -> None:
@@ -148,21 +150,43 @@ class FakePlanning:
 
     def upsert_exchange_appointment(self, appointment_guid: str, exchange_id: str, resource_email: str,
                                     item: Mapping[str, Any]) -> None:
+        self.sim.io_sync("ds import upsertExchangeAppointment",
+                         lambda: self._import_item(appointment_guid, exchange_id, resource_email, item))
+
+    def upsert_exchange_appointments(self, items: Sequence[BoardImport]) -> None:
+        """One `/import` of many items. A refused item fails the whole call; whether the items before it
+        stay applied is not documented, so the seed draws it (`failed_batch`: atomic or partial)."""
         def effect() -> None:
-            resource = next((r.resource_no for r in self.resources.values()
-                             if r.email.lower() == resource_email.lower()), None)
-            if resource is None:
-                raise PlanningError(400, f"import: no resource with the email {resource_email}")
-            guid = appointment_guid.lower()
-            existing = self.appointments_by_guid.get(guid)
-            self.writes += 1
-            self.sim.trace(f"board: Outlook item {exchange_id} imported as {guid[:8]}")
-            self.plan(BoardAppointment(
-                guid, str(item.get("Subject") or ""), _when(item["Start"]), _when(item["End"]),
-                [resource], str(item.get("Body") or ""), from_outlook=True, exchange_id=exchange_id,
-                show_as=int(item["ShowAs"]), sensitivity=int(item["Sensitivity"]),
-                numeric_id=existing.numeric_id if existing else 0), "updated" if existing else "created")
-        self.sim.io_sync("ds import upsertExchangeAppointment", effect)
+            if self.failed_batch == "atomic":
+                for one in items:
+                    self._check(one.resource_email, one.item)
+            for one in items:
+                self._import_item(one.appointment_guid, one.exchange_id, one.resource_email, one.item)
+        self.sim.io_sync("ds import upsertExchangeAppointment batch", effect)
+
+    def _resource_of(self, email: str) -> str | None:
+        return next((r.resource_no for r in self.resources.values() if r.email.lower() == email.lower()), None)
+
+    def _check(self, resource_email: str, item: Mapping[str, Any]) -> str:
+        resource = self._resource_of(resource_email)
+        if resource is None:
+            raise PlanningError(400, f"import: no resource with the email {resource_email}")
+        if item.get("Subject") in self.refused_subjects:
+            raise PlanningError(400, "import: mboc_upsertExchangeAppointment refused the item (simulated)")
+        return resource
+
+    def _import_item(self, appointment_guid: str, exchange_id: str, resource_email: str,
+                     item: Mapping[str, Any]) -> None:
+        resource = self._check(resource_email, item)
+        guid = appointment_guid.lower()
+        existing = self.appointments_by_guid.get(guid)
+        self.writes += 1
+        self.sim.trace(f"board: Outlook item {exchange_id} imported as {guid[:8]}")
+        self.plan(BoardAppointment(
+            guid, str(item.get("Subject") or ""), _when(item["Start"]), _when(item["End"]),
+            [resource], str(item.get("Body") or ""), from_outlook=True, exchange_id=exchange_id,
+            show_as=int(item["ShowAs"]), sensitivity=int(item["Sensitivity"]),
+            numeric_id=existing.numeric_id if existing else 0), "updated" if existing else "created")
 
     def delete_exchange_appointment(self, appointment_guid: str, exchange_id: str, resource_email: str,
                                     item: Mapping[str, Any] | None = None) -> None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import itertools
 import re
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -102,6 +102,16 @@ class FakeTable:
             raise ResourceModifiedError("UpdateConditionNotSatisfied")
         del self.rows[(partition_key, row_key)]
         self.writes += 1
+
+    def submit_transaction(self, operations: Sequence[tuple[str, Mapping[str, Any], Mapping[str, Any]]]) -> list[Any]:
+        """An entity group transaction: one partition, at most 100 rows, all or nothing (this store only
+        needs upserts)."""
+        keys = [(str(e["PartitionKey"]), str(e["RowKey"])) for _, e, *_ in operations]
+        if not 0 < len(keys) <= 100 or len({pk for pk, _ in keys}) != 1 or len(set(keys)) != len(keys):
+            raise ValueError("a transaction holds 1 to 100 operations on distinct rows of one partition")
+        if any(op != "upsert" for op, *_ in operations):
+            raise NotImplementedError("the simulated table runs upsert transactions only")
+        return [self.upsert_entity(entity, **dict(options)) for _, entity, options in operations]
 
     def query_entities(self, query_filter: str, **_: Any) -> Iterator[TableEntity]:
         self.reads += 1

@@ -141,6 +141,7 @@ class Sim:
         # poll_planning's slices: one resource each, two, or all three in one (appointments across slices).
         self.poll_slice_size = random.Random(f"slices-{seed}").choice([1, 2, 100])
         self.planning = FakePlanning(self)
+        self.planning.failed_batch = random.Random(f"batch-{seed}").choice(["atomic", "partial"])
         values = local_values(public_url="https://connector.sim")
         # Both conflict policies run (their own generator: the rest of a seed's schedule stays as it was).
         conflict_policy = random.Random(f"policy-{seed}").choice(["board", "outlook"])

@@ -11,6 +11,7 @@ import pytest
 from connector.config import PlanningConfig, Secret
 from connector.errors import PlanningError
 from connector.gateways.planning import PlanningGateway
+from connector.model import BoardImport
 from connector.sync.to_planning import board_guid
 from devtools.serve import ServerThread
 
@@ -69,3 +70,33 @@ def test_a_planners_appointment_is_moved_keeping_its_job_and_resources(
     with pytest.raises(PlanningError) as refused:
         gateway.upsert_exchange_appointment(guid, "event-2", "pgw-a@x.example", item("Hijack"))
     assert not refused.value.transient
+
+
+def _import_requests(server: ServerThread) -> int:
+    stats = httpx.get(f"{server.url}/_emulator/stats", timeout=10).json()
+    return int(stats["requests"].get("POST /import", 0))
+
+
+def test_many_outlook_items_go_in_one_import_per_hundred_calls_or_megabyte(
+        gateway: PlanningGateway, scheduler_emulator: ServerThread) -> None:
+    imports = [BoardImport(board_guid("user-a", f"event-{uuid.uuid4()}"), f"event-many-{n}", "pgw-a@x.example",
+                           item(f"Item {n}")) for n in range(230)]
+    before = _import_requests(scheduler_emulator)
+    gateway.upsert_exchange_appointments(imports)
+    assert _import_requests(scheduler_emulator) - before == 3  # 100 + 100 + 30
+    assert [appointment(scheduler_emulator, one.appointment_guid)["Subject"] for one in imports[::57]] == [
+        "Item 0", "Item 57", "Item 114", "Item 171", "Item 228"]
+    long = {**item("Long notes"), "Body": "x" * 700_000}  # two of these do not fit one request's megabyte
+    heavy = [BoardImport(board_guid("user-a", f"event-{uuid.uuid4()}"), f"event-heavy-{n}", "pgw-a@x.example", long)
+             for n in range(2)]
+    before = _import_requests(scheduler_emulator)
+    gateway.upsert_exchange_appointments(heavy)
+    assert _import_requests(scheduler_emulator) - before == 2
+
+
+def test_a_refused_item_fails_its_whole_import(gateway: PlanningGateway) -> None:
+    good = BoardImport(board_guid("user-a", f"event-{uuid.uuid4()}"), "event-ok", "pgw-a@x.example", item("Fine"))
+    unknown = BoardImport(board_guid("user-a", f"event-{uuid.uuid4()}"), "event-no", "nobody@x.example", item("No"))
+    with pytest.raises(PlanningError) as failed:
+        gateway.upsert_exchange_appointments([good, unknown])
+    assert not failed.value.transient  # refused, not unavailable: the worker goes again one item at a time

@@ -22,6 +22,7 @@ from .builders import (
 
 G1 = "6f1c2b1e-0000-4000-8000-000000000001"
 G2 = "6f1c2b1e-0000-4000-8000-000000000002"
+G3 = "6f1c2b1e-0000-4000-8000-000000000003"
 
 
 def stored(ctl: httpx.Client, guid: str) -> dict:
@@ -165,6 +166,17 @@ def test_import_is_atomic(sdk: DimeSchedulerClient, ctl: httpx.Client) -> None:
     assert ctl.get("/appointments").json() == []
     assert "CAROL" not in [r["resourceNo"] for r in sdk.resources.get_all().data]
     assert procedures(ctl) == before
+
+
+def test_a_failing_batch_keeps_the_calls_before_it_under_import_batch_partial(sdk: DimeSchedulerClient,
+                                                                             ctl: httpx.Client) -> None:
+    seed_people(ctl)
+    ctl.patch("/config", json={"import_batch_partial": True}).raise_for_status()
+    bad = exchange_item(G2)
+    _set(bad, "Start", "tomorrow")
+    result = sdk.imports.run([exchange_item(G1), bad, exchange_item(G3)])
+    assert "call #2" in _error_message(result)  # the answer is the failure all the same
+    assert [a["AppointmentGuid"].lower() for a in ctl.get("/appointments").json()] == [G1.lower()]
 
 
 def test_exchange_upsert_is_keyed_by_guid_and_keeps_origin(sdk: DimeSchedulerClient, ctl: httpx.Client) -> None:

@@ -427,3 +427,41 @@ def test_the_poll_fans_out_in_slices_and_an_appointment_across_two_slices_is_com
     assert [s["resource_nos"] for s in slices] == [["ALICE"], ["BOB"], ["CAROL"]]
     deleted = [e for e in sim.processes[0].services.activity.history(appointment.guid) if e.action == "delete"]
     assert [(e.resource_no, e.outcome) for e in deleted] == [("ALICE", "applied")]
+
+
+@pytest.mark.parametrize("failed_batch", ["atomic", "partial"])
+def test_a_page_of_outlook_items_is_imported_in_one_call_and_an_item_refused_in_it_is_parked_alone(
+        failed_batch: str) -> None:
+    """A delta page's items go to the board in one `/import`. Dime.Scheduler refuses one of them: the batch
+    fails (with the items before it applied or not: undocumented, both run), the page goes again one item
+    at a time, the two others reach the board and the refused one is parked as itself (monitor, Retry)."""
+    imports: list[int] = []
+    refused: dict[str, Any] = {}
+
+    async def script(sim: Sim) -> None:
+        sim.planning.failed_batch = failed_batch
+        sim.planning.refused_subjects = {"Refused"}
+        original = sim.planning.upsert_exchange_appointments
+
+        def counted(items: Any) -> None:
+            imports.append(len(items))
+            original(items)
+
+        sim.planning.upsert_exchange_appointments = counted  # type: ignore[method-assign]
+        user = sim.user_of("BOB")
+        start = EPOCH + timedelta(days=1, hours=3)
+        for hour, subject in enumerate(["Dentist", "Refused", "Gym"]):
+            item = sim.graph.new_event(user, {"subject": subject, "showAs": "busy", "start": {
+                "dateTime": (start + timedelta(hours=hour)).isoformat(), "timeZone": "UTC"}, "end": {
+                "dateTime": (start + timedelta(hours=hour, minutes=30)).isoformat(), "timeZone": "UTC"}})
+            if subject == "Refused":
+                refused.update(item)
+
+    sim, violations = run_scenario(script)
+    assert imports == [3]  # one call for the page, then the items one at a time
+    board = sorted(a.subject for a in sim.planning.appointments_by_guid.values() if a.from_outlook)
+    assert board == ["Dentist", "Gym"]
+    parked = [json.loads(m.content) for m in sim.storage.queue(poison_queue_name(EXCHANGE_CHANGES_QUEUE)).messages]
+    assert [p["event_ids"] for p in parked] == [["!" + refused["id"]]]
+    expected = ("exchange-changes: 1 message(s) parked on the poison queue", refused["id"])
+    assert [v for v in violations if not any(e in v for e in expected)] == []  # only the refused item is off
