@@ -46,3 +46,14 @@ def test_purge_removes_whole_expired_days_with_their_item_history(log: ActivityL
     assert [e.action for e in log.history("old")] == ["create"]  # the item's history lost only the expired entries
     assert sorted(e.action for e in log.recent(days=40, now=now)) == ["create", "subscribe"]
     assert log.purge(now=now) == 0  # nothing left to do: a second run deletes nothing
+
+
+def test_many_entries_are_written_a_day_at_a_time_and_their_twins_one_by_one(log: ActivityLog) -> None:
+    midnight = datetime(2026, 11, 23, tzinfo=UTC)
+    entries = [ActivityEntry("to_planning", "create", "applied", resource_no="BOB", event_id=f"Ev/{n}",
+                             at=midnight + timedelta(seconds=n - 60)) for n in range(150)]  # two days, 150 rows
+    log.record_days(entries)
+    for entry in entries:
+        log.record_twin(entry)
+    assert len(list(log.recent(days=2, now=midnight))) == 150
+    assert [e.at for e in log.history("Ev/149")] == [midnight + timedelta(seconds=89)]

@@ -116,3 +116,12 @@ def test_an_index_row_that_disagrees_with_its_copy_is_brought_in_line(store: Map
     store.heal_index(healed, None)  # the copy is gone: so is its index row
     assert store.live_copies("user-1", "2026-03-01T00:00:00") == []
     assert store.by_event("user-1", "ev-1") is None
+
+
+def test_a_pages_board_copies_are_saved_together_with_their_series_rows(store: MappingStore) -> None:
+    copies = [BoardCopy("user-1", f"ev/{n}", f"guid-{n}", "hash", f"ck{n}", "master-1" if n % 2 else None)
+              for n in range(130)]  # more than one transaction's 100 rows
+    store.save_board_copies("user-1", copies)
+    assert sorted(store.board_copies("user-1"), key=lambda c: c.event_id) == sorted(copies, key=lambda c: c.event_id)
+    assert store.by_event("user-1", "ev/129") == copies[129]
+    assert len(store.series_copies("user-1", "master-1")) == 65

@@ -82,6 +82,10 @@ def table_script(table: TableRepository) -> list[Any]:
     seen.append(table.get("a|g1", "R1"))
     table.delete("a|g1", "R1")  # already gone: fine
     seen.append(attempt(lambda: table.replace("a|g1", "R1", {"Value": 7}, fresh)))  # gone: a conflict
+    # a transaction of upserts over a partition's existing and new rows, past one request's 100
+    table.upsert_many("e|u1", {f"b{n:03d}": {"Value": n} for n in range(120)} | {"k": {"Value": 11}})
+    seen.append(sorted((r.row_key, r.data["Value"]) for r in table.partition("e|u1"))[:3])
+    seen.append(len(list(table.partition("e|u1"))))
     return seen
 
 
