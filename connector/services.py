@@ -52,7 +52,7 @@ class Services:
 
     @cached_property
     def mappings(self) -> MappingStore:
-        return MappingStore(self.repositories.mappings)
+        return MappingStore(self.repositories.mappings, self.repositories.window)
 
     @cached_property
     def registry(self) -> ResourceRegistry:

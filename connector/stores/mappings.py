@@ -9,10 +9,12 @@ Rows (every look-up is a point read or one partition):
 - `a|<appointment guid>` / `~id`: the appointment's numeric Dime.Scheduler id, which
   `GET /appointment/{id}` may require instead of the GUID.
 - `e|<user id>` / `<hash of event id>`: the reverse index from an Outlook event to its mapping. For
-  the connector's own events it points at the `OutlookCopy` and repeats it (hashes, changeKey, span),
-  so the poll reads a mailbox's live copies with one query that leaves history out (`EndsAt`); the
+  the connector's own events it points at the `OutlookCopy` and repeats it (hashes, changeKey, span); the
   primary row stays the truth (written first, read again before any work). For Outlook items it *is*
   the `BoardCopy` (appointment guid, content hash, changeKey).
+- in the `window` table, `w|<user id>` / `<hash of event id>`: the same row as the index's for each of
+  the connector's events that ends in or after the poll's window. The poll reads a mailbox's partition
+  and drops what has aged out, so its cost follows the window, never the history (`live_copies`).
 - `s|<user id>|<hash of series master id>` / `<hash of event id>`: the series index, one row per
   occurrence or exception of that series on the board, so a changed master finds its board items
   with one partition query (no scan).
@@ -46,6 +48,10 @@ def _appointment_pk(guid: str) -> str:
 
 def _event_pk(user_id: str) -> str:
     return "e|" + safe_key(user_id)
+
+
+def _window_pk(user_id: str) -> str:
+    return "w|" + safe_key(user_id)
 
 
 def _copy_from(row: Row) -> OutlookCopy:
@@ -129,8 +135,9 @@ def _board_from(row: Row) -> BoardCopy:
 class MappingStore:
     """Typed access to the `mappings` table."""
 
-    def __init__(self, table: TableRepository) -> None:
+    def __init__(self, table: TableRepository, window: TableRepository | None = None) -> None:
         self._table = table
+        self._window = window or table  # the `window` table (tests may keep both in one table)
 
     # -- the connector's events (planning → Outlook) --------------------------------------------
     def outlook_copies(self, appointment_guid: str) -> dict[str, OutlookCopy]:
@@ -175,7 +182,9 @@ class MappingStore:
 
     def _save_index(self, copy: OutlookCopy) -> None:
         if copy.event_id:
-            self._table.upsert(_event_pk(copy.user_id), event_key(copy.event_id), _index_row(copy))
+            row = _index_row(copy)
+            self._table.upsert(_event_pk(copy.user_id), event_key(copy.event_id), row)
+            self._window.upsert(_window_pk(copy.user_id), event_key(copy.event_id), row)
 
     def reindex(self, copy: OutlookCopy) -> None:
         """Write the index row of a copy as read from its primary row (the poll's first run)."""
@@ -183,27 +192,35 @@ class MappingStore:
 
     def live_copies(self, user_id: str, ending_from: str) -> list[IndexedCopy]:
         """The connector's copies in one mailbox whose event ends at or after `ending_from` (a wall time as
-        `event_span` writes it), from the index: one query, the mailbox's history left out by the filter.
-        Pending copies (no event yet) and rows without a span are not in it."""
-        pk, since = _event_pk(user_id).replace("'", "''"), ending_from.replace("'", "''")
-        query = f"PartitionKey eq '{pk}' and EndsAt ge '{since}'"
-        return [IndexedCopy(_copy_from_index(r), r.etag) for r in self._table.query(query)
-                if r.data.get("Kind") == "planning"]
+        `event_span` writes it), from the `window` table: one partition read, which also drops the rows
+        that have aged out since (so the table holds the window, not the history). Pending copies (no
+        event yet) are not in it."""
+        live: list[IndexedCopy] = []
+        for row in self._window.partition(_window_pk(user_id)):
+            if str(row.data.get("EndsAt") or "") >= ending_from:
+                live.append(IndexedCopy(_copy_from_index(row), row.etag))
+            else:
+                with contextlib.suppress(ConcurrencyConflict):  # rewritten meanwhile (moved into the window)
+                    self._window.delete(row.partition_key, row.row_key, row.etag)
+        return live
 
     def heal_index(self, indexed: IndexedCopy, truth: OutlookCopy | None) -> None:
-        """Bring one index row in line with its primary row as just read: dropped when the copy is gone or
-        moved to another event, rewritten when it repeats an older state (only if unchanged since read: the
-        worker may be writing it right now)."""
+        """Bring one window row in line with its primary row as just read: dropped when the copy is gone or
+        moved to another event (with its index row: that event never comes back to this copy), rewritten
+        when it repeats an older state (only if unchanged since read: the worker may be writing it now)."""
         copy = indexed.copy
         assert copy.event_id is not None
         with contextlib.suppress(ConcurrencyConflict):
             if truth is None or truth.event_id != copy.event_id or truth.user_id != copy.user_id:
-                self._table.delete(_event_pk(copy.user_id), event_key(copy.event_id), indexed.etag)
+                self._window.delete(_window_pk(copy.user_id), event_key(copy.event_id), indexed.etag)
+                self._table.delete(_event_pk(copy.user_id), event_key(copy.event_id))
             elif truth != copy:
-                self._table.replace(_event_pk(copy.user_id), event_key(copy.event_id), _index_row(truth), indexed.etag)
+                self._window.replace(_window_pk(copy.user_id), event_key(copy.event_id), _index_row(truth),
+                                     indexed.etag)
 
     def delete_outlook_copy(self, copy: OutlookCopy) -> None:
         if copy.event_id:
+            self._window.delete(_window_pk(copy.user_id), event_key(copy.event_id))
             self._table.delete(_event_pk(copy.user_id), event_key(copy.event_id))
         self._table.delete(_appointment_pk(copy.appointment_guid), safe_key(copy.resource_no))
 

@@ -25,7 +25,9 @@ SUBSCRIPTIONS_TABLE = "subscriptions"
 SETTINGS_TABLE = "settings"
 ACTIVITY_TABLE = "activity"
 CURSORS_TABLE = "cursors"
-TABLES: tuple[str, ...] = (MAPPINGS_TABLE, SUBSCRIPTIONS_TABLE, SETTINGS_TABLE, ACTIVITY_TABLE, CURSORS_TABLE)
+WINDOW_TABLE = "window"  # the connector's events that end in or after the poll's window (see stores/mappings.py)
+TABLES: tuple[str, ...] = (MAPPINGS_TABLE, SUBSCRIPTIONS_TABLE, SETTINGS_TABLE, ACTIVITY_TABLE, CURSORS_TABLE,
+                           WINDOW_TABLE)
 
 # Table Storage's limit for one entity group transaction (the 4 MiB payload limit is far off for the
 # small rows batched here).
@@ -150,7 +152,8 @@ class Repositories:
         self.settings = TableRepository(clients.table(SETTINGS_TABLE))
         self.activity = TableRepository(clients.table(ACTIVITY_TABLE))
         self.cursors = TableRepository(clients.table(CURSORS_TABLE))
+        self.window = TableRepository(clients.table(WINDOW_TABLE))
 
     def ensure(self) -> None:
-        for repo in (self.mappings, self.subscriptions, self.settings, self.activity, self.cursors):
+        for repo in (self.mappings, self.subscriptions, self.settings, self.activity, self.cursors, self.window):
             repo.ensure()

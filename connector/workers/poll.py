@@ -62,8 +62,9 @@ from connector.sync.to_outlook import Action, DeleteEvent, desired_event, plan
 log = logging.getLogger(__name__)
 
 POLL_SLICE_SIZE = 100  # resources per PollSlice: a slice is one message, its work one invocation
-# Written once the first run gave every copy in sync an index row that repeats it (`_index_everything`).
-INDEXED_ROW = ("poll", "copies-indexed")
+# Written once the first run gave every copy in sync its rows in the index and the `window` table
+# (`_index_everything`); a deployment that had only the index ("copies-indexed") runs it once more.
+INDEXED_ROW = ("poll", "copies-windowed")
 
 
 @dataclass

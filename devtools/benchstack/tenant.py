@@ -163,13 +163,14 @@ def _write_rows(stack: BenchStack, table_name: str, rows: dict[str, list[dict[st
 def seed_history(tenant: Tenant, count: int, first: int = 0, years_back: float = 2.0) -> int:
     """`count` appointments that ended long ago (before the sync window), each synced to one tracked
     resource: on the board (Dime.Scheduler) and in `mappings` (an `OutlookCopy` with its event id, the
-    numeric id row). Returns the number of table transactions written."""
+    numeric id row; none in `window`: they aged out of it). Returns the number of table transactions written."""
     if count <= 0:
         return 0
     stack = tenant.stack
     base = datetime.now(UTC) - timedelta(days=365 * years_back)
     recorder = _Recorder()
-    store = MappingStore(recorder)  # type: ignore[arg-type]
+    # Their rows in the `window` table were dropped by the polls that saw them age out long ago: not written.
+    store = MappingStore(recorder, _Recorder())  # type: ignore[arg-type]
     appointments = []
     for n in range(first, first + count):
         guid = str(uuid.UUID(int=n + 1, version=4))

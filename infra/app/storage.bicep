@@ -45,6 +45,7 @@ var tableNames = [
   'settings'
   'activity'
   'cursors'
+  'window'
 ]
 
 // Built-in role definition ids (docs/deployment.md lists them with the reason for each).
@@ -56,7 +57,7 @@ var roleIds = [
   storageBlobDataOwner
   // Host queue triggers and poison handling; the code enqueues and the monitor retries poison.
   storageQueueDataContributor
-  // The repositories in connector/stores/ (mappings, subscriptions, settings, activity, cursors).
+  // The repositories in connector/stores/ (mappings, subscriptions, settings, activity, cursors, window).
   storageTableDataContributor
 ]
 

@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from connector.config import SETTINGS
+from connector.stores.repositories import TABLES
 
 from .conftest import INFRA, INFRA_TIMEOUT, ROOT
 
@@ -223,7 +224,7 @@ def test_storage_account(bicep: dict[str, Any]) -> None:
     variables = doc["variables"]
     assert set(variables["queueNames"]["value"]) == {
         "exchange-changes", "exchange-changes-poison", "planning-changes", "planning-changes-poison"}
-    assert set(variables["tableNames"]["value"]) == {"mappings", "subscriptions", "settings", "activity", "cursors"}
+    assert set(variables["tableNames"]["value"]) == set(TABLES)  # every table the repositories use
 
 
 def test_key_vault(bicep: dict[str, Any]) -> None:
