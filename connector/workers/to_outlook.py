@@ -89,11 +89,14 @@ class _Runtime:
         self._ready = False
         self._tracked: tuple[float, dict[str, TrackedResource]] | None = None
 
-    async def tracked(self, services: Services, needed: frozenset[str] = frozenset()) -> dict[str, TrackedResource]:
+    async def tracked(self, services: Services, needed: frozenset[str] = frozenset(),
+                      fresh: bool = False) -> dict[str, TrackedResource]:
         """The tracked resources: re-read after TRACKED_TTL_SECONDS, or at once when one of `needed` is
-        missing (a resource tracked a moment ago must not miss a change; only untracked ones cost a read)."""
+        missing (a resource tracked a moment ago must not miss a change; only untracked ones cost a read),
+        or when `fresh` (the poll decided on the registry as it is: a resource untracked a moment ago)."""
         now = time.monotonic()
-        if self._tracked is None or now - self._tracked[0] > TRACKED_TTL_SECONDS or not needed <= self._tracked[1].keys():
+        if fresh or self._tracked is None or now - self._tracked[0] > TRACKED_TTL_SECONDS \
+                or not needed <= self._tracked[1].keys():
             self._tracked = (now, await _io(services.registry.tracked))
         return self._tracked[1]
 
@@ -288,7 +291,8 @@ def _is_outlook_item(appointment: Appointment | None, message: PlanningChange) -
 
 async def _apply(services: Services, rt: _Runtime, message: PlanningChange, guid: str) -> None:
     appointment, status = await _read_both(services, message, guid)
-    tracked = await rt.tracked(services, appointment.resource_nos if appointment else frozenset())
+    tracked = await rt.tracked(services, appointment.resource_nos if appointment else frozenset(),
+                               fresh=message.event == "poll")
     ctx = _Context(services, rt, message, guid, appointment, _changed_at(appointment, message))
     if status.outlook_item or _is_outlook_item(appointment, message):
         await _io(services.activity.record, ctx.entry("skip", "skipped", detail="an Outlook item shown on the board "

@@ -16,12 +16,18 @@ from devtools.local_settings import local_values
 
 
 @pytest.fixture()
-def store(storage_connection_string: str) -> MappingStore:
+def window(storage_connection_string: str) -> TableRepository:
+    clients = StorageClients(load_settings(local_values(storage=storage_connection_string)).storage)
+    table = TableRepository(clients.table("w" + uuid.uuid4().hex[:12]))
+    table.ensure()
+    return table
+
+
+@pytest.fixture()
+def store(storage_connection_string: str, window: TableRepository) -> MappingStore:
     clients = StorageClients(load_settings(local_values(storage=storage_connection_string)).storage)
     table = TableRepository(clients.table("m" + uuid.uuid4().hex[:12]))
-    window = TableRepository(clients.table("w" + uuid.uuid4().hex[:12]))
     table.ensure()
-    window.ensure()
     return MappingStore(table, window)
 
 
@@ -104,14 +110,14 @@ def test_a_mailboxs_live_copies_come_from_its_index_with_history_left_out(store:
     assert store.live_copies("user-1", "2026-03-11T00:00:00") == []
 
 
-def test_the_window_table_keeps_the_window_and_the_history_stays_in_the_mappings(store: MappingStore) -> None:
+def test_the_window_table_keeps_the_window_and_the_history_stays_in_the_mappings(store: MappingStore,
+                                                                                window: TableRepository) -> None:
     """Each read of a mailbox's window drops what has aged out of it: the table holds the window, so the
     poll's cost never grows with history; an aged copy is still found by its event (the mappings)."""
     copies = [OutlookCopy(f"g{n}", "ALICE", "user-1", f"t{n}", f"ev-{n}", {"subject": "h"}, "ck",
                           f"2026-03-{n:02d}T09:00:00", f"2026-03-{n:02d}T10:00:00") for n in range(1, 21)]
     for copy in copies:
         store.save_outlook_copy(copy)
-    window = store._window  # noqa: SLF001 - what the table holds is the point here
     assert len(list(window.partition("w|user-1"))) == 20
     live = store.live_copies("user-1", "2026-03-16T00:00:00")
     assert sorted((i.copy for i in live), key=lambda c: c.ends_at) == copies[15:]

@@ -4,6 +4,7 @@ fixes each of these broke the invariant named in its docstring."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import uuid
@@ -13,6 +14,7 @@ from typing import Any
 import pytest
 
 import connector.workers.poll as poll
+import connector.workers.to_outlook as to_outlook
 from connector.errors import PlanningError
 from connector.messages import ExchangeChange, PollSlice
 from connector.model import Appointment
@@ -378,7 +380,8 @@ def test_the_poll_reads_copies_from_the_mailbox_index_and_finds_the_events_in_a_
     """The poll reads each mailbox's index, not every copy ever written. A resource whose email stops
     being a Graph user (a typo in Dime.Scheduler) leaves tracking after two runs; its planner events are
     still in its former mailbox, which no tracked resource names any more: the poll looks there too and
-    takes them out (the resource is no longer tracked)."""
+    takes them out (the resource is no longer tracked), even on a worker whose list of tracked resources
+    (kept a few seconds) still names it: a poll's change reads the list afresh."""
     appointment = _appointment("Pump check", ["ALICE"])
 
     async def script(sim: Sim) -> None:
@@ -388,6 +391,10 @@ def test_the_poll_reads_copies_from_the_mailbox_index_and_finds_the_events_in_a_
         # The first poll (sync_resources runs it once it tracked the resources) indexed every copy: later
         # runs read the index only.
         assert services.repositories.cursors.get(*INDEXED_ROW) is not None
+        # Each planning worker knows the tracked resources from a moment ago.
+        warm = [asyncio.ensure_future(to_outlook.runtime(p.services).tracked(p.services)) for p in sim.processes]
+        while not all(task.done() for task in warm):  # each waits at its I/O point, resolved by the scheduler
+            await (sim.step() if any(not w[0].done() for w in sim.waiting) else asyncio.sleep(0))
         sim.planning.resources["ALICE"].email = "alcie@contoso.sim"  # not a Graph user
         for _ in range(2):  # missing on two runs in a row: untracked
             sim.run_timer("sync_resources")
@@ -395,6 +402,8 @@ def test_the_poll_reads_copies_from_the_mailbox_index_and_finds_the_events_in_a_
         record = services.registry.get("ALICE")
         assert record is not None and (record.status, record.user_id) == (Status.UNKNOWN_EMAIL, "")
         assert record.former_user_id == sim.user_of("ALICE")
+        # Still within those lists' lifetime when the poll's deletion reaches a worker: it must not trust them.
+        assert sim.loop.time() < to_outlook.TRACKED_TTL_SECONDS
 
     sim, violations = run_scenario(script)
     assert violations == [f"ALICE: appointment {appointment.guid[:8]} has 0 event(s) in Outlook"]  # not tracked now
