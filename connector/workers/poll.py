@@ -20,16 +20,17 @@ A change that gave up after every attempt met a fault (parked on the poison queu
 is sent once more by the next poll, fresh: most such changes the comparison would find again, but a restore
 of an event a person deleted would not (the copy still matches the board).
 
-History costs nothing: the copies come from each mailbox's index rows (`mappings.live_copies`, one query
-per mailbox a resource has or had), which repeat the copy and its span, and the query leaves out events
-that ended more than a day before the window (past work: a planner deleting a long-past appointment is
-the `deleted` webhook's to apply). An index row may repeat an older state than its primary row (written
-second), or a copy that is gone: every appointment with work is decided again on its primary rows before
-anything is enqueued, and an index row that disagrees is brought in line. A pending copy (its create's
-answer not yet seen) has no index row; the guard's held deletions are read from their primary rows, the
-rest is its create's own message to finish. The first run (before `INDEXED_ROW`) reads every primary
-row instead and gives each copy in sync its span and a full index row (a conditional write: the planning
-worker owns the copy).
+History costs nothing: the copies come from each mailbox's partition of the `window` table
+(`mappings.live_copies`, one read per mailbox a resource has or had), which repeats each copy whose event
+ends at most a day before the window, and drops the rows that have aged out as it reads them (past
+work: a planner deleting a long-past appointment is the `deleted` webhook's to apply). A `window` row
+may repeat an older state than its primary row (written second), or a copy that is gone: every
+appointment with work is decided again on its primary rows before anything is enqueued, and a row that
+disagrees is brought in line. A pending copy (its create's answer not yet seen) has no row; the guard's
+held deletions are read from their primary rows, the rest is its create's own message to finish. The
+first run (before `INDEXED_ROW`) reads every primary row instead, gives each copy in sync its span (a
+conditional write: the planning worker owns the copy), and each copy in or after the window its index
+and `window` rows, one with work too (should its change never apply, later runs still see it).
 
 Mass-change guard (README, Mass-change guard): before anything is enqueued, the deletions are counted
 per resource. More than `MASS_CHANGE_MAX_ITEMS` of the planner's events to delete from one calendar
@@ -173,7 +174,7 @@ def compare(services: Services, scope: frozenset[str] | None, now: datetime | No
     work = _confirmed(services, scope, appointments, tracked, known) if scope is not None else {
         guid: _work(services, appointment, tracked, copies[guid]) for guid, appointment in appointments.items()}
     if scope is None:
-        _index_everything(services, tracked, in_sync)
+        _index_everything(services, tracked, in_sync, known, start)
     held = _guard(services, work, moment, result, scope)
     for guid, actions in work.items():
         if all(isinstance(a, DeleteEvent) and (guid, a.copy.resource_no) in held for a in actions):
@@ -198,13 +199,19 @@ def _live_copies(services: Services, scope: frozenset[str], window_start: dateti
                  result: PollResult) -> list[IndexedCopy]:
     """From each mailbox's index, the copies whose events end at most a day before the window (history
     is left out by the query): every mailbox a resource of the scope has or had, its copies only."""
-    ending_from = (window_start - timedelta(days=1)).strftime("%Y-%m-%dT%H:%M:%S")
+    ending_from = _ending_from(window_start)
     mailboxes = sorted({user for record in services.registry.all() if record.resource_no in scope
                         for user in record.mailboxes})
     found = [item for user in mailboxes for item in services.mappings.live_copies(user, ending_from)
              if item.copy.resource_no in scope]
     result.copies += len(found)
     return found
+
+
+def _ending_from(window_start: datetime) -> str:
+    """The earliest end of an event the poll still looks at (a day's slack for all-day events), as
+    `event_span` writes it."""
+    return (window_start - timedelta(days=1)).strftime("%Y-%m-%dT%H:%M:%S")
 
 
 def _held_copies(services: Services, scope: frozenset[str], result: PollResult) -> dict[str, dict[str, OutlookCopy]]:
@@ -252,14 +259,22 @@ def _confirmed(services: Services, scope: frozenset[str], appointments: dict[str
 
 
 def _index_everything(services: Services, tracked: dict[str, TrackedResource],
-                      in_sync: list[tuple[Appointment, dict[str, OutlookCopy]]]) -> None:
-    """The first run: every copy in sync gets its span and an index row that repeats it; from the next
-    run on, the poll reads the index (`INDEXED_ROW`). Copies with work get both when the worker writes them."""
+                      in_sync: list[tuple[Appointment, dict[str, OutlookCopy]]], known: list[IndexedCopy],
+                      window_start: datetime) -> None:
+    """The first run: every copy in sync gets its span, and every copy whose event ends in or after the
+    window an index row and a `window` row that repeat it (one with work too: should its change fail
+    for good, the next polls must still see it); from the next run on, the poll reads the `window` table
+    (`INDEXED_ROW`)."""
+    spanned: set[tuple[str, str]] = set()
     for appointment, mine in in_sync:
-        _note_spans(services, appointment, tracked, mine)
-        for copy in mine.values():
-            if copy.ends_at and copy.event_id:
-                services.mappings.reindex(copy)
+        _note_spans(services, appointment, tracked, mine)  # a copy given its span is indexed as it is written
+        spanned.update((copy.appointment_guid.lower(), copy.resource_no) for copy in mine.values() if not copy.ends_at)
+    ending_from = _ending_from(window_start)
+    for item in known:
+        copy = item.copy
+        if copy.event_id and copy.ends_at >= ending_from \
+                and (copy.appointment_guid.lower(), copy.resource_no) not in spanned:
+            services.mappings.reindex(copy)
     services.repositories.cursors.upsert(*INDEXED_ROW, {"At": datetime.now(UTC).isoformat()})
 
 

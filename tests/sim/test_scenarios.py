@@ -20,7 +20,7 @@ from connector.messages import ExchangeChange, PollSlice
 from connector.model import Appointment
 from connector.stores.cursors import PARTITION, CursorState
 from connector.stores.registry import Status
-from connector.stores.repositories import safe_key
+from connector.stores.repositories import WINDOW_TABLE, safe_key
 from connector.stores.storage import EXCHANGE_CHANGES_QUEUE, PLANNING_CHANGES_QUEUE, poison_queue_name
 from connector.sync.status import TAG_PROPERTY_ID, OutlookCopy
 from connector.sync.to_outlook import desired_event
@@ -474,3 +474,27 @@ def test_a_page_of_outlook_items_is_imported_in_one_call_and_an_item_refused_in_
     assert [p["event_ids"] for p in parked] == [["!" + refused["id"]]]
     expected = ("exchange-changes: 1 message(s) parked on the poison queue", refused["id"])
     assert [v for v in violations if not any(e in v for e in expected)] == []  # only the refused item is off
+
+
+def test_the_first_poll_after_the_upgrade_to_the_window_table_indexes_the_copies_with_work_too() -> None:
+    """A deployment that had only the index gets its `window` rows from the first poll's full read. A copy
+    with work (here: its appointment is gone and the webhook never came) gets one too, before its change
+    is sent: should that change never apply, the later polls, which read the `window` table only, must
+    still see the copy."""
+    appointment = _appointment("Gone quietly", ["ALICE"])
+
+    async def script(sim: Sim) -> None:
+        services = sim.processes[0].services
+        sim.planning.plan(appointment, "created")
+        await sim.drain()
+        [copy] = services.mappings.outlook_copies(appointment.guid).values()
+        sim.storage.table(WINDOW_TABLE).rows.clear()  # as before the window table existed
+        services.repositories.cursors.delete(*INDEXED_ROW)
+        del sim.planning.appointments_by_guid[appointment.guid]  # deleted on the board, no webhook
+        first = poll.poll_planning(services)
+        assert first.enqueued == [appointment.guid]
+        live = services.mappings.live_copies(copy.user_id, "2000-01-01T00:00:00")
+        assert [item.copy for item in live] == [copy]
+
+    sim, violations = run_scenario(script)
+    assert violations == [] and _event_subjects(sim, "ALICE") == []
