@@ -104,10 +104,10 @@ class SchedulerEmulatorConfig:
     """A failed import answers HTTP 200 with the failure in the envelope (inner ``StatusCode`` 4xx/5xx,
     ``Content`` ``{Error, Description}``): the .NET SDK checks both statuses because this happens.
     False: the HTTP status is the inner one."""
-    import_batch_partial: bool = False
-    """A batch whose call #k fails is rolled back whole (all or nothing) unless this is true: then the
-    calls before #k stay applied (and announced) and the answer is still the failure. Dime.Scheduler
-    documents neither: a connector must cope with both."""
+    import_batch_partial: bool = True
+    """A batch whose call #k fails keeps the calls before #k applied (and announced), and the answer is
+    still the failure: the harsher case (a failure does not mean nothing happened). False: the batch is
+    rolled back whole (all or nothing). Dime.Scheduler documents neither: a connector must cope with both."""
 
     # --- webhooks ------------------------------------------------------------------------------
     payload_casing: PayloadCasing = "pascal"

@@ -1,10 +1,11 @@
-"""``POST /import``: validate the batch, apply it atomically, build the SDK's response envelope.
+"""``POST /import``: validate the batch, apply it (atomically or up to a failing call), build the SDK's
+response envelope.
 
-The batch runs in a store transaction (an undo journal): a failing call rolls every earlier call of
-the batch back, so a failing batch leaves nothing applied (unless ``import_batch_partial``: then the
-calls before the failing one stay, and the answer is the failure all the same). The appointment webhooks an import causes
-are the net effect per appointment (created / updated / deleted), computed by comparing the
-appointments it addressed before and after — a write that changes nothing fires nothing.
+The batch runs in a store transaction (an undo journal). Under ``import_batch_partial`` (the default,
+the harsher case: Dime.Scheduler documents neither) the calls before a failing one stay applied and the
+answer is the failure all the same; without it a failing call rolls every earlier call back. The
+appointment webhooks an import causes are the net effect per appointment (created / updated / deleted),
+computed by comparing the appointments it addressed before and after — a write that changes nothing fires nothing.
 """
 
 from __future__ import annotations

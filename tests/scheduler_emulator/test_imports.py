@@ -152,8 +152,9 @@ def test_malformed_bodies_are_400(api: httpx.Client, body: bytes) -> None:
     assert response.json()["message"] == content(response)["Description"]
 
 
-def test_import_is_atomic(sdk: DimeSchedulerClient, ctl: httpx.Client) -> None:
+def test_import_is_atomic_without_import_batch_partial(sdk: DimeSchedulerClient, ctl: httpx.Client) -> None:
     seed_people(ctl)
+    ctl.patch("/config", json={"import_batch_partial": False}).raise_for_status()
     before = procedures(ctl)
     bad = exchange_item(G2)
     _set(bad, "Start", "tomorrow")
@@ -168,10 +169,8 @@ def test_import_is_atomic(sdk: DimeSchedulerClient, ctl: httpx.Client) -> None:
     assert procedures(ctl) == before
 
 
-def test_a_failing_batch_keeps_the_calls_before_it_under_import_batch_partial(sdk: DimeSchedulerClient,
-                                                                             ctl: httpx.Client) -> None:
+def test_a_failing_batch_keeps_the_calls_before_it_by_default(sdk: DimeSchedulerClient, ctl: httpx.Client) -> None:
     seed_people(ctl)
-    ctl.patch("/config", json={"import_batch_partial": True}).raise_for_status()
     bad = exchange_item(G2)
     _set(bad, "Start", "tomorrow")
     result = sdk.imports.run([exchange_item(G1), bad, exchange_item(G3)])

@@ -197,6 +197,7 @@ def test_payload_dates(api: httpx.Client, ctl: httpx.Client, sdk: DimeSchedulerC
 # --- batches roll back from their journal ------------------------------------------------------------------
 def test_a_failing_batch_undoes_every_record_it_touched(sdk: DimeSchedulerClient, ctl: httpx.Client) -> None:
     seed_people(ctl)
+    ctl.patch("/config", json={"import_batch_partial": False}).raise_for_status()  # all or nothing
     assert imported(sdk.imports.run([*job_and_task(), exchange_item(G1, subject="before"),
                                      call("mboc_upsertCategory", CategoryName="Red", CategoryHexColor="#FF0000")]))
     before = ctl.get("/appointments").json()
