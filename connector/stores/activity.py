@@ -80,10 +80,8 @@ class ActivityLog:
     def record(self, entry: ActivityEntry) -> ActivityEntry:
         for listener in self._listeners:
             listener(entry)
-        row = entry.to_row()
-        self._table.upsert(_day(entry.at), _row_key(entry), row)
-        if entry.item_key:
-            self._table.upsert("i|" + safe_key(entry.item_key), _row_key(entry), row)
+        self._table.upsert(_day(entry.at), _row_key(entry), entry.to_row())
+        self.record_twin(entry)
         return entry
 
     def record_days(self, entries: Sequence[ActivityEntry]) -> None:

@@ -265,15 +265,12 @@ def _index_everything(services: Services, tracked: dict[str, TrackedResource],
     window an index row and a `window` row that repeat it (one with work too: should its change fail
     for good, the next polls must still see it); from the next run on, the poll reads the `window` table
     (`INDEXED_ROW`)."""
-    spanned: set[tuple[str, str]] = set()
     for appointment, mine in in_sync:
         _note_spans(services, appointment, tracked, mine)  # a copy given its span is indexed as it is written
-        spanned.update((copy.appointment_guid.lower(), copy.resource_no) for copy in mine.values() if not copy.ends_at)
     ending_from = _ending_from(window_start)
-    for item in known:
+    for item in known:  # as read: a copy with no span yet ("") is left to `_note_spans`
         copy = item.copy
-        if copy.event_id and copy.ends_at >= ending_from \
-                and (copy.appointment_guid.lower(), copy.resource_no) not in spanned:
+        if copy.event_id and copy.ends_at >= ending_from:
             services.mappings.reindex(copy)
     services.repositories.cursors.upsert(*INDEXED_ROW, {"At": datetime.now(UTC).isoformat()})
 
