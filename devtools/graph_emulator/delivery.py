@@ -157,10 +157,16 @@ class Notifier:
     def health(self, url: str) -> EndpointHealth:
         return self.endpoints.setdefault(url, EndpointHealth())
 
+    def pending(self) -> int:
+        """Notifications not yet settled: waiting in a batch, plus the posts (or their retries) under way."""
+        return sum(len(pending.items) for pending in self._pending.values()) + len(self._tasks)
+
     def delivery_json(self) -> dict[str, Any]:
-        """The ``delivery`` object of ``/_emulator/stats``: each endpoint's state and recent answers."""
+        """The ``delivery`` object of ``/_emulator/stats``: each endpoint's state and recent answers, and how
+        many deliveries are still to settle (a test that waits for quiet waits for them too)."""
         now = asyncio.get_running_loop().time()
-        return {"endpoints": {url: health.to_json(now) for url, health in self.endpoints.items()}}
+        return {"endpoints": {url: health.to_json(now) for url, health in self.endpoints.items()},
+                "pending": self.pending()}
 
     def spawn(self, coro: Any) -> None:
         task: asyncio.Task[None] = asyncio.get_running_loop().create_task(coro)

@@ -82,8 +82,12 @@ def knobs(stack: Stack) -> Iterator[Callable[..., None]]:
 
 
 def idle(stack: Stack) -> bool:
+    """Nothing left to happen: both work queues empty and neither emulator still delivering a webhook or a
+    notification (an Outlook write's echo is on its way to the connector before it reaches a queue)."""
     queues = stack.services.work_queues
-    return queues.depth(PLANNING_CHANGES_QUEUE) == 0 and queues.depth(EXCHANGE_CHANGES_QUEUE) == 0
+    return (queues.depth(PLANNING_CHANGES_QUEUE) == 0 and queues.depth(EXCHANGE_CHANGES_QUEUE) == 0
+            and stack.graph_control("GET", "/stats").json()["delivery"]["pending"] == 0
+            and stack.ds_control("GET", "/stats").json()["webhooks"]["pending"] == 0)
 
 
 def hooks(stack: Stack) -> list[dict[str, Any]]:

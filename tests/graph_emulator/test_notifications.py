@@ -132,7 +132,10 @@ def test_delayed_delivery_still_arrives(graph: Graph, receiver: Receiver) -> Non
     faults = graph.client.post("/_emulator/notifications/faults", json={"delayMs": 300}).json()
     assert faults["delayMs"] == 300
     graph.client.post(MAILBOX + "/events", json=event_body())
+    # Until it arrives, the stats say a delivery is still to settle (what a test waiting for quiet reads).
+    assert graph.client.get("/_emulator/stats").json()["delivery"]["pending"] >= 1
     wait_for(lambda: len(receiver.items()) >= 2)
+    wait_for(lambda: graph.client.get("/_emulator/stats").json()["delivery"]["pending"] == 0)
 
 
 def test_expired_or_deleted_subscription_delivers_nothing(graph: Graph, receiver: Receiver) -> None:
