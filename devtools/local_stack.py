@@ -86,7 +86,8 @@ class Stack:
 @contextmanager
 def stack_factory() -> Iterator[Callable[..., Stack]]:
     """A factory: `start(graph_config=..., scheduler_config=..., **settings)`; everything it started
-    stops when the block ends.
+    stops when the block ends. A new stack stops the one started before it: two hosts on one Azurite
+    would take each other's queue messages (and write to each other's emulators).
 
     Each factory has its own in-memory Azurite (about a second to start): the tests use one per
     module, so no table row or queue message of one module can leak into another's."""
@@ -97,6 +98,7 @@ def stack_factory() -> Iterator[Callable[..., Stack]]:
     def start(graph_config: GraphEmulatorConfig | None = None,
               scheduler_config: SchedulerEmulatorConfig | None = None, app_ref: str = "function_app:app",
               root: Path = ROOT, **overrides: str) -> Stack:
+        stop_all()
         graph = ServerThread(create_graph_app(graph_config or GraphEmulatorConfig())).start()
         scheduler = ServerThread(create_scheduler_app(scheduler_config or SchedulerEmulatorConfig())).start()
         port = free_port()
@@ -109,12 +111,16 @@ def stack_factory() -> Iterator[Callable[..., Stack]]:
         started.append((app, graph, scheduler))
         return Stack(app, graph, scheduler, settings)
 
-    try:
-        yield start
-    finally:
-        for app, graph, scheduler in reversed(started):  # last in, first out: each restores what it found
+    def stop_all() -> None:
+        while started:  # last in, first out: each restores what it found
+            app, graph, scheduler = started.pop()
             app.stop()
             graph.stop()
             scheduler.stop()
+
+    try:
+        yield start
+    finally:
+        stop_all()
         reset_services()
         azurite.stop()

@@ -8,9 +8,13 @@ of at most 20 requests, which may span several mailboxes (Graph throttles each i
 its own mailbox).
 
 Per mailbox (the `users/{id}` a request addresses):
-- at most one batch in flight holding that mailbox's requests, and at most `per_mailbox` (4) of its
-  requests in one batch: Outlook runs at most 4 requests of a mailbox at a time, so this keeps the
-  connector's own writes within the concurrency limit;
+- at most one batch in flight holding that mailbox's requests. Graph runs at most 4 Outlook requests
+  of a batch at a time, whatever their mailboxes (throttling-limits, "Outlook service batching"), so one
+  batch without `dependsOn` may hold up to 20 requests of one mailbox and still keeps within its limit
+  of 4 concurrent requests: a busy mailbox's writes travel 20 to a round trip. Before 2022 Graph ran
+  them all at once and answered the ones past 4 with 429 (MailboxConcurrency), and a tenant may still
+  behave so: a mailbox whose batch of more than `PER_MAILBOX` requests met an inner 429 gets at most
+  `PER_MAILBOX` per batch from then on (its throttled writes are retried like any 429);
 - `Retry-After` is honoured: an inner 429/503 fails that write with a transient `GraphError`
   carrying the delay (the worker re-queues the change for later), and the mailbox is paused until
   the delay has passed: writes submitted meanwhile fail at once with the remaining delay instead
@@ -28,7 +32,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -36,7 +40,7 @@ from typing import Any
 from connector.errors import GraphError
 
 MAX_BATCH = 20  # Graph's limit of requests in one $batch
-PER_MAILBOX = 4  # Outlook: 4 concurrent requests per mailbox
+PER_MAILBOX = 4  # Outlook: 4 concurrent requests per mailbox (a batch's cap where Graph runs them all at once)
 PAUSE_STATUSES = frozenset({429, 503})
 
 
@@ -140,7 +144,7 @@ class GraphBatcher:
         send: Callable[[dict[str, Any]], Awaitable[dict[str, Any] | None]],
         window_seconds: float = 0.05,
         max_batch: int = MAX_BATCH,
-        per_mailbox: int = PER_MAILBOX,
+        per_mailbox: int = MAX_BATCH,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._send = send
@@ -151,6 +155,7 @@ class GraphBatcher:
         self._pending: deque[_Pending] = deque()
         self._busy: set[str] = set()  # mailboxes with a batch in flight
         self._paused: dict[str, float] = {}  # mailbox -> monotonic time it may be written again
+        self._narrow: set[str] = set()  # mailboxes whose batches are capped at PER_MAILBOX (see the docstring)
         self._wake = asyncio.Event()
         self._runner: asyncio.Task[None] | None = None
         self._in_flight: set[asyncio.Task[None]] = set()
@@ -189,7 +194,7 @@ class GraphBatcher:
         self._wake.set()
 
     def _take(self) -> list[_Pending]:
-        """Up to max_batch writes whose mailbox has no batch in flight, ≤ per_mailbox per mailbox, FIFO."""
+        """Up to max_batch writes whose mailbox has no batch in flight, ≤ its cap per mailbox, FIFO."""
         chosen: list[_Pending] = []
         per: dict[str, int] = {}
         keep: deque[_Pending] = deque()
@@ -204,7 +209,8 @@ class GraphBatcher:
                 item.future.set_exception(GraphError(429, "TooManyRequests", "mailbox paused by an earlier Retry-After",
                                                      remaining))
                 continue
-            if len(chosen) < self._max_batch and mailbox not in self._busy and per.get(mailbox, 0) < self._per_mailbox:
+            cap = min(self._per_mailbox, PER_MAILBOX) if mailbox in self._narrow else self._per_mailbox
+            if len(chosen) < self._max_batch and mailbox not in self._busy and per.get(mailbox, 0) < cap:
                 chosen.append(item)
                 per[mailbox] = per.get(mailbox, 0) + 1
             else:
@@ -241,9 +247,13 @@ class GraphBatcher:
         finally:
             self._busy.difference_update(mailboxes)
         responses = match_responses(ids, answer or {})
+        counts = Counter(item.request.mailbox for item in chosen)
         for request_id, item in zip(ids, chosen, strict=True):
             response = responses[request_id]
+            mailbox = item.request.mailbox
             if response.status in PAUSE_STATUSES:
-                self._pause(item.request.mailbox, _retry_after(response.headers))
+                self._pause(mailbox, _retry_after(response.headers))
+                if response.status == 429 and counts[mailbox] > PER_MAILBOX:
+                    self._narrow.add(mailbox)
             if not item.future.done():
                 item.future.set_result(response)
