@@ -10,7 +10,7 @@ change notification, whose delta round the connector recognises as its own echo)
 - **one busy mailbox**: N appointments for one resource, planned at once. Graph's budget for one
   mailbox is 10,000 requests per 10 minutes = 16.7/s: the target is 90 % of it (15 writes/s).
 
-An event write takes Outlook a while (100–500 ms is common); the emulator answers in a millisecond
+An event write takes Outlook a while (100 to 500 ms is common); the emulator answers in a millisecond
 unless told otherwise, which would make every batch return before the next writes arrive. The bench
 gives each event write `WRITE_LATENCY_MS` (the low end), held inside the mailbox's concurrency slot.
 
