@@ -56,6 +56,9 @@ class DeleteEvent:
 Action = CreateEvent | UpdateEvent | DeleteEvent
 
 
+TIME_FIELDS = frozenset({"start", "end", "isAllDay"})
+
+
 def _all_day_bounds(start: datetime, end: datetime) -> tuple[date, date]:
     """The planner's all-day days: from the start's date to the end's, an end inside a day counting
     that day in full (the planning board keeps all-day appointments at UTC midnights)."""
@@ -140,6 +143,10 @@ def plan(
                 actions.append(CreateEvent(resource, payload, transaction_id, hashes, repeat=copy is not None))
                 continue
             changes = {name: body[name] for name in EVENT_FIELDS if copy.field_hashes.get(name) != hashes[name]}
+            if changes.keys() & TIME_FIELDS:
+                # An event's times and all-day flag go together: Graph refuses a new start on an all-day event unless
+                # the flag comes along (and the event as it is may not be the version the copy remembers).
+                changes.update({name: body[name] for name in TIME_FIELDS})
             if changes:
                 actions.append(UpdateEvent(resource, copy, changes, hashes))
     for resource_no, copy in sorted(copies.items()):

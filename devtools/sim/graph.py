@@ -40,6 +40,7 @@ class Notification:
 class Mailbox:
     user_id: str
     email: str
+    time_zone: str = "UTC"  # mailboxSettings.timeZone (a Windows zone name, as Graph gives it)
     events: dict[str, dict[str, Any]] = field(default_factory=dict)
     log: list[tuple[int, str]] = field(default_factory=list)  # (sequence, event id) of every change
 
@@ -61,8 +62,8 @@ class FakeGraph:
         self._rounds: dict[str, tuple[list[dict[str, Any]], str]] = {}
 
     # -- the world's side ----------------------------------------------------------------------
-    def add_user(self, user_id: str, email: str) -> None:
-        self.mailboxes[user_id] = Mailbox(user_id, email)
+    def add_user(self, user_id: str, email: str, time_zone: str = "UTC") -> None:
+        self.mailboxes[user_id] = Mailbox(user_id, email, time_zone)
 
     def _box(self, user_id: str) -> Mailbox:
         box = self.mailboxes.get(user_id)
@@ -77,8 +78,10 @@ class FakeGraph:
                 self.outbox.append(Notification(sub["id"], sub["clientState"], box.user_id, change_type, event_id))
 
     def write_event(self, user_id: str, event: dict[str, Any], change_type: str = "updated") -> dict[str, Any]:
-        """A write by anyone (the connector, or a person in Outlook): new changeKey, logged, notified."""
+        """A write by anyone (the connector, or a person in Outlook): new changeKey, logged, notified.
+        Times are kept as Graph keeps them (`stored_times`); a write Graph refuses raises its 400."""
         box = self._box(user_id)
+        event.update(stored_times(event))
         event["changeKey"] = f"ck{next(self._ids)}"
         event["@odata.etag"] = f'W/"{event["changeKey"]}"'
         box.events[event["id"]] = event
@@ -112,8 +115,8 @@ class FakeGraph:
         await self.sim.io("graph ping", lambda: None)
 
     async def mailbox_time_zone(self, user_id: str) -> str | None:
-        """Every simulated mailbox is in UTC (the time-zone rules have their own end-to-end tests)."""
-        return await self.sim.io("graph mailboxSettings", lambda: "UTC" if user_id in self.mailboxes else None)
+        return await self.sim.io("graph mailboxSettings",
+                                 lambda: self.mailboxes[user_id].time_zone if user_id in self.mailboxes else None)
 
     async def instances(self, user_id: str, master_id: str, start: datetime, end: datetime) -> list[dict[str, Any]]:
         """No recurring series in the simulated calendars (the series rules have their own end-to-end tests)."""
@@ -223,6 +226,10 @@ class FakeGraph:
             for existing in box.events.values():
                 if transaction and existing.get("transactionId") == transaction:
                     return {"status": 201, "body": dict(existing)}  # a repeated create: the same event
+            try:
+                stored_times({"isAllDay": False, **(body or {})})
+            except GraphError as exc:
+                return _refused(exc)
             if transaction:
                 self._taken.add((user_id, transaction))
             self.writes += 1
@@ -235,9 +242,13 @@ class FakeGraph:
             self.sim.trace(f"graph: {method} {event_id} in {user_id}: 412, the changeKey moved")
             return {"status": 412, "body": {"error": {"code": "ErrorIrresolvableConflict", "message": "change key"}}}
         if method == "PATCH":
+            event = {**box.events[event_id], **{k: v for k, v in (body or {}).items() if k != "transactionId"}}
+            try:
+                stored_times(event)
+            except GraphError as exc:
+                return _refused(exc)
             self.writes += 1
             self.sim.trace(f"graph: event {event_id} patched in {user_id}: {sorted(body or {})}")
-            event = {**box.events[event_id], **{k: v for k, v in (body or {}).items() if k != "transactionId"}}
             return {"status": 200, "body": self.write_event(user_id, event)}
         if method == "DELETE":
             self.writes += 1
@@ -281,6 +292,41 @@ class FakeGraph:
         token = f"sim-next:{next(self._ids)}"
         self._rounds[token] = (items[PAGE_SIZE:], final)
         return DeltaPage(items[:PAGE_SIZE], token, None)
+
+
+def stored_times(event: Mapping[str, Any]) -> dict[str, Any]:
+    """`start` and `end` as Graph reads them back to the connector (which asks for UTC): a timed event as
+    its instants in UTC; an all-day event as midnight-to-midnight dates whatever zone is asked for (it is
+    kept at midnight of the zone it was written in: docs #1802, #6003). Refused as Graph refuses them: an
+    all-day event not at midnight in its zone, an end before the start (400)."""
+    from connector.sync.timezones import zone_of
+
+    def instant(value: Any, name: str) -> datetime:
+        if not isinstance(value, Mapping):
+            raise GraphError(400, "ErrorInvalidRequest", f"{name}: a dateTimeTimeZone is required")
+        zone = zone_of(str(value.get("timeZone") or "UTC"))
+        if zone is None:
+            raise GraphError(400, "ErrorTimeZoneNotSupported", f"{name}: time zone {value.get('timeZone')!r}")
+        naive = parse_utc(value.get("dateTime"), name).replace(tzinfo=None)
+        return naive.replace(tzinfo=zone)
+
+    start, end = instant(event.get("start"), "start"), instant(event.get("end"), "end")
+    if event.get("isAllDay"):
+        if start.time() != datetime.min.time() or end.time() != datetime.min.time() or end.date() <= start.date():
+            raise GraphError(400, "ErrorInvalidRequest", "an all-day event starts and ends at midnight, a day apart "
+                                                         "or more")
+        return {"start": _day(start), "end": _day(end)}
+    if end < start:
+        raise GraphError(400, "ErrorInvalidRequest", "the end of an event is before its start")
+    return {"start": graph_time(start), "end": graph_time(end)}
+
+
+def _refused(exc: GraphError) -> dict[str, Any]:
+    return {"status": exc.status, "body": {"error": {"code": exc.code, "message": str(exc)}}}
+
+
+def _day(moment: datetime) -> dict[str, str]:
+    return {"dateTime": moment.strftime("%Y-%m-%dT00:00:00.0000000"), "timeZone": "UTC"}
 
 
 def _overlaps(event: Mapping[str, Any], start: datetime, end: datetime) -> bool:

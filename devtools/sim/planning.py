@@ -37,6 +37,9 @@ class BoardAppointment:
     sensitivity: int = 0
     numeric_id: int = 0
     modified: int = 0
+    category: str | None = None  # a planner's appointment: its category's display name
+    importance: int = 0  # Dime.Scheduler's code: Medium=0, High=1, Low=2
+    categories: list[str] = field(default_factory=list)  # an imported Outlook item's categories
 
 
 @dataclass
@@ -100,7 +103,8 @@ class FakePlanning:
     def payload(self, a: BoardAppointment) -> dict[str, Any]:
         return {
             "id": a.numeric_id, "AppointmentGuid": a.guid, "Subject": a.subject, "Body": a.body,
-            "StartDate": _iso(a.start), "EndDate": _iso(a.end), "Importance": 0,
+            "StartDate": _iso(a.start), "EndDate": _iso(a.end), "Importance": a.importance,
+            **({"Category": {"DisplayName": a.category, "Color": "#3366FF"}} if a.category else {}),
             "LastModifiedDate": f"2026-03-02T08:00:{a.modified % 60:02d}Z",
             "Task": {"TaskNo": "T1", "Job": {"SourceApp": "BC", "SourceType": "SVC", "JobNo": "J1"}},
             "Assignments": [{"ResourceId": i, "Resource": {"ResourceNo": r, "Email": self.resources[r].email
@@ -186,7 +190,8 @@ class FakePlanning:
             guid, str(item.get("Subject") or ""), _when(item["Start"]), _when(item["End"]),
             [resource], str(item.get("Body") or ""), from_outlook=True, exchange_id=exchange_id,
             show_as=int(item["ShowAs"]), sensitivity=int(item["Sensitivity"]),
-            numeric_id=existing.numeric_id if existing else 0), "updated" if existing else "created")
+            numeric_id=existing.numeric_id if existing else 0, importance=int(item.get("Importance") or 0),
+            categories=[str(c) for c in item.get("Categories") or ()]), "updated" if existing else "created")
 
     def delete_exchange_appointment(self, appointment_guid: str, exchange_id: str, resource_email: str,
                                     item: Mapping[str, Any] | None = None) -> None:

@@ -28,10 +28,48 @@ class Summary:
         return self.seeds / self.seconds if self.seconds else 0.0
 
 
-def _quiet_run(args: tuple[int, int]) -> tuple[int, list[str]]:
+def _quiet_run(args: tuple[int, int] | tuple[int, int, str]) -> tuple[int, list[str]]:
     logging.disable(logging.CRITICAL)  # the connector logs every activity entry: millions in a soak
-    seed, steps = args
+    seed, steps = args[0], args[1]
+    if len(args) > 2:
+        from devtools.sim.mutations import planted
+
+        with planted(args[2]):  # type: ignore[misc]
+            return seed, run_seed(seed, steps).violations
     return seed, run_seed(seed, steps).violations
+
+
+@dataclass
+class Verdict:
+    mutant: str
+    caught_by: int | None  # the first seed that broke an invariant with the mutant planted
+    violation: str
+    seeds_run: int
+    seconds: float
+
+
+def hunt(mutant: str, seeds: Iterable[int], steps: int = DEFAULT_STEPS, processes: int | None = None) -> Verdict:
+    """Run seeds with `mutant` planted until one of them fails (a planted bug's run stops at its first
+    failing seed); `caught_by` None means no seed noticed it."""
+    work = [(seed, steps, mutant) for seed in seeds]
+    started = time.monotonic()
+    workers = processes or os.cpu_count() or 1
+    ran = 0
+    if workers == 1:
+        for args in work:
+            ran += 1
+            seed, violations = _quiet_run(args)
+            if violations:
+                return Verdict(mutant, seed, violations[0], ran, time.monotonic() - started)
+        return Verdict(mutant, None, "", ran, time.monotonic() - started)
+    os.environ["PYTHONHASHSEED"] = HASH_SEED
+    with multiprocessing.get_context("spawn").Pool(workers) as pool:
+        for seed, violations in pool.imap(_quiet_run, work, 1):  # in order: the first failing seed is the lowest
+            ran += 1
+            if violations:
+                pool.terminate()
+                return Verdict(mutant, seed, violations[0], ran, time.monotonic() - started)
+    return Verdict(mutant, None, "", ran, time.monotonic() - started)
 
 
 def run_many(seeds: Iterable[int], steps: int = DEFAULT_STEPS, processes: int | None = None) -> Summary:

@@ -30,7 +30,7 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
 import azure.functions as func
@@ -46,6 +46,21 @@ from connector.workers.retry import MAX_THROTTLED_WAITS
 from devtools.local_settings import local_values
 from devtools.sim.clock import EPOCH, SimDatetime, VirtualLoop
 from devtools.sim.graph import FakeGraph
+from devtools.sim.model import (
+    ZONES,
+    ActorLog,
+    PersonEdit,
+    Settings,
+    Version,
+    board_fields,
+    board_versions,
+    diff,
+    event_differences,
+    outlook_fields,
+    passes,
+    person_deleted,
+    shown_in_outlook,
+)
 from devtools.sim.planning import BoardAppointment, FakePlanning, FakeResource
 from devtools.sim.storage import FakeStorage, QueuedMessage
 
@@ -143,11 +158,26 @@ class Sim:
         self.planning = FakePlanning(self)
         self.planning.failed_batch = random.Random(f"batch-{seed}").choice(["atomic", "partial"])
         values = local_values(public_url="https://connector.sim")
-        # Both conflict policies run (their own generator: the rest of a seed's schedule stays as it was).
+        # Both conflict policies and the three edit policies run (their own generators: the rest of a seed's
+        # schedule stays as it was).
         conflict_policy = random.Random(f"policy-{seed}").choice(["board", "outlook"])
+        edit_policy = random.Random(f"edit-policy-{seed}").choice(["restore_outlook", "restore_outlook", "ignore",
+                                                                   "update_planning"])
         values.update({"SCHEDULER_WEBHOOK_SECRET": SECRET, "CONFLICT_POLICY": conflict_policy,
+                       "OUTLOOK_EDIT_POLICY": edit_policy,
                        "MASS_CHANGE_MAX_ITEMS": str(self.profile.max_items), **(settings or {})})
         self.settings = load_settings(values)
+        # The oracle's log: what the actors do from here on, under the policies actually in force.
+        self.model = ActorLog(self.settings.conflict_policy.value, self.settings.outlook_edit_policy.value)
+        # What the actors draw beyond the first moves (fields, all-day, settings, zones): their own generator.
+        self.detail_rng = random.Random(f"detail-{seed}")
+        zones = random.Random(f"zones-{seed}")
+        self.model.zones = {r: zones.choice(sorted(ZONES)) for r in RESOURCES}
+        # Timeliness: a class of seeds with no timer and no delivery dropped, where webhooks and notifications
+        # alone must apply every change (checked before the quiescence's timers run).
+        self.timely = random.Random(f"timely-{seed}").random() < 0.2
+        if self.timely:
+            self.profile.drop, self.profile.partial_list = 0.0, 0.0
         self.processes = [Process(self, 1), Process(self, 2)]
         self._next_process = 3
         self.waiting: list[tuple[asyncio.Future[None], str, Process | None]] = []
@@ -387,8 +417,27 @@ class Sim:
     def _planner_appointments(self) -> list[BoardAppointment]:
         return [a for a in self.planning.appointments_by_guid.values() if not a.from_outlook]
 
+    def _planned(self, a: BoardAppointment, event: str) -> None:
+        """A planner's change: on the board (its webhook fired) and in the oracle's log."""
+        self.planning.plan(a, event)
+        self.model.planned(self.loop.time(), a.guid, Version(a.subject, a.body, a.start, a.end), a.category,
+                           a.importance, a.resources)
+
+    def _removed(self, a: BoardAppointment) -> None:
+        self.planning.remove(a.guid)
+        self.model.deleted(a.guid)
+
+    def _person_wrote(self, resource_no: str, event: dict[str, Any], deleted: bool = False) -> None:
+        """A person changed the connector's event: the oracle notes it with the event as it is now."""
+        guid = str(_tag(event) or "").lower()
+        if guid:
+            self.model.person_did(guid, resource_no, PersonEdit(self.loop.time(), None if deleted else dict(event)))
+
     def actor_move(self) -> None:
         self.actor_ready_at = self.loop.time() + self.pace_rng.choice([0.0, 0.0, 0.01, 0.5, 2.0, 10.0])
+        if self.detail_rng.random() < 0.3:
+            self._detail_move()
+            return
         rng = self.rng
         planned = self._planner_appointments()
         tracked_users = [(r, self.user_of(r)) for r in RESOURCES]
@@ -398,9 +447,10 @@ class Sim:
         if choice == "cancel_job" and planned:  # a burst of deletions in one calendar (the guard counts them)
             resource_no = max(RESOURCES, key=lambda r: sum(r in a.resources for a in planned))  # the busiest
             gone = [a for a in planned if resource_no in a.resources]
-            silent = self.guard_rng.random() < 0.5  # a back-office bulk delete: no webhooks, the poll finds it
+            # A back-office bulk delete: no webhooks, the poll finds it (a delivery dropped: not in the timely class).
+            silent = self.guard_rng.random() < 0.5 and not self.timely
             for a in gone:
-                self.planning.remove(a.guid)
+                self._removed(a)
                 if silent:
                     self.planning.outbox.pop()
             self.trace(f"planner cancels {len(gone)} appointment(s) of {resource_no}{' silently' if silent else ''}")
@@ -416,28 +466,35 @@ class Sim:
             start = self._moment()
             guid = str(uuid.UUID(int=rng.getrandbits(128)))
             people = rng.sample([*RESOURCES, "DAVE"], rng.choice([1, 1, 2]))
-            self.planning.plan(BoardAppointment(guid, f"Job {guid[:4]}", start,
-                                                start + timedelta(hours=rng.choice([1, 2, 3])), people), "created")
+            detail = self.detail_rng
+            a = BoardAppointment(guid, f"Job {guid[:4]}", start, start + timedelta(hours=rng.choice([1, 2, 3])), people,
+                                 body=detail.choice(["", "Replace the pump.\nKey at the desk."]),
+                                 category=detail.choice([None, "Installation", "Repair"]),
+                                 importance=detail.choice([0, 0, 1, 2]))
+            if detail.random() < 0.15:  # an all-day appointment: UTC midnights, a day or two
+                a.start = start.replace(hour=0)
+                a.end = a.start + timedelta(days=detail.choice([1, 2]))
+            self._planned(a, "created")
             self.trace(f"planner creates {guid[:8]} for {people}")
         elif choice == "move":
             a = rng.choice(planned)
             shift = timedelta(hours=rng.choice([-2, -1, 1, 2, 24]))
             a.start, a.end = a.start + shift, a.end + shift
-            self.planning.plan(a, "updated")
+            self._planned(a, "updated")
             self.trace(f"planner moves {a.guid[:8]}")
         elif choice == "retitle":
             a = rng.choice(planned)
             a.subject = f"{a.subject.split(' v')[0]} v{rng.randrange(100)}"
-            self.planning.plan(a, "updated")
+            self._planned(a, "updated")
             self.trace(f"planner retitles {a.guid[:8]}")
         elif choice == "reassign":
             a = rng.choice(planned)
             a.resources = rng.sample([*RESOURCES, "DAVE"], rng.choice([0, 1, 2]))
-            self.planning.plan(a, "updated")
+            self._planned(a, "updated")
             self.trace(f"planner re-assigns {a.guid[:8]} to {a.resources}")
         elif choice == "delete":
             a = rng.choice(planned)
-            self.planning.remove(a.guid)
+            self._removed(a)
             self.trace(f"planner deletes {a.guid[:8]}")
         else:
             resource_no, user_id = rng.choice(tracked_users)
@@ -446,11 +503,16 @@ class Sim:
             connector = [e for e in box.events.values() if _tag(e)]
             if choice == "person_create" or (choice in ("person_edit", "person_delete") and not own):
                 start = self._moment()
+                detail = self.detail_rng
                 event = {"subject": f"Private {rng.randrange(1000)}", "start": graph_time(start),
                          "end": graph_time(start + timedelta(hours=1)),
                          "showAs": rng.choice(["busy", "busy", "free", "tentative", "oof"]),
                          "sensitivity": rng.choice(["normal", "normal", "private"]),
-                         "body": {"contentType": "text", "content": "secret notes"}}
+                         "body": {"contentType": "text", "content": "secret notes"},
+                         "importance": detail.choice(["normal", "normal", "high", "low"]),
+                         "categories": detail.choice([[], [], ["Training"], ["Training", "Customer"]])}
+                if detail.random() < 0.15:  # all-day in the mailbox's own zone
+                    event.update(self._all_day_in(box.time_zone, start.date(), detail.choice([1, 2])))
                 created = self.graph.new_event(user_id, event)
                 self.trace(f"{resource_no} creates own event {created['id']}")
             elif choice == "person_edit":
@@ -469,17 +531,111 @@ class Sim:
             elif connector and choice == "edit_connector_event":
                 event = dict(rng.choice(connector))
                 event["subject"] = "Changed by the technician"
-                self.graph.write_event(user_id, event)
+                self._person_wrote(resource_no, self.graph.write_event(user_id, event))
                 self.trace(f"{resource_no} edits connector event {event['id']}")
                 both = self.appointment_of(event)
                 if both is not None and self.guard_rng.random() < 0.5:  # the planner at the same moment: a conflict
                     both.subject = f"{both.subject.split(' v')[0]} v{self.guard_rng.randrange(100)}"
-                    self.planning.plan(both, "updated")
+                    self._planned(both, "updated")
+                    self.model.both_at_once[both.guid] = self.loop.time()
                     self.trace(f"planner retitles {both.guid[:8]} at the same time")
             elif connector:
                 event = rng.choice(connector)
                 self.graph.remove_event(user_id, event["id"])
+                self._person_wrote(resource_no, event, deleted=True)
                 self.trace(f"{resource_no} deletes connector event {event['id']}")
+
+    @staticmethod
+    def _all_day_in(time_zone: str, day: Any, days: int) -> dict[str, Any]:
+        """An all-day item as Outlook writes it: midnight to midnight in the mailbox's zone."""
+        return {"isAllDay": True,
+                "start": {"dateTime": f"{day:%Y-%m-%d}T00:00:00.0000000", "timeZone": time_zone},
+                "end": {"dateTime": f"{day + timedelta(days=days):%Y-%m-%d}T00:00:00.0000000", "timeZone": time_zone}}
+
+    def _detail_move(self) -> None:
+        """The moves beyond subjects and times: every other synced field, all-day, a resource's settings, a
+        person moving the planner's event. Drawn from their own generator."""
+        rng = self.detail_rng
+        planned = self._planner_appointments()
+        resource_no = rng.choice(RESOURCES)
+        user_id = self.user_of(resource_no)
+        box = self.graph.mailboxes[user_id]
+        own = [e for e in box.events.values() if not _tag(e)]
+        connector = [e for e in box.events.values() if _tag(e) and not e.get("isAllDay")]
+        choice = rng.choice(["planner_details", "planner_details", "planner_all_day", "person_details",
+                             "person_details", "person_moves_connector_event", "settings"])
+        if choice == "planner_details" and planned:
+            a = rng.choice(planned)
+            what = rng.choice(["body", "category", "importance"])
+            if what == "body":
+                a.body = rng.choice(["", "Bring the ladder.", f"Call ahead: {rng.randrange(100)}"])
+            elif what == "category":
+                a.category = rng.choice([None, "Installation", "Repair", "Inspection"])
+            else:
+                a.importance = rng.choice([0, 1, 2])
+            self._planned(a, "updated")
+            self.trace(f"planner changes the {what} of {a.guid[:8]}")
+        elif choice == "planner_all_day" and planned:
+            a = rng.choice(planned)
+            if a.start.hour == a.end.hour == 0 and a.end > a.start:  # all-day → a timed appointment that day
+                a.start = a.start.replace(hour=rng.randrange(8, 16))
+                a.end = a.start + timedelta(hours=1)
+            else:
+                a.start = a.start.replace(hour=0, minute=0)
+                a.end = a.start + timedelta(days=rng.choice([1, 2]))
+            self._planned(a, "updated")
+            self.trace(f"planner makes {a.guid[:8]} {'all-day' if a.start.hour == 0 else 'timed'}")
+        elif choice == "person_details" and own:
+            event = dict(rng.choice(own))
+            what = rng.choice(["body", "categories", "importance", "all-day", "sensitivity"])
+            if what == "body":
+                event["body"] = {"contentType": "text", "content": rng.choice(["", "Dentist", "Bring the forms"])}
+            elif what == "categories":
+                event["categories"] = rng.choice([[], ["Training"], ["Customer", "Training"]])
+            elif what == "importance":
+                event["importance"] = rng.choice(["low", "normal", "high"])
+            elif what == "sensitivity":
+                event["sensitivity"] = rng.choice(["normal", "personal", "private", "confidential"])
+            elif event.get("isAllDay"):
+                moment = datetime.fromisoformat(event["start"]["dateTime"][:10]).replace(hour=9, tzinfo=UTC)
+                event.update(isAllDay=False, start=graph_time(moment), end=graph_time(moment + timedelta(hours=1)))
+            else:
+                day = datetime.fromisoformat(event["start"]["dateTime"][:10]).date()
+                event.update(self._all_day_in(box.time_zone, day, 1))
+            self.graph.write_event(user_id, event)
+            self.trace(f"{resource_no} changes the {what} of own event {event['id']}")
+        elif choice == "person_moves_connector_event" and connector:
+            event = dict(rng.choice(connector))
+            if rng.random() < 0.5:
+                shift = timedelta(hours=rng.choice([-1, 1]))
+                start = datetime.fromisoformat(event["start"]["dateTime"][:19]).replace(tzinfo=UTC) + shift
+                end = datetime.fromisoformat(event["end"]["dateTime"][:19]).replace(tzinfo=UTC) + shift
+                event.update(start=graph_time(start), end=graph_time(end))
+            else:
+                event["body"] = {"contentType": "text", "content": "Parking at the back"}
+            self._person_wrote(resource_no, self.graph.write_event(user_id, event))
+            self.trace(f"{resource_no} edits connector event {event['id']} (time or notes)")
+        elif choice == "settings":
+            self._change_settings(resource_no)
+
+    def _change_settings(self, resource_no: str) -> None:
+        """The resource saves new settings on its page (the settings API's own code, If-Match and all)."""
+        from connector.web.identity import Principal
+
+        rng = self.detail_rng
+        new = Settings(sync_to_planning=rng.random() < 0.85,
+                       show_as=frozenset(rng.sample(["free", "tentative", "busy", "oof", "workingElsewhere"],
+                                                    rng.randrange(1, 6))),
+                       sensitivity=frozenset(rng.sample(["normal", "personal", "private", "confidential"],
+                                                        rng.randrange(1, 5))),
+                       private_items=rng.choice(["hidden", "masked", "shown"]))
+        api = self.processes[0].services.settings_api
+        admin = Principal("sim-admin", frozenset(), frozenset({self.settings.admin_app_role}))
+        current = api.get_resource_settings(admin, resource_no)
+        api.put_resource_settings(admin, resource_no, {"If-Match": str(current.etag)},
+                                  json.dumps({"settings": new.to_json()}).encode())
+        self.model.settings[resource_no] = new
+        self.trace(f"{resource_no} saves settings {new.to_json()}")
 
     def appointment_of(self, event: dict[str, Any]) -> BoardAppointment | None:
         """The planner's appointment behind one of the connector's events, if it still exists."""
@@ -513,8 +669,9 @@ class Sim:
                 moves.append((3.0, lambda name=name, visible=visible: self.start_invocation(name, self.rng.choice(visible))))
         if actor_steps_left > 0 and self.loop.time() >= self.actor_ready_at:
             moves.append((1.5, self.actor_move))
-            moves.append((0.15, lambda: self.run_timer(self.rng.choice(["poll_planning", "reconcile_exchange",
-                                                                         "renew_subscriptions", "sync_resources"]))))
+            if not self.timely:
+                moves.append((0.15, lambda: self.run_timer(self.rng.choice(["poll_planning", "reconcile_exchange",
+                                                                             "renew_subscriptions", "sync_resources"]))))
             if self.profile.partial_list:  # partial resource lists meet the guard only when sync_resources runs
                 moves.append((0.15, lambda: self.run_timer("sync_resources")))
         return moves
@@ -589,7 +746,7 @@ class Sim:
         """The tenant: three tracked resources with mailboxes, one without Exchange integration."""
         for number in RESOURCES:
             self.planning.resources[number] = FakeResource(number, f"{number.lower()}@contoso.sim")
-            self.graph.add_user(self.user_of(number), f"{number.lower()}@contoso.sim")
+            self.graph.add_user(self.user_of(number), f"{number.lower()}@contoso.sim", self.model.zones[number])
         self.planning.resources["DAVE"] = FakeResource("DAVE", "dave@contoso.sim", enabled=False)
         self.faults_on = False
         self.run_timer("sync_resources")
@@ -602,6 +759,10 @@ class Sim:
         self.faults_on = False
         self.trace("--- quiescence: faults off, drain, timers once")
         await self._drain()
+        if self.timely:  # before any timer: webhooks and notifications alone must have applied every change
+            late = check_invariants(self, excuse_holds=True, excuse_parked=True)
+            if late:
+                return [f"without timers: {v}" for v in late]
         await self._timers_once()
         violations = list(self.failures) + check_invariants(self, excuse_holds=True)
         if not violations:
@@ -681,9 +842,6 @@ def _minute(value: Any) -> str:
     return parse_utc(value, "t").strftime("%Y-%m-%dT%H:%M")
 
 
-SHOWN = {"busy", "tentative", "oof", "workingElsewhere"}
-
-
 def _held(sim: Sim) -> tuple[set[tuple[str, str]], set[tuple[str, str]]]:
     """What open holds keep: (resource, appointment) deletions in calendars, (mailbox, event) removals
     from the board. A row whose hold row is gone holds too (the worker reads only the row)."""
@@ -698,78 +856,130 @@ def _held(sim: Sim) -> tuple[set[tuple[str, str]], set[tuple[str, str]]]:
     return calendar, board
 
 
-def check_invariants(sim: Sim, excuse_holds: bool = False) -> list[str]:
-    """The whole world, as a planner and the technicians would check it. With `excuse_holds`, what an
-    open hold of the mass-change guard keeps (an event or a board item waiting for an admin) is allowed."""
+def check_invariants(sim: Sim, excuse_holds: bool = False, excuse_parked: bool = False) -> list[str]:
+    """The whole world against the oracle (`devtools/sim/model.py`), as a planner and the technicians would
+    check it, field by field. With `excuse_holds`, what an open hold of the mass-change guard keeps (an event
+    or a board item waiting for an admin) is allowed; with `excuse_parked`, so is what a change parked on a
+    poison queue (on the monitor, for the timers or an admin to apply) has not yet done."""
     found: list[str] = []
-    board = sim.planning.appointments_by_guid
     held_calendar, held_board = _held(sim) if excuse_holds else (set(), set())
+    parked = _parked(sim) if excuse_parked else set()
+    found += _check_planner_appointments(sim, held_calendar, parked)
     for resource_no in RESOURCES:
-        user_id = sim.user_of(resource_no)
-        events = sim.graph.mailboxes[user_id].events.values()
-        tagged: dict[str, list[dict[str, Any]]] = {}
-        for event in events:
-            guid = _tag(event)
-            if guid:
-                tagged.setdefault(guid, []).append(event)
-        # 1. Every planner appointment assigned to the resource is exactly one event with its content.
-        for a in board.values():
-            if a.from_outlook or resource_no not in a.resources:
-                continue
-            copies = tagged.get(a.guid, [])
-            if len(copies) != 1:
-                found.append(f"{resource_no}: appointment {a.guid[:8]} has {len(copies)} event(s) in Outlook")
-                continue
-            event = copies[0]
-            if event.get("subject") != a.subject or _minute(event["start"]["dateTime"]) != _minute(a.start.isoformat()) \
-                    or _minute(event["end"]["dateTime"]) != _minute(a.end.isoformat()):
-                found.append(f"{resource_no}: event of {a.guid[:8]} is {event.get('subject')!r} "
-                             f"{event['start']['dateTime']} instead of {a.subject!r} {a.start.isoformat()}")
-        # 2. No connector event without a live appointment assigned to the resource.
-        for guid, copies in tagged.items():
-            a = board.get(guid)
-            if a is not None and a.from_outlook:
-                found.append(f"{resource_no}: {len(copies)} connector event(s) echo the Outlook item {a.exchange_id} "
-                             f"(board item {guid[:8]})")
-            elif (a is None or resource_no not in a.resources) and (resource_no, guid) not in held_calendar:
-                found.append(f"{resource_no}: {len(copies)} orphan connector event(s) of {guid[:8]}")
-        # 3. Every own Outlook item that passes the default settings is exactly one board item.
-        mirrored = [a for a in board.values() if a.from_outlook and resource_no in a.resources]
-        by_exchange: dict[str, list[BoardAppointment]] = {}
-        for a in mirrored:
-            by_exchange.setdefault(a.exchange_id, []).append(a)
-        for event in events:
-            if _tag(event):
-                continue
-            items = by_exchange.pop(event["id"], [])
-            wanted = event.get("showAs") in SHOWN
-            if wanted and len(items) != 1:
-                found.append(f"{resource_no}: Outlook item {event['id']} is {len(items)} board item(s)")
-            elif not wanted and items:
-                if (user_id, event["id"]) not in held_board:  # held: its removal waits for an admin
-                    found.append(f"{resource_no}: Outlook item {event['id']} (showAs {event.get('showAs')}) is on "
-                                 "the board")
-            elif items:
-                item = items[0]
-                private = event.get("sensitivity") in ("private", "confidential")
-                expected = "Private appointment" if private else event.get("subject")
-                if item.subject != expected or (private and item.body):
-                    found.append(f"{resource_no}: board item of {event['id']} shows {item.subject!r}, not {expected!r}")
-                if _minute(item.start.isoformat()) != _minute(event["start"]["dateTime"]):
-                    found.append(f"{resource_no}: board item of {event['id']} starts at {item.start.isoformat()}")
-        for exchange_id, items in by_exchange.items():
-            if (user_id, exchange_id) not in held_board:
-                found.append(f"{resource_no}: {len(items)} board item(s) of Outlook item {exchange_id} that is gone")
-    # 4. Nothing lost: every queue drained. Every fault in the simulation is transient, so a message may be
-    # parked only after every one of its attempts met one (visible on the monitor); invariants 1-3 say the
+        found += _check_outlook_items(sim, resource_no, held_board, parked)
+    # Nothing lost: every queue drained. Every fault in the simulation is transient, so a message may be
+    # parked only after every one of its attempts met one (visible on the monitor); the checks above say the
     # safety net applied its change since, and `_retry_parked` that the admin's Retry of it writes nothing.
     for name in (PLANNING_CHANGES_QUEUE, EXCHANGE_CHANGES_QUEUE):
         if sim.storage.queue(name).messages:
             found.append(f"{name}: {len(sim.storage.queue(name).messages)} message(s) never processed")
-        parked = [m for m in sim.storage.queue(poison_queue_name(name)).messages if not _gave_up(sim, m.content)]
-        if parked:
-            found.append(f"{name}: {len(parked)} message(s) parked on the poison queue")
+        stuck = [m for m in sim.storage.queue(poison_queue_name(name)).messages if not _gave_up(sim, m.content)]
+        if stuck:
+            found.append(f"{name}: {len(stuck)} message(s) parked on the poison queue")
     return found
+
+
+def _tagged_events(sim: Sim, resource_no: str) -> dict[str, list[dict[str, Any]]]:
+    tagged: dict[str, list[dict[str, Any]]] = {}
+    for event in sim.graph.mailboxes[sim.user_of(resource_no)].events.values():
+        guid = _tag(event)
+        if guid:
+            tagged.setdefault(guid.lower(), []).append(event)
+    return tagged
+
+
+def _check_planner_appointments(sim: Sim, held: set[tuple[str, str]], parked: set[str]) -> list[str]:
+    """Every planner's appointment: the board shows a version the rules allow (never one nobody made), and
+    each assigned resource's calendar shows it once, every synced field as the documented mapping says."""
+    found: list[str] = []
+    board, log = sim.planning.appointments_by_guid, sim.model
+    tagged = {r: _tagged_events(sim, r) for r in RESOURCES}
+    for guid in log.planner:
+        last, a = log.last(guid), board.get(guid)
+        if last is None:
+            continue  # deleted: the calendars are checked below (no event without a live appointment)
+        if a is None or a.from_outlook:
+            found.append(f"the planner's appointment {guid[:8]} is gone from the board")
+            continue
+        shown = Version(a.subject, a.body, a.start, a.end).minute()
+        if shown not in [v.minute() for v in board_versions(log, guid)]:
+            found.append(f"board: appointment {guid[:8]} shows {shown}, a version nobody made or one the policies "
+                         f"(conflict {log.conflict_policy}, edits {log.edit_policy}) do not let win; the planner's "
+                         f"last: {last.version.minute()}")
+        if (a.category, a.importance, frozenset(a.resources)) != (last.category, last.importance, last.resources):
+            found.append(f"board: appointment {guid[:8]} has category/importance/resources "
+                         f"{(a.category, a.importance, sorted(a.resources))}, the planner set "
+                         f"{(last.category, last.importance, sorted(last.resources))}")
+        for resource_no in RESOURCES:
+            if resource_no not in a.resources or guid in parked:
+                continue
+            copies = tagged[resource_no].get(guid, [])
+            if not copies and person_deleted(log, guid, resource_no):
+                continue  # a person's deletion that the edit policy leaves
+            if len(copies) != 1:
+                found.append(f"{resource_no}: appointment {guid[:8]} has {len(copies)} event(s) in Outlook")
+                continue
+            expected = outlook_fields(Version(a.subject, a.body, a.start, a.end), a.category, a.importance)
+            found += event_differences(log, guid, resource_no, expected, shown_in_outlook(copies[0]))
+    for resource_no in RESOURCES:
+        for guid, copies in tagged[resource_no].items():
+            a = board.get(guid)
+            if a is not None and a.from_outlook:
+                found.append(f"{resource_no}: {len(copies)} connector event(s) echo the Outlook item {a.exchange_id} "
+                             f"(board item {guid[:8]})")
+            elif (a is None or resource_no not in a.resources) and (resource_no, guid) not in held \
+                    and guid not in parked:
+                found.append(f"{resource_no}: {len(copies)} orphan connector event(s) of {guid[:8]}")
+    return found
+
+
+def _check_outlook_items(sim: Sim, resource_no: str, held: set[tuple[str, str]], parked: set[str]) -> list[str]:
+    """A person's own items: on the board exactly when the resource's settings let them through, each field as
+    the settings say (masked private items show their time only); gone from Outlook, gone from the board."""
+    found: list[str] = []
+    user_id = sim.user_of(resource_no)
+    settings, zone_name = sim.model.settings_of(resource_no), sim.model.zones[resource_no]
+    by_exchange: dict[str, list[BoardAppointment]] = {}
+    for a in sim.planning.appointments_by_guid.values():
+        if a.from_outlook and resource_no in a.resources:
+            by_exchange.setdefault(a.exchange_id, []).append(a)
+    excused = user_id in parked
+    for event in sim.graph.mailboxes[user_id].events.values():
+        if _tag(event):
+            continue
+        items = by_exchange.pop(event["id"], [])
+        if excused or (user_id, event["id"]) in held:
+            continue
+        if not passes(event, settings):
+            if items:
+                found.append(f"{resource_no}: Outlook item {event['id']} (showAs {event.get('showAs')}, sensitivity "
+                             f"{event.get('sensitivity')}) is on the board against the settings {settings.to_json()}")
+            continue
+        if len(items) != 1:
+            found.append(f"{resource_no}: Outlook item {event['id']} is {len(items)} board item(s)")
+            continue
+        item = items[0]
+        actual = {"subject": item.subject, "body": item.body.strip(), "start": f"{item.start:%Y-%m-%dT%H:%M}",
+                  "end": f"{item.end:%Y-%m-%dT%H:%M}", "show_as": item.show_as, "sensitivity": item.sensitivity,
+                  "importance": item.importance, "categories": list(item.categories)}
+        found += diff(f"{resource_no}: board item of {event['id']}", board_fields(event, settings, zone_name), actual)
+    for exchange_id, items in by_exchange.items():
+        if (user_id, exchange_id) not in held and not excused:
+            found.append(f"{resource_no}: {len(items)} board item(s) of Outlook item {exchange_id} that is gone")
+    return found
+
+
+def _parked(sim: Sim) -> set[str]:
+    """The appointments and mailboxes that a parked message is about (what it has not done is on the monitor)."""
+    about: set[str] = set()
+    for name in (PLANNING_CHANGES_QUEUE, EXCHANGE_CHANGES_QUEUE):
+        for message in sim.storage.queue(poison_queue_name(name)).messages:
+            try:
+                data = json.loads(message.content)
+            except ValueError:
+                continue
+            about |= {str(data.get(k) or "").lower() for k in ("appointment_guid", "user_id")} - {""}
+    return about
 
 
 def _gave_up(sim: Sim, content: str) -> bool:

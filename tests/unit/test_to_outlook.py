@@ -78,7 +78,21 @@ def test_replay_writes_nothing_and_move_patches_only_times() -> None:
     outlook.sync(appointment())
     assert outlook.sync(appointment()) == []
     [update] = outlook.sync(appointment(start=START + timedelta(days=1), end=START + timedelta(days=1, hours=2)))
-    assert isinstance(update, UpdateEvent) and set(update.changes) == {"start", "end"}
+    assert isinstance(update, UpdateEvent) and set(update.changes) == {"start", "end", "isAllDay"}
+    assert update.changes["isAllDay"] is False
+
+
+def test_a_move_carries_the_all_day_flag_whatever_the_copy_remembers() -> None:
+    """The event may be all-day although the copy says timed (a write of an all-day version committed but its
+    answer was lost): a PATCH of new times alone would be refused by Graph (all-day events stay at midnight)."""
+    outlook = FakeOutlook()
+    outlook.sync(appointment())
+    [update] = outlook.sync(appointment(start=START + timedelta(hours=1), end=START + timedelta(hours=3)))
+    assert isinstance(update, UpdateEvent)
+    assert update.changes["isAllDay"] is False and {"start", "end"} <= set(update.changes)
+    [retitle] = outlook.sync(appointment(subject="Boiler, second visit", start=START + timedelta(hours=1),
+                                         end=START + timedelta(hours=3)))
+    assert isinstance(retitle, UpdateEvent) and set(retitle.changes) == {"subject"}
 
 
 def test_reassignment_moves_the_event_and_unassign_deletes() -> None:
