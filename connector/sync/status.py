@@ -24,6 +24,12 @@ from typing import Any
 TAG_PROPERTY_ID = "String {5b2c8a2e-6f0a-4b8e-9b7e-3c1d2e4f5a60} Name DimeSchedulerAppointmentGuid"
 TRANSACTION_PREFIX = "dsx-"
 EVENT_FIELDS: tuple[str, ...] = ("subject", "body", "start", "end", "isAllDay", "showAs", "importance", "categories")
+# A second property, written with every create and PATCH: the hash of each field as the connector wrote it.
+# It lands in the same request as the fields, so it tells the connector's own write from a person's edit even
+# when the write's answer was lost (a 503 after it took effect): the copy row then still holds the version
+# before it, and only the event itself knows which version it holds.
+STAMP_PROPERTY_ID = "String {5b2c8a2e-6f0a-4b8e-9b7e-3c1d2e4f5a60} Name DimeSchedulerWrittenFields"
+_STAMP_VERSION = "v1:"
 
 
 @dataclass(frozen=True)
@@ -78,6 +84,21 @@ def _comparable(name: str, value: Any) -> Any:
 def hashes_of(payload: Mapping[str, Any]) -> dict[str, str]:
     """A hash per event field of what was (or would be) written; equal hashes mean no write."""
     return {name: field_hash(_comparable(name, payload[name])) for name in EVENT_FIELDS}
+
+
+def stamp_property(hashes: Mapping[str, str]) -> dict[str, str]:
+    """The extended property recording which field hashes a write puts in the event."""
+    return {"id": STAMP_PROPERTY_ID, "value": _STAMP_VERSION + ",".join(hashes.get(n, "") for n in EVENT_FIELDS)}
+
+
+def written_stamp(event: Mapping[str, Any]) -> dict[str, str] | None:
+    """The field hashes of the connector's last write into this event, when the event was read with its stamp."""
+    for prop in event.get("singleValueExtendedProperties") or ():
+        if isinstance(prop, Mapping) and str(prop.get("id", "")).lower() == STAMP_PROPERTY_ID.lower():
+            value = str(prop.get("value") or "")
+            parts = value[len(_STAMP_VERSION):].split(",") if value.startswith(_STAMP_VERSION) else []
+            return dict(zip(EVENT_FIELDS, parts, strict=True)) if len(parts) == len(EVENT_FIELDS) else None
+    return None
 
 
 @dataclass(frozen=True)

@@ -24,7 +24,15 @@ from typing import Any
 
 from connector.model import Appointment, graph_time
 from connector.sync.rules import RuleSet
-from connector.sync.status import EVENT_FIELDS, TAG_PROPERTY_ID, TRANSACTION_PREFIX, OutlookCopy, TrackedResource, hashes_of
+from connector.sync.status import (
+    EVENT_FIELDS,
+    TAG_PROPERTY_ID,
+    TRANSACTION_PREFIX,
+    OutlookCopy,
+    TrackedResource,
+    hashes_of,
+    stamp_property,
+)
 from connector.sync.timezones import all_day_time
 
 
@@ -138,7 +146,8 @@ def plan(
                 payload = {
                     **body,
                     "transactionId": transaction_id,
-                    "singleValueExtendedProperties": [{"id": TAG_PROPERTY_ID, "value": appointment.guid}],
+                    "singleValueExtendedProperties": [{"id": TAG_PROPERTY_ID, "value": appointment.guid},
+                                                      stamp_property(hashes)],
                 }
                 actions.append(CreateEvent(resource, payload, transaction_id, hashes, repeat=copy is not None))
                 continue

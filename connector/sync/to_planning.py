@@ -222,6 +222,15 @@ def plan_item(
     return UpsertOnBoard(guid, item, digest, event)
 
 
+def looks_edited(event: CalendarEvent, copy: OutlookCopy, time_zone: str) -> bool:
+    """The connector's event holds something else than the copy says was written (a person's edit, or a
+    write of ours whose answer was lost: the event's stamp tells them apart)."""
+    if event.removed or (event.change_key is not None and event.change_key == copy.change_key):
+        return False
+    current = hashes_of(outlook_fields(event, time_zone))
+    return any(current[name] != copy.field_hashes.get(name) for name in EVENT_FIELDS)
+
+
 def _plan_own_event(event: CalendarEvent, copy: OutlookCopy, policy: OutlookEditPolicy, time_zone: str) -> Action:
     if event.removed:
         if policy is OutlookEditPolicy.RESTORE_OUTLOOK:
@@ -229,8 +238,7 @@ def _plan_own_event(event: CalendarEvent, copy: OutlookCopy, policy: OutlookEdit
         return Unchanged("the connector's event was deleted in Outlook; OUTLOOK_EDIT_POLICY=" + policy.value)
     if event.change_key is not None and event.change_key == copy.change_key:
         return Unchanged("echo of the connector's own write", event.change_key, copy)
-    current = hashes_of(outlook_fields(event, time_zone))
-    if all(current[name] == copy.field_hashes.get(name) for name in EVENT_FIELDS):
+    if not looks_edited(event, copy, time_zone):
         return Unchanged("the connector's event, unchanged", event.change_key, copy)
     if policy is OutlookEditPolicy.RESTORE_OUTLOOK:
         return RestoreOutlook(copy, deleted=False)

@@ -41,7 +41,7 @@ import contextlib
 import time
 import uuid
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -62,9 +62,19 @@ from connector.sync.conflicts import (
     after_precondition_failed,
     if_match,
 )
-from connector.sync.status import EVENT_FIELDS, TAG_PROPERTY_ID, OutlookCopy, TrackedResource, event_span, hashes_of
+from connector.sync.status import (
+    EVENT_FIELDS,
+    STAMP_PROPERTY_ID,
+    TAG_PROPERTY_ID,
+    OutlookCopy,
+    TrackedResource,
+    event_span,
+    hashes_of,
+    stamp_property,
+    written_stamp,
+)
 from connector.sync.to_outlook import Action, CreateEvent, DeleteEvent, UpdateEvent, desired_event, new_transaction_id, plan
-from connector.sync.to_planning import outlook_fields
+from connector.sync.to_planning import OutlookEditPolicy, outlook_fields
 from connector.workers.outlook_edits import conflict_account, planner_appointment, planner_changed, take_outlook_edit
 from connector.workers.retry import Failure, classify, gives_up_on_faults, handle_failure, park_invalid_message
 
@@ -373,12 +383,20 @@ async def _verified_restore(ctx: _Context, tracked: dict[str, TrackedResource],
     resource = tracked.get(copy.resource_no) if copy else None
     if copy is None or copy.event_id is None or resource is None:
         return copies
-    event = await ctx.services.exchange.get_event(copy.user_id, copy.event_id)
+    event = await ctx.services.exchange.get_event(copy.user_id, copy.event_id, STAMP_PROPERTY_ID)
     if event is None:
+        if ctx.services.settings.outlook_edit_policy is not OutlookEditPolicy.RESTORE_OUTLOOK:
+            # Deleted since this restore (of an edit, by CONFLICT_POLICY) was asked for: under this policy a
+            # person's deletion stands, so a late or repeated restore must not bring the event back.
+            return copies
         return _restoring(ctx.message, copies)
     seen_key, seen = _seen(event, resource.time_zone)  # unreadable: no hashes, the planner's version over it
     if seen == dict(copy.field_hashes):
         return copies
+    if seen and seen == written_stamp(event):
+        # Our own write, whose answer was lost: nobody edited it. The copy catches up with the event, so the
+        # planner's version is written over what it really holds.
+        return {**copies, copy.resource_no: replace(copy, field_hashes=seen, change_key=seen_key)}
     appointment = ctx.appointment
     if appointment is not None and seen and planner_changed(appointment, copy, resource.time_zone):
         # The planner changed it too: both sides changed since the last sync.
@@ -513,6 +531,7 @@ async def _catch_up(ctx: _Context, user_id: str, event: dict[str, Any], action: 
     changes = {name: action.payload[name] for name in EVENT_FIELDS if current.get(name) != action.field_hashes[name]}
     if not changes:
         return event
+    changes["singleValueExtendedProperties"] = [stamp_property(action.field_hashes)]
     response = await _write(ctx, WriteRequest("PATCH", _events_url(user_id, str(event["id"])), user_id, changes, PREFER))
     if response.status == 404:
         return None
@@ -540,16 +559,22 @@ async def _update(ctx: _Context, action: UpdateEvent) -> None:
     copy, resource = action.copy, action.resource
     assert copy.event_id is not None
     changes, change_key, why = dict(action.changes), copy.change_key, ""
-    response = await _patch(ctx, copy, changes, change_key)
+    response = await _patch(ctx, copy, changes, change_key, action.field_hashes)
     for _ in range(IRRESOLVABLE_RETRIES):
         if response.status != 412:
             break
-        event = await ctx.services.exchange.get_event(resource.user_id, copy.event_id)
+        event = await ctx.services.exchange.get_event(resource.user_id, copy.event_id, STAMP_PROPERTY_ID)
         if event is None:
             response = WriteResponse(404)
             break
         seen_key, seen = _seen(event, resource.time_zone)
-        meaning = after_precondition_failed(change_key, copy.field_hashes, seen_key, seen)
+        stamp = written_stamp(event)
+        meaning = after_precondition_failed(change_key, stamp or copy.field_hashes, seen_key, seen)
+        if stamp is not None and stamp != dict(copy.field_hashes) and ctx.appointment is not None:
+            # A write of ours took effect unseen (its answer was lost): the copy is behind the event, so the
+            # fields to write are not known from it; the planner's whole version is.
+            whole = desired_event(ctx.appointment, resource.time_zone)
+            changes = {name: whole[name] for name in EVENT_FIELDS}
         if meaning is AfterPreconditionFailed.EDITED and ctx.appointment is not None:
             body = desired_event(ctx.appointment, resource.time_zone)
             if not _restores(ctx, resource.resource_no) and not why:
@@ -560,13 +585,15 @@ async def _update(ctx: _Context, action: UpdateEvent) -> None:
                     return
             changes = {name: body[name] for name in EVENT_FIELDS}  # the planner's whole version over the edit
         change_key = seen_key
-        response = await _patch(ctx, copy, changes, change_key)
+        response = await _patch(ctx, copy, changes, change_key, action.field_hashes)
     if response.status == 404 and ctx.appointment is not None:
         # Deleted in Outlook: the board still plans it, so the event comes back (new create intent).
         await _io(ctx.services.mappings.delete_outlook_copy, copy)
         body = desired_event(ctx.appointment, resource.time_zone)
-        payload = {**body, "singleValueExtendedProperties": [{"id": TAG_PROPERTY_ID, "value": ctx.guid}]}
-        await _create_again(ctx, CreateEvent(resource, payload, "", hashes_of(body)))
+        hashes = hashes_of(body)
+        payload = {**body, "singleValueExtendedProperties": [{"id": TAG_PROPERTY_ID, "value": ctx.guid},
+                                                             stamp_property(hashes)]}
+        await _create_again(ctx, CreateEvent(resource, payload, "", hashes))
         return
     if not response.ok:
         raise inner_error(response)
@@ -581,9 +608,13 @@ async def _update(ctx: _Context, action: UpdateEvent) -> None:
         detail=restored + why + "changed: " + ", ".join(sorted(changes))))
 
 
-async def _patch(ctx: _Context, copy: OutlookCopy, changes: dict[str, Any], change_key: str | None) -> WriteResponse:
+async def _patch(ctx: _Context, copy: OutlookCopy, changes: dict[str, Any], change_key: str | None,
+                 hashes: Mapping[str, str]) -> WriteResponse:
+    """PATCH `changes` on the condition of `change_key`, stamping the event with `hashes`: what each of its
+    fields holds as the connector wrote it once this write has taken effect."""
     assert copy.event_id is not None
-    return await _write(ctx, WriteRequest("PATCH", _events_url(copy.user_id, copy.event_id), copy.user_id, changes,
+    body = {**changes, "singleValueExtendedProperties": [stamp_property(hashes)]}
+    return await _write(ctx, WriteRequest("PATCH", _events_url(copy.user_id, copy.event_id), copy.user_id, body,
                                           PREFER, if_match(change_key)))
 
 

@@ -60,7 +60,7 @@ from connector.stores.registry import ResourceRecord, Status
 from connector.stores.settings import settings_to_json
 from connector.stores.storage import EXCHANGE_CHANGES_QUEUE, poison_queue_name
 from connector.sync.conflicts import ConflictPolicy
-from connector.sync.status import BoardCopy, OutlookCopy, hashes_of
+from connector.sync.status import STAMP_PROPERTY_ID, BoardCopy, OutlookCopy, hashes_of, written_stamp
 from connector.sync.to_planning import (
     Action,
     RemoveFromBoard,
@@ -69,6 +69,7 @@ from connector.sync.to_planning import (
     Unchanged,
     UpdatePlanning,
     UpsertOnBoard,
+    looks_edited,
     outlook_fields,
     plan_full_resync,
     plan_item,
@@ -346,10 +347,14 @@ class ExchangeToPlanning:
             mapped = self._looked_up.pop(event.id)
         else:
             mapped = await self.io(self.mappings.by_event, record.user_id, event.id)
-        action = plan_item(event, record.tracked, settings,
-                           mapped if isinstance(mapped, BoardCopy) else None,
-                           mapped if isinstance(mapped, OutlookCopy) else None,
-                           self.s.settings.outlook_edit_policy, self.s.settings.sync_to_planning_enabled)
+        own = mapped if isinstance(mapped, OutlookCopy) else None
+        action: Action
+        if own is not None and await self._own_write_unseen(record, event, own):
+            action = Unchanged("the connector's own write, whose answer was lost: the planning worker's retry "
+                               "finishes it")
+        else:
+            action = plan_item(event, record.tracked, settings, mapped if isinstance(mapped, BoardCopy) else None,
+                               own, self.s.settings.outlook_edit_policy, self.s.settings.sync_to_planning_enabled)
         await self._apply(action, event, record, message, report, full, known=mapped is not None)
         if not full and event.type == "seriesMaster" and not event.removed:
             await self._reapply_series(event.id, record, settings, message, report)
@@ -360,6 +365,22 @@ class ExchangeToPlanning:
                 # Outlook worker saved which event it is: look once more when that write has landed.
                 self._rechecks.append(event.id)
         return None if event.removed else event.id
+
+    async def _own_write_unseen(self, record: ResourceRecord, event: CalendarEvent, copy: OutlookCopy) -> bool:
+        """Whether the connector's event that looks edited holds a write of ours whose answer was lost (its
+        stamp says every field is as the connector wrote it) rather than a person's edit: one read, only for
+        an event that looks edited."""
+        time_zone = record.tracked.time_zone
+        if not looks_edited(event, copy, time_zone):
+            return False
+        raw = await self.s.exchange.get_event(record.user_id, event.id, STAMP_PROPERTY_ID)
+        if raw is None:
+            return False
+        try:
+            seen = hashes_of(outlook_fields(CalendarEvent.from_graph(raw), time_zone))
+        except InvalidPayload:
+            return False
+        return seen == written_stamp(raw)
 
     async def _reapply_series(self, master_id: str, record: ResourceRecord, settings: ResourceSettings,
                               message: ExchangeChange, report: RoundReport) -> None:

@@ -243,6 +243,10 @@ class FakeGraph:
             return {"status": 412, "body": {"error": {"code": "ErrorIrresolvableConflict", "message": "change key"}}}
         if method == "PATCH":
             event = {**box.events[event_id], **{k: v for k, v in (body or {}).items() if k != "transactionId"}}
+            # Extended properties are set one by one: those the PATCH does not name stay (as in Graph).
+            kept = {p["id"]: p for p in box.events[event_id].get("singleValueExtendedProperties") or ()}
+            kept.update({p["id"]: p for p in (body or {}).get("singleValueExtendedProperties") or ()})
+            event["singleValueExtendedProperties"] = list(kept.values())
             try:
                 stored_times(event)
             except GraphError as exc:

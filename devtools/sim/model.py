@@ -104,10 +104,19 @@ class ActorLog:
     settings: dict[str, Settings] = field(default_factory=dict)
     zones: dict[str, str] = field(default_factory=dict)  # resource → mailbox zone (Windows name)
     both_at_once: dict[str, float] = field(default_factory=dict)  # guid → when a person and the planner raced
+    # Every version the board held, the planner's and those the connector took from Outlook (by the policies).
+    history: dict[str, list[PlannerVersion]] = field(default_factory=dict)
 
     def planned(self, at: float, guid: str, version: Version, category: str | None, importance: int,
                 resources: Iterable[str]) -> None:
-        self.planner.setdefault(guid, []).append(PlannerVersion(at, version, category, importance, frozenset(resources)))
+        made = PlannerVersion(at, version, category, importance, frozenset(resources))
+        self.planner.setdefault(guid, []).append(made)
+        self.history.setdefault(guid, []).append(made)
+
+    def board_took(self, at: float, guid: str, version: Version, category: str | None, importance: int,
+                   resources: Iterable[str]) -> None:
+        """The connector wrote a person's version onto the board (CONFLICT_POLICY=outlook, update_planning)."""
+        self.history.setdefault(guid, []).append(PlannerVersion(at, version, category, importance, frozenset(resources)))
 
     def deleted(self, guid: str) -> None:
         self.planner.setdefault(guid, []).append(None)
@@ -218,12 +227,14 @@ def board_versions(log: ActorLog, guid: str) -> list[Version]:
 def _raced_last(log: ActorLog, guid: str) -> PersonEdit | None:
     """The person's edit of a race between a person and the planner that was the last thing done to the
     appointment and its events (None when there was none, or more came after it)."""
-    at, last = log.both_at_once.get(guid), log.last(guid)
-    if at is None or last is None or last.at != at:
+    at, versions = log.both_at_once.get(guid), [v for v in log.planner.get(guid, []) if v is not None]
+    if at is None or not versions or versions[-1].at != at:
         return None
-    edits = [e for (edited, _), es in log.person.items() if edited == guid for e in es]
+    before = versions[-2].at if len(versions) > 1 else 0.0
+    edits = [e for (edited, _), es in log.person.items() if edited == guid for e in es if e.at >= before]
     raced = [e for e in edits if e.at == at and e.event is not None]
-    if len(raced) != 1 or any(e.at > at for e in edits):
+    # Any other edit since the planner's version before may still be unseen: then several versions race.
+    if len(raced) != 1 or len(edits) != 1:
         return None
     return raced[0]
 
@@ -235,7 +246,8 @@ def person_deleted(log: ActorLog, guid: str, resource_no: str) -> bool:
     if not edits or not edits[-1].deleted or log.edit_policy not in ("ignore", "update_planning"):
         return False
     then = _version_at(log, guid, edits[-1].at)
-    after = [v for v in log.planner.get(guid, []) if v is None or v.at > edits[-1].at]
+    after = [v for v in log.history.get(guid, []) if v.at > edits[-1].at] + [v for v in log.planner.get(guid, [])
+                                                                             if v is None]
     # A planner's change since that Outlook shows (or a re-assignment away and back) brings the event back.
     return then is not None and all(v is not None and resource_no in v.resources
                                     and all(_field(v, f) == _field(then, f) for f in FIELDS) for v in after)
@@ -249,7 +261,7 @@ def event_differences(log: ActorLog, guid: str, resource_no: str, expected: Mapp
     edits = [e for e in log.person.get((guid, resource_no)) or [] if e.event is not None]
     if wrong and edits and log.edit_policy == "ignore":
         kept = shown_in_outlook(edits[-1].event or {})
-        final = log.last(guid)
+        final = (log.history.get(guid) or [None])[-1]
         before = _version_at(log, guid, edits[-1].at)
         for name in list(wrong):
             unchanged = final is not None and before is not None and _field(before, name) == _field(final, name)
@@ -260,10 +272,10 @@ def event_differences(log: ActorLog, guid: str, resource_no: str, expected: Mapp
 
 
 def _version_at(log: ActorLog, guid: str, at: float) -> PlannerVersion | None:
-    """The planner's version in force at `at`."""
+    """The board's version in force at `at`."""
     found = None
-    for version in log.planner.get(guid, []):
-        if version is not None and version.at <= at:
+    for version in log.history.get(guid, []):
+        if version.at <= at:
             found = version
     return found
 

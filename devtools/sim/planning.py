@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from connector.errors import PlanningError
 from connector.model import BoardImport, parse_utc
+from devtools.sim.model import Version
 
 if TYPE_CHECKING:
     from devtools.sim.world import Sim
@@ -212,6 +213,8 @@ class FakePlanning:
             self.writes += 1
             current.subject, current.body, current.start, current.end = subject, body, start, end
             self.plan(current, "updated")
+            self.sim.model.board_took(self.sim.loop.time(), guid, Version(subject, body, start, end), current.category,
+                                      current.importance, current.resources)
         self.sim.io_sync("ds import upsertAppointment", effect)
 
     def register_webhook(self, event: str, notification_url: str, name: str, source_app: str | None = None) -> str:

@@ -167,8 +167,9 @@ class Sim:
                        "OUTLOOK_EDIT_POLICY": edit_policy,
                        "MASS_CHANGE_MAX_ITEMS": str(self.profile.max_items), **(settings or {})})
         self.settings = load_settings(values)
-        # The oracle's log: what the actors do from here on, under the policies actually in force.
-        self.model = ActorLog(self.settings.conflict_policy.value, self.settings.outlook_edit_policy.value)
+        # The oracle's log: what the actors do from here on, under which policies.
+        # The policies as the admin set them (not as the app read them: reading them is under test too).
+        self.model = ActorLog(values["CONFLICT_POLICY"], values["OUTLOOK_EDIT_POLICY"])
         # What the actors draw beyond the first moves (fields, all-day, settings, zones): their own generator.
         self.detail_rng = random.Random(f"detail-{seed}")
         zones = random.Random(f"zones-{seed}")
@@ -791,6 +792,7 @@ class Sim:
     async def _replay(self) -> list[str]:
         """Every queue message ever sent, once more: nothing may be written."""
         graph_writes, board_writes = self.graph.writes, self.planning.writes
+        self.trace("--- replay: every queue message ever sent, once more")
         for name in (PLANNING_CHANGES_QUEUE, EXCHANGE_CHANGES_QUEUE):
             queue = self.storage.queue(name)
             for content in list(queue.sent):
@@ -894,22 +896,17 @@ def _check_planner_appointments(sim: Sim, held: set[tuple[str, str]], parked: se
     found: list[str] = []
     board, log = sim.planning.appointments_by_guid, sim.model
     tagged = {r: _tagged_events(sim, r) for r in RESOURCES}
-    for guid in log.planner:
+    # The appointments the planners made, and any a scenario put on the board by hand (held to the board itself).
+    unlogged = [guid for guid, a in board.items() if not a.from_outlook and guid not in log.planner]
+    for guid in [*log.planner, *unlogged]:
         last, a = log.last(guid), board.get(guid)
-        if last is None:
+        if last is None and guid in log.planner:
             continue  # deleted: the calendars are checked below (no event without a live appointment)
         if a is None or a.from_outlook:
             found.append(f"the planner's appointment {guid[:8]} is gone from the board")
             continue
-        shown = Version(a.subject, a.body, a.start, a.end).minute()
-        if shown not in [v.minute() for v in board_versions(log, guid)]:
-            found.append(f"board: appointment {guid[:8]} shows {shown}, a version nobody made or one the policies "
-                         f"(conflict {log.conflict_policy}, edits {log.edit_policy}) do not let win; the planner's "
-                         f"last: {last.version.minute()}")
-        if (a.category, a.importance, frozenset(a.resources)) != (last.category, last.importance, last.resources):
-            found.append(f"board: appointment {guid[:8]} has category/importance/resources "
-                         f"{(a.category, a.importance, sorted(a.resources))}, the planner set "
-                         f"{(last.category, last.importance, sorted(last.resources))}")
+        if last is not None:
+            found += _check_board_version(log, guid, a, last)
         for resource_no in RESOURCES:
             if resource_no not in a.resources or guid in parked:
                 continue
@@ -930,6 +927,21 @@ def _check_planner_appointments(sim: Sim, held: set[tuple[str, str]], parked: se
             elif (a is None or resource_no not in a.resources) and (resource_no, guid) not in held \
                     and guid not in parked:
                 found.append(f"{resource_no}: {len(copies)} orphan connector event(s) of {guid[:8]}")
+    return found
+
+
+def _check_board_version(log: ActorLog, guid: str, a: BoardAppointment, last: Any) -> list[str]:
+    """The board shows a version of the appointment the rules let stand, and what only the planner sets."""
+    found = []
+    shown = Version(a.subject, a.body, a.start, a.end).minute()
+    if shown not in [v.minute() for v in board_versions(log, guid)]:
+        found.append(f"board: appointment {guid[:8]} shows {shown}, a version nobody made or one the policies "
+                     f"(conflict {log.conflict_policy}, edits {log.edit_policy}) do not let win; the planner's "
+                     f"last: {last.version.minute()}")
+    if (a.category, a.importance, frozenset(a.resources)) != (last.category, last.importance, last.resources):
+        found.append(f"board: appointment {guid[:8]} has category/importance/resources "
+                     f"{(a.category, a.importance, sorted(a.resources))}, the planner set "
+                     f"{(last.category, last.importance, sorted(last.resources))}")
     return found
 
 

@@ -11,7 +11,14 @@ from hypothesis import strategies as st
 
 from connector.model import Appointment, Assignment, Importance
 from connector.sync.rules import RuleSet, parse_rules
-from connector.sync.status import TAG_PROPERTY_ID, TRANSACTION_PREFIX, OutlookCopy, TrackedResource
+from connector.sync.status import (
+    TAG_PROPERTY_ID,
+    TRANSACTION_PREFIX,
+    OutlookCopy,
+    TrackedResource,
+    stamp_property,
+    written_stamp,
+)
 from connector.sync.to_outlook import CreateEvent, DeleteEvent, UpdateEvent, desired_event, plan
 
 TRACKED = {no: TrackedResource(no, f"{no.lower()}@x.example", f"user-{no}") for no in ("ALICE", "BOB", "CAROL")}
@@ -69,7 +76,9 @@ def test_create_carries_fields_tag_and_recognisable_transaction_id() -> None:
     assert payload["subject"] == "Boiler" and payload["showAs"] == "busy" and payload["importance"] == "high"
     assert payload["start"] == {"dateTime": "2026-01-05T09:00:00.0000000", "timeZone": "UTC"}
     assert payload["categories"] == ["Maintenance"]
-    assert payload["singleValueExtendedProperties"] == [{"id": TAG_PROPERTY_ID, "value": "a1"}]
+    assert payload["singleValueExtendedProperties"] == [{"id": TAG_PROPERTY_ID, "value": "a1"},
+                                                        stamp_property(action.field_hashes)]
+    assert written_stamp(payload) == action.field_hashes  # the event itself says what the connector wrote
     assert payload["transactionId"].startswith(TRANSACTION_PREFIX) and payload["transactionId"] == action.transaction_id
 
 
