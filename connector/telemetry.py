@@ -8,7 +8,9 @@
   (ms histogram by direction), `connector.throttled` (counter by direction), and
   `connector.subscription.renewals` (counter by outcome). They are fed from the activity log, the one
   place every change passes, so they cannot drift from what the monitor shows.
-- Logs carry ids, actions and outcomes only: never secrets, never private item content.
+- Logs carry ids, actions and outcomes only: never secrets, never private item content. An error in
+  a log line is `connector.errors.error_summary`'s, as in the activity log (bounded, no quoted values
+  or echoed payload).
 Without a connection string the OpenTelemetry API is a no-op and costs next to nothing.
 """
 
@@ -21,6 +23,8 @@ from typing import TYPE_CHECKING, Any
 
 from opentelemetry import metrics, trace
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+
+from connector.errors import error_summary
 
 if TYPE_CHECKING:
     from connector.config import Settings
@@ -92,7 +96,7 @@ def message_span(name: str, body: bytes | str) -> Iterator[trace.Span]:
 
 
 def on_activity(entry: ActivityEntry) -> None:
-    """Metrics and one log line for an activity entry (ids and outcome only)."""
+    """Metrics and one log line for an activity entry (ids, outcome and the error's summary)."""
     attributes = {"direction": entry.direction, "action": entry.action, "outcome": entry.outcome}
     changes.add(1, attributes)
     if entry.latency_ms is not None and entry.outcome == "applied":
@@ -104,4 +108,4 @@ def on_activity(entry: ActivityEntry) -> None:
     level = logging.WARNING if entry.outcome in ("failed", "rejected") else logging.INFO
     log.log(level, "%s %s %s resource=%s appointment=%s event=%s correlation=%s%s", entry.direction, entry.action,
             entry.outcome, entry.resource_no or "-", entry.appointment_guid or "-", entry.event_id or "-",
-            entry.correlation_id or "-", f" error={entry.error}" if entry.error else "")
+            entry.correlation_id or "-", f" error={error_summary(entry.error)}" if entry.error else "")

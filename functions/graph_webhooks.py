@@ -4,7 +4,9 @@ Thin shells over `connector/web/graph_intake.py`: handshake, parse, verify each 
 clientState, then enqueue and answer 202. Graph counts an answer slower than 3 s as failed, so
 neither webhook calls Graph or Dime.Scheduler: a change notification becomes one `ExchangeChange`
 per mailbox, a lifecycle event a `SubscriptionLifecycle` (or, for `missed`, an `ExchangeChange`)
-that the exchange-changes worker acts on. This module's imports never reach msgraph.
+that the exchange-changes worker acts on. This module's imports never reach msgraph. A POST naming more
+subscriptions than one request may read (`MAX_READS_PER_POST`) has the rest dropped unread, its
+accepted items still enqueued, and is answered 503 so that Graph would post it again.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from connector.services import Services, services
 from connector.stores.activity import ActivityEntry
 from connector.telemetry import change_span
 from connector.web.graph_intake import (
+    MAX_READS_PER_POST,
     IntakeError,
     Verified,
     coalesce,
@@ -45,13 +48,23 @@ def _verified(req: func.HttpRequest, app: Services, kind: str) -> Verified | fun
         return func.HttpResponse(exc.reason, status_code=exc.status, mimetype="text/plain")
     verified = verify(items, app.subscription_lookup)
     if verified.rejected:
-        # A security event: counted and recorded, with no content and nothing in the response.
-        log.warning("graph %s: dropped %d item(s) with an unknown subscription or a wrong clientState",
-                    kind, verified.rejected)
+        # A security event: one log line and one activity row per POST, counts only, nothing in the response.
+        unread = (f"; {verified.unread} of them unread (more than {MAX_READS_PER_POST} subscriptions this "
+                  "instance does not know in one POST)") if verified.unread else ""
+        log.warning("graph %s: dropped %d item(s) with an unknown subscription or a wrong clientState%s",
+                    kind, verified.rejected, unread)
         app.activity.record(ActivityEntry(direction="to_planning", action=kind, outcome="rejected",
                                           detail=f"{verified.rejected} item(s) with an unknown subscription or a "
-                                                 "wrong clientState dropped (security event)"))
+                                                 f"wrong clientState dropped (security event){unread}"))
     return verified
+
+
+def _accepted(verified: Verified) -> func.HttpResponse:
+    """202; 503 when items went unread, so that a real sender (Graph retries 5xx) posts them again."""
+    if verified.unread:
+        return func.HttpResponse("too many unknown subscriptions in one request", status_code=503,
+                                 mimetype="text/plain")
+    return func.HttpResponse(status_code=202)
 
 
 @bp.function_name("graph_notifications")
@@ -69,7 +82,7 @@ def graph_notifications(req: func.HttpRequest) -> func.HttpResponse:
         for user_id in coalesce(verified):
             app.work_queues.send_exchange_change(ExchangeChange(user_id=user_id, reason="notification",
                                                                 event_ids=deleted.get(user_id, [])))
-    return func.HttpResponse(status_code=202)
+    return _accepted(verified)
 
 
 @bp.function_name("graph_lifecycle")
@@ -88,4 +101,4 @@ def graph_lifecycle(req: func.HttpRequest) -> func.HttpResponse:
                 app.work_queues.send_lifecycle(work)
             else:
                 app.work_queues.send_exchange_change(work)
-    return func.HttpResponse(status_code=202)
+    return _accepted(verified)

@@ -4,7 +4,9 @@ Rows in the `activity` table:
 - `d|<yyyymmdd>` / `<inverted ticks>-<id>`: the day's entries, newest first (the monitor's list).
 - `i|<item key>` / `<inverted ticks>-<id>`: the same entry under the item it concerns (an appointment
   GUID or an Outlook event), so an item's history is one partition read.
-Entries never hold private content: ids, actions, outcomes, reasons and errors only. Retention goes
+Entries never hold private content: ids, actions, outcomes, reasons and errors only; an error is kept
+as `error_summary` makes it (bounded, no quoted values or echoed payload: upstream messages can carry
+an item's subject or body), whoever built the entry. Retention goes
 by day partition: `purge()` (run hourly by the `renew_subscriptions` timer) reads only the day
 partitions older than the retention (a PartitionKey range, so its cost is what it deletes, never the
 whole log) and deletes each entry with its item twin (same RowKey, partition named in the entry).
@@ -18,6 +20,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from connector.errors import error_summary
 from connector.stores.repositories import TableRepository, safe_key
 
 _MAX_TICKS = 10**19
@@ -41,6 +44,10 @@ class ActivityEntry:
     latency_ms: int | None = None
     at: datetime = field(default_factory=_now)
     entry_id: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
+
+    def __post_init__(self) -> None:
+        # Here, not where entries are built: every entry (and the log line made of it) gets the same bound.
+        object.__setattr__(self, "error", error_summary(self.error))
 
     @property
     def item_key(self) -> str:

@@ -18,7 +18,13 @@ Rules (../shared/reference/graph.md, "Notification delivery"):
 - Graph judges every answer at 3 s (slower counts as failed; too many slow or failed answers delay
   or drop the endpoint's notifications), so before answering the webhooks do only the index
   look-up and the queue puts. Known subscriptions are remembered for a minute (`SubscriptionCache`):
-  a busy mailbox's notifications then cost no Table read at all. Lifecycle events become
+  a busy mailbox's notifications then cost no Table read at all.
+- The endpoint is anonymous, and one 1 MiB POST can name ~19,000 made-up subscriptions. So a POST
+  reads at most `MAX_READS_PER_POST` subscriptions this instance does not remember (Graph's own POSTs
+  carry items for a handful), unknown ones are remembered for `MISS_TTL` seconds (the same flood again
+  costs no read), and the items beyond the budget are dropped unread (`Verified.unread`): the webhook
+  then answers 503, so Graph, were it the sender, posts them again. Items whose subscription is
+  remembered or read are still checked and enqueued. Lifecycle events become
   queue work too (`lifecycle_work`): `missed` a delta round, the others a `SubscriptionLifecycle`
   the exchange-changes worker renews or recreates from.
 """
@@ -40,33 +46,67 @@ SUBSCRIPTION_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 MAX_BODY_BYTES = 1024 * 1024  # Graph posts at most a few hundred items; 1 MiB is far beyond that
 MAX_EVENT_ID_LENGTH = 512  # Graph's event ids are ~150 characters; longer cannot be a table key
 MAX_ITEM_CHECKS = 50  # per mailbox and POST; deletions beyond it still reach the board through delta
+MAX_READS_PER_POST = 50  # subscriptions not remembered, read per POST: ~0.5 s of point reads at most
+MISS_TTL = 15.0  # seconds an unknown subscription stays unknown without a read
 LIFECYCLE_EVENTS = ("reauthorizationRequired", "subscriptionRemoved", "missed")
 
 
-class SubscriptionCache:
-    """The subscription index look-up, remembering known subscriptions for `ttl` seconds (at most `size`).
+class Forgotten:
+    """`SubscriptionCache.remembered`'s answer for an id it holds nothing about."""
 
-    Only hits are kept: a subscription created a moment ago is never refused for an earlier miss. A
-    removed one may be accepted for up to `ttl` more seconds, which is harmless: its clientState still
-    has to match, and the worker ignores a mailbox that is no longer tracked."""
+
+FORGOTTEN = Forgotten()
+
+
+class SubscriptionCache:
+    """The subscription index look-up, remembering known subscriptions for `ttl` seconds and unknown
+    ones for `miss_ttl` seconds (at most `size` of each).
+
+    A miss is kept briefly so that a flood of made-up ids costs one read per id, not one per POST. A
+    subscription created just after a miss of its id (Graph notifies only after creating it, and its
+    id cannot be guessed, so only a notification racing the index write) is refused for at most
+    `miss_ttl` seconds; the resync that follows every new subscription reads those changes anyway. A
+    removed subscription may be accepted for up to `ttl` more seconds, which is harmless: its
+    clientState still has to match, and the worker ignores a mailbox that is no longer tracked."""
 
     def __init__(self, lookup: Callable[[str], SubscriptionIndex | None], ttl: float = 60.0, size: int = 20_000,
-                 clock: Callable[[], float] | None = None) -> None:
-        self._lookup, self._ttl, self._size, self._clock = lookup, ttl, size, clock
+                 clock: Callable[[], float] | None = None, miss_ttl: float = MISS_TTL) -> None:
+        self._lookup, self._ttl, self._size, self._clock, self._miss_ttl = lookup, ttl, size, clock, miss_ttl
         self._known: OrderedDict[str, tuple[float, SubscriptionIndex]] = OrderedDict()
+        self._missed: OrderedDict[str, float] = OrderedDict()
 
-    def __call__(self, subscription_id: str) -> SubscriptionIndex | None:
-        now = self._clock() if self._clock else time.monotonic()  # looked up per call: a test may drive `time`
+    def _now(self) -> float:
+        return self._clock() if self._clock else time.monotonic()  # looked up per call: a test may drive `time`
+
+    def remembered(self, subscription_id: str) -> SubscriptionIndex | Forgotten | None:
+        """What the cache holds for the id without reading: the index, None (known unknown) or `FORGOTTEN`."""
+        now = self._now()
         cached = self._known.get(subscription_id)
         if cached is not None and now - cached[0] < self._ttl:
             return cached[1]
+        missed = self._missed.get(subscription_id)
+        if missed is not None and now - missed < self._miss_ttl:
+            return None
+        return FORGOTTEN
+
+    def __call__(self, subscription_id: str) -> SubscriptionIndex | None:
+        remembered = self.remembered(subscription_id)
+        if not isinstance(remembered, Forgotten):
+            return remembered
         found = self._lookup(subscription_id)
         self._known.pop(subscription_id, None)
+        self._missed.pop(subscription_id, None)
         if found is not None:
-            self._known[subscription_id] = (now, found)
-            while len(self._known) > self._size:
-                self._known.popitem(last=False)
+            _bounded_put(self._known, subscription_id, (self._now(), found), self._size)
+        else:
+            _bounded_put(self._missed, subscription_id, self._now(), self._size)
         return found
+
+
+def _bounded_put(cache: OrderedDict[str, Any], key: str, value: Any, size: int) -> None:
+    cache[key] = value
+    while len(cache) > size:
+        cache.popitem(last=False)
 
 
 class IntakeError(Exception):
@@ -95,6 +135,7 @@ class Verified:
 
     accepted: list[tuple[SubscriptionIndex, NotificationItem]] = field(default_factory=list)
     rejected: int = 0
+    unread: int = 0  # of the rejected: dropped without a read, the POST's read budget spent
 
 
 def validation_token(params: Mapping[str, str]) -> str | None:
@@ -148,31 +189,46 @@ def deleted_items(verified: Verified) -> dict[str, list[str]]:
     return {user_id: list(ids)[:MAX_ITEM_CHECKS] for user_id, ids in found.items()}
 
 
-def verify(items: list[NotificationItem], lookup: Callable[[str], SubscriptionIndex | None]) -> Verified:
+def verify(items: list[NotificationItem], lookup: Callable[[str], SubscriptionIndex | None],
+           max_reads: int = MAX_READS_PER_POST) -> Verified:
     """Keep the items whose subscription is known and whose clientState matches; count the rest.
 
-    Every item costs one look-up and one hash compare, whether or not the subscription exists, so
-    the time taken does not tell a forger which ids are real.
+    Every item costs one hash compare, whether or not the subscription exists. Each distinct
+    subscription costs one look-up, except that at most `max_reads` of them may be ones `lookup` (a
+    `SubscriptionCache`) does not remember: the items of the others are dropped unread.
     """
     accepted: list[tuple[SubscriptionIndex, NotificationItem]] = []
-    rejected = 0
-    cache: dict[str, SubscriptionIndex | None] = {}
+    rejected = unread = reads = 0
+    remembered = lookup.remembered if isinstance(lookup, SubscriptionCache) else _nothing_remembered
+    cache: dict[str, SubscriptionIndex | Forgotten | None] = {}
     for item in items:
         if item.subscription_id not in cache:
             # An id no subscription can have (Graph's are GUIDs) is unknown without asking storage,
             # whose keys refuse some characters and lengths.
-            plausible = SUBSCRIPTION_ID.fullmatch(item.subscription_id) is not None
-            cache[item.subscription_id] = lookup(item.subscription_id) if plausible else None
+            if SUBSCRIPTION_ID.fullmatch(item.subscription_id) is None:
+                cache[item.subscription_id] = None
+            elif not isinstance(known := remembered(item.subscription_id), Forgotten):
+                cache[item.subscription_id] = known
+            elif reads < max_reads:
+                reads += 1
+                cache[item.subscription_id] = lookup(item.subscription_id)
+            else:
+                cache[item.subscription_id] = FORGOTTEN
         index = cache[item.subscription_id]
-        if index is None:
+        if index is None or isinstance(index, Forgotten):
             # Same amount of work as a real check (a dummy compare), then drop.
             SubscriptionIndex("", "", "", "0" * 64).accepts(item.client_state or "")
             rejected += 1
+            unread += isinstance(index, Forgotten)
         elif index.accepts(item.client_state):
             accepted.append((index, item))
         else:
             rejected += 1
-    return Verified(accepted, rejected)
+    return Verified(accepted, rejected, unread)
+
+
+def _nothing_remembered(_subscription_id: str) -> Forgotten:
+    return FORGOTTEN
 
 
 def coalesce(verified: Verified) -> dict[str, str]:

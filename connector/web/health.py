@@ -2,7 +2,12 @@
 
 Checks run concurrently, each bounded by a timeout, and the report is cached briefly so that a
 monitor polling the endpoint does not multiply calls to Graph and Dime.Scheduler. Errors are reduced
-to their type and a short message: no secrets, no URLs with keys.
+to their type and `error_summary` of the message: no secrets, no URLs with keys.
+
+The endpoint is anonymous (probes cannot sign in), so what an anonymous caller sees is only the overall
+status and whether each dependency is up (`public_view`): error text and configuration tell an
+attacker which services, tenants and URLs sit behind the app, and an upstream error can echo more.
+The full report is for admins (the same Easy Auth admin principal as the admin API).
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from connector.config import Settings, describe
+from connector.errors import error_summary
 
 Probe = Callable[[], Awaitable[None]]  # raises (or times out) when the dependency is not usable
 CHECK_TIMEOUT_SECONDS = 5.0
@@ -40,9 +46,15 @@ async def _timed(check: Callable[[], Awaitable[None]]) -> CheckResult:
     except TimeoutError:
         return CheckResult(False, int((time.monotonic() - started) * 1000), f"no answer within {CHECK_TIMEOUT_SECONDS:g} s")
     except Exception as exc:  # a health check reports every failure, it never raises
-        message = str(exc).splitlines()[0][:200] if str(exc) else ""
-        return CheckResult(False, int((time.monotonic() - started) * 1000), f"{type(exc).__name__}: {message}")
+        return CheckResult(False, int((time.monotonic() - started) * 1000),
+                           f"{type(exc).__name__}: {error_summary(str(exc))}")
     return CheckResult(True, int((time.monotonic() - started) * 1000))
+
+
+def public_view(report: dict[str, Any]) -> dict[str, Any]:
+    """What anyone may see: the overall status and each dependency's ok, no latency, error or config."""
+    return {"status": report["status"],
+            "checks": {name: {"ok": bool(check["ok"])} for name, check in report["checks"].items()}}
 
 
 class HealthReporter:

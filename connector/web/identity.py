@@ -2,14 +2,15 @@
 
 In Azure, App Service Authentication sits in front of the app: it signs the user in with Entra ID,
 strips any `X-MS-CLIENT-PRINCIPAL*` header a client sends, and injects its own. The code trusts the
-header only because of that (see README, Security, and infra/app/auth.bicep). Locally, the dev host's
-dev-only sign-in page sets the same header; that page does not exist outside the dev host.
+header only where that is guaranteed (`WEBSITE_AUTH_ENABLED=True`, see README, Security, and
+infra/app/auth.bicep) or where `EASY_AUTH_DEV_TRUST=true` says a development stand-in sets it: the dev
+host sets that, and its dev-only sign-in page sets the header. Anywhere else the header is refused.
 
 A caller is an **admin** when the principal carries the app role named by `ADMIN_APP_ROLE`, and a
 **resource** when its object id (`oid` claim) is the Graph user id of a tracked resource's mailbox:
-emails change and are reused, the object id does not. Entra ID always sends `oid`, so in Azure a
-principal without one is refused; only locally (dev sign-in, tests) does the email / preferred_username
-/ upn claim stand in for it. Anything else is signed in but has no access (403).
+emails change and are reused, the object id does not. Entra ID always sends `oid`, so behind Easy Auth a
+principal without one is refused; only under the development setting (dev sign-in, tests) does the
+email / preferred_username / upn claim stand in for it. Anything else is signed in but has no access (403).
 """
 
 from __future__ import annotations
@@ -35,20 +36,40 @@ class Unauthenticated(Exception):
 
 
 class NoEasyAuth(Exception):
-    """In Azure without App Service Authentication in front: the principal header is anyone's to forge."""
+    """Nothing this host guarantees stands in front of the app: the principal header is anyone's to forge."""
+
+
+DEV_TRUST_SETTING = "EASY_AUTH_DEV_TRUST"  # dev hosts only: their sign-in stand-in sets the header itself
 
 
 def in_azure(env: Mapping[str, str]) -> bool:
     return bool(env.get("WEBSITE_SITE_NAME"))
 
 
+def easy_auth_enabled(env: Mapping[str, str]) -> bool:
+    """App Service sets `WEBSITE_AUTH_ENABLED=True` when App Service Authentication is on."""
+    return env.get("WEBSITE_AUTH_ENABLED", "").strip().lower() == "true"
+
+
+def dev_trusted(env: Mapping[str, str]) -> bool:
+    """The development setting, honoured only off App Service (where the platform says what is in front)."""
+    return not in_azure(env) and env.get(DEV_TRUST_SETTING, "").strip().lower() == "true"
+
+
 def require_easy_auth(env: Mapping[str, str]) -> None:
-    """Fail closed on a misconfigured deployment. App Service sets `WEBSITE_SITE_NAME` on every site and
-    `WEBSITE_AUTH_ENABLED=True` when App Service Authentication is on; locally (dev host, func start)
-    neither is set and the dev sign-in stands in for it."""
-    if in_azure(env) and env.get("WEBSITE_AUTH_ENABLED", "").lower() != "true":
-        raise NoEasyAuth("App Service Authentication is not enabled on this app, so no sign-in can be trusted: "
-                         "enable it (infra/app/auth.bicep) before using the settings page or the monitor")
+    """Fail closed: the header is trusted only where the platform guarantees Easy Auth in front
+    (`WEBSITE_AUTH_ENABLED=True`) or where the development setting says a sign-in stand-in sets it
+    (the dev host does). Any other host (App Service without it, a container, `func start`) refuses,
+    naming the setting that is missing."""
+    if easy_auth_enabled(env) or dev_trusted(env):
+        return
+    if in_azure(env):
+        raise NoEasyAuth("App Service Authentication is not enabled on this app (WEBSITE_AUTH_ENABLED is not True), "
+                         "so no sign-in can be trusted: enable it (infra/app/auth.bicep) before using the settings "
+                         "page or the monitor")
+    raise NoEasyAuth(f"no sign-in can be trusted on this host: WEBSITE_AUTH_ENABLED is not True (no App Service "
+                     f"Authentication in front) and {DEV_TRUST_SETTING} is not true (set it only on a development "
+                     "host whose sign-in stand-in sets X-MS-CLIENT-PRINCIPAL, as the dev host does)")
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,7 @@ from urllib.parse import urlparse
 from connector.stores.registry import ResourceRecord, ResourceRegistry
 from connector.stores.repositories import AlreadyExists, ConcurrencyConflict
 from connector.stores.settings import FIELDS, MODES, SettingsError, SettingsStore, parse_settings, settings_to_json
-from connector.web.identity import NoEasyAuth, Principal, Unauthenticated, in_azure, parse_principal, require_easy_auth
+from connector.web.identity import NoEasyAuth, Principal, Unauthenticated, dev_trusted, parse_principal, require_easy_auth
 from connector.web.jsonbody import BadJson, parse_json
 
 
@@ -49,15 +49,17 @@ MAX_ID_LENGTH = 256  # resource numbers and appointment GUIDs are far shorter; l
 
 
 def authenticate(headers: Mapping[str, str], env: Mapping[str, str] = os.environ) -> Principal:
+    """The caller's principal; 403 when this host cannot trust the header at all (naming the missing
+    setting), 401 without a readable one."""
     try:
         require_easy_auth(env)
     except NoEasyAuth as exc:
-        raise ApiError(503, str(exc)) from None
+        raise ApiError(403, str(exc)) from None
     try:
         principal = parse_principal(headers)
     except Unauthenticated as exc:
         raise ApiError(401, str(exc)) from None
-    if in_azure(env) and not principal.object_id:
+    if not dev_trusted(env) and not principal.object_id:
         raise ApiError(401, "the sign-in carries no object id (oid claim): sign in with Entra ID")
     return principal
 
@@ -114,7 +116,7 @@ class SettingsApi:
     # -- who ------------------------------------------------------------------------------------
     def resource_of(self, principal: Principal) -> ResourceRecord:
         """The tracked resource whose mailbox the caller is: by object id (Graph user id); by email
-        only for a principal without one, which `authenticate` lets through only outside Azure."""
+        only for a principal without one, which `authenticate` lets through only under EASY_AUTH_DEV_TRUST."""
         for record in self._registry.all():
             if record.status != "tracked":
                 continue

@@ -29,7 +29,9 @@ A **session** on the dev host is:
   checks). In Azure this is never a session: Easy Auth strips the header. App setting
   `DEVHOST_TRUST_CLIENT_PRINCIPAL=false` drops the affordance and strips it as Azure does.
 A request without a session that is let through (an anonymous path) carries no principal header.
-None of this exists outside the dev host.
+None of this exists outside the dev host. Because the stand-in sets the header itself, the dev host
+gives the app `EASY_AUTH_DEV_TRUST=true` (`DEV_HOST_SETTINGS`, below local.settings.json and the
+environment, so either can turn it off): the app trusts the header nowhere else without Easy Auth.
 """
 
 from __future__ import annotations
@@ -47,7 +49,7 @@ from urllib.parse import urlencode
 
 from aiohttp import web
 
-from connector.web.identity import encode_principal
+from connector.web.identity import DEV_TRUST_SETTING, encode_principal
 
 from .errors import DevHostError
 
@@ -59,6 +61,7 @@ ANONYMOUS_PATHS_FILE = Path("infra/app/anonymous-paths.json")  # relative to the
 TRUST_SETTING = "DEVHOST_TRUST_CLIENT_PRINCIPAL"
 PRINCIPAL_HEADER = "X-MS-CLIENT-PRINCIPAL"
 SIGN_IN = "/.auth/login/aad"
+DEV_HOST_SETTINGS = {DEV_TRUST_SETTING: "true"}  # app settings the dev host adds: its stand-in sets the header
 
 FORM = """<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Dev sign-in</title>
 <meta name="viewport" content="width=device-width, initial-scale=1">

@@ -21,7 +21,7 @@ from devtools.serve import ServerThread
 
 from . import settings as cfg
 from .admin import Admin
-from .easyauth import EASY_AUTH, load_easy_auth
+from .easyauth import DEV_HOST_SETTINGS, EASY_AUTH, load_easy_auth
 from .errors import DevHostError
 from .http import DEFAULT_MIDDLEWARES, HttpDispatcher, build_routes
 from .invocation import Invoker, thread_pool
@@ -92,7 +92,7 @@ class DevHost:
     def start(self) -> DevHost:
         try:
             local = cfg.load_local_settings(self.settings_file)
-            self._env.apply(local.values, self.settings)
+            self._env.apply({**DEV_HOST_SETTINGS, **local.values}, self.settings)
             config = cfg.load_host_json(self.root)
             self._loaded = load_app(self.app_ref, self.root, config.functions)
             self.functions = self._loaded.functions

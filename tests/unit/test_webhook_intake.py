@@ -110,9 +110,9 @@ def test_the_webhook_functions_do_not_import_msgraph() -> None:
     assert result.stdout.strip() == "[]"
 
 
-def test_known_subscriptions_are_remembered_for_a_minute_and_misses_never() -> None:
-    """A busy mailbox's notifications cost one index read a minute, not one per POST; a subscription
-    created a moment after a miss is known at once."""
+def test_known_subscriptions_are_remembered_for_a_minute_and_misses_for_seconds() -> None:
+    """A busy mailbox's notifications cost one index read a minute, not one per POST; an unknown id
+    costs one read per `miss_ttl`, so a subscription created just after a miss is known soon after."""
     now = [0.0]
     rows: dict[str, SubscriptionIndex] = {}
     reads: list[str] = []
@@ -121,12 +121,14 @@ def test_known_subscriptions_are_remembered_for_a_minute_and_misses_never() -> N
         reads.append(subscription_id)
         return rows.get(subscription_id)
 
-    cache = SubscriptionCache(lookup, ttl=60, size=2, clock=lambda: now[0])
+    cache = SubscriptionCache(lookup, ttl=60, size=2, clock=lambda: now[0], miss_ttl=15)
     assert cache("sub-new") is None
     rows["sub-new"] = SubscriptionIndex("sub-new", "ALICE", "user-1", "hash")
+    assert cache("sub-new") is None and reads == ["sub-new"]  # the miss is remembered...
+    now[0] = 15.0
     assert cache("sub-new") == rows["sub-new"] and cache("sub-new") == rows["sub-new"]
-    assert reads == ["sub-new", "sub-new"]  # the miss was not kept; the hit was
-    now[0] = 61.0
+    assert reads == ["sub-new", "sub-new"]  # ...for 15 s; the hit is remembered too
+    now[0] = 76.0
     del rows["sub-new"]  # removed meanwhile: after the minute, the index is asked again
     assert cache("sub-new") is None and reads[-1] == "sub-new"
     for name in ("a", "b", "c"):
@@ -135,3 +137,27 @@ def test_known_subscriptions_are_remembered_for_a_minute_and_misses_never() -> N
     reads.clear()
     cache("a")  # the oldest of three went (size 2): read again
     assert reads == ["a"]
+
+
+def test_a_post_reads_at_most_its_budget_of_unremembered_subscriptions() -> None:
+    """A flood of made-up ids costs `max_reads` reads, the same flood again none for the ids read; the
+    items of a remembered subscription in it are accepted, wherever they are."""
+    reads: list[str] = []
+    real = SubscriptionIndex("sub-real", "ALICE", "user-1", client_state_hash("state-real"))
+
+    def lookup(subscription_id: str) -> SubscriptionIndex | None:
+        reads.append(subscription_id)
+        return real if subscription_id == "sub-real" else None
+
+    cache = SubscriptionCache(lookup)
+    assert cache("sub-real") == real and reads == ["sub-real"]  # a busy mailbox: remembered
+    junk = [NotificationItem(f"forged-{n}", "guess") for n in range(1000)]
+    flood = [*junk[:500], NotificationItem("sub-real", "state-real"), *junk[500:]]
+    reads.clear()
+    first = verify(flood, cache, max_reads=10)
+    assert [index.user_id for index, _item in first.accepted] == ["user-1"]
+    assert (first.rejected, first.unread) == (1000, 990) and reads == [f"forged-{n}" for n in range(10)]
+    reads.clear()
+    again = verify([*junk[:10], NotificationItem("sub-real", "state-real")], cache, max_reads=10)
+    assert reads == [] and len(again.accepted) == 1 and (again.rejected, again.unread) == (10, 0)
+    assert verify(flood, SUBS.get, max_reads=3).unread == 998  # a plain look-up remembers nothing
