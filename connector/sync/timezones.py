@@ -2,9 +2,9 @@
 
 An all-day Outlook item is stored at local midnight of the zone it was written in and read back as
 midnight-to-midnight dates whatever `outlook.timezone` asks (docs #1802, msgraph-sdk-javascript
-#1158), so both directions interpret all-day items in the mailbox's own zone. The table covers the
-zones the tenants of this connector use (from CLDR's windowsZones, territory "001"); an IANA name
-is accepted as is, and anything unknown falls back to UTC (the caller records that once).
+#1158), so both directions interpret all-day items in the mailbox's own zone. Every Windows zone
+of CLDR's windowsZones table resolves (`windows_zones.py`); an IANA name is accepted as is, and
+anything unknown falls back to UTC (the caller records that once).
 Pure: stdlib zoneinfo only (tzdata is pinned in requirements.txt for hosts without zone data).
 """
 
@@ -13,39 +13,11 @@ from __future__ import annotations
 from datetime import UTC, date, datetime, time, tzinfo
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-WINDOWS_TO_IANA: dict[str, str] = {
-    "utc": "UTC",
-    "coordinated universal time": "UTC",
-    "gmt standard time": "Europe/London",
-    "greenwich standard time": "Atlantic/Reykjavik",
-    "w. europe standard time": "Europe/Berlin",
-    "romance standard time": "Europe/Paris",
-    "central europe standard time": "Europe/Budapest",
-    "central european standard time": "Europe/Warsaw",
-    "e. europe standard time": "Europe/Chisinau",
-    "fle standard time": "Europe/Kiev",
-    "gtb standard time": "Europe/Bucharest",
-    "russian standard time": "Europe/Moscow",
-    "turkey standard time": "Europe/Istanbul",
-    "israel standard time": "Asia/Jerusalem",
-    "south africa standard time": "Africa/Johannesburg",
-    "arabian standard time": "Asia/Dubai",
-    "india standard time": "Asia/Calcutta",
-    "singapore standard time": "Asia/Singapore",
-    "china standard time": "Asia/Shanghai",
-    "tokyo standard time": "Asia/Tokyo",
-    "aus eastern standard time": "Australia/Sydney",
-    "new zealand standard time": "Pacific/Auckland",
-    "e. south america standard time": "America/Sao_Paulo",
-    "atlantic standard time": "America/Halifax",
-    "eastern standard time": "America/New_York",
-    "central standard time": "America/Chicago",
-    "mountain standard time": "America/Denver",
-    "us mountain standard time": "America/Phoenix",
-    "pacific standard time": "America/Los_Angeles",
-    "alaskan standard time": "America/Anchorage",
-    "hawaiian standard time": "Pacific/Honolulu",
-}
+from connector.sync.windows_zones import WINDOWS_ZONES
+
+# Every Windows zone of CLDR (keys lowercased: names are matched case-insensitively), and UTC's aliases.
+WINDOWS_TO_IANA: dict[str, str] = {**{name.lower(): iana for name, iana in WINDOWS_ZONES.items()},
+                                   "utc": "UTC", "coordinated universal time": "UTC"}
 MIDNIGHT = time()
 
 

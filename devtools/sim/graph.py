@@ -303,16 +303,16 @@ def stored_times(event: Mapping[str, Any]) -> dict[str, Any]:
     its instants in UTC; an all-day event as midnight-to-midnight dates whatever zone is asked for (it is
     kept at midnight of the zone it was written in: docs #1802, #6003). Refused as Graph refuses them: an
     all-day event not at midnight in its zone, an end before the start (400)."""
-    from connector.sync.timezones import zone_of
+    from devtools.sim.model import ZONES, zone  # Graph knows every Windows zone: the world's own table
 
     def instant(value: Any, name: str) -> datetime:
         if not isinstance(value, Mapping):
             raise GraphError(400, "ErrorInvalidRequest", f"{name}: a dateTimeTimeZone is required")
-        zone = zone_of(str(value.get("timeZone") or "UTC"))
-        if zone is None:
+        named = str(value.get("timeZone") or "UTC")
+        if named not in ZONES:
             raise GraphError(400, "ErrorTimeZoneNotSupported", f"{name}: time zone {value.get('timeZone')!r}")
         naive = parse_utc(value.get("dateTime"), name).replace(tzinfo=None)
-        return naive.replace(tzinfo=zone)
+        return naive.replace(tzinfo=zone(named))
 
     start, end = instant(event.get("start"), "start"), instant(event.get("end"), "end")
     if event.get("isAllDay"):

@@ -40,7 +40,11 @@ ALL_SENSITIVITIES = frozenset(SENSITIVITY_CODES)
 # The model's own table of the mailbox zones the simulation draws (Windows names, as Graph gives them).
 ZONES = {"UTC": "UTC", "W. Europe Standard Time": "Europe/Berlin", "E. South America Standard Time": "America/Sao_Paulo",
          "Pacific Standard Time": "America/Los_Angeles", "India Standard Time": "Asia/Kolkata",
-         "New Zealand Standard Time": "Pacific/Auckland", "Eastern Standard Time": "America/New_York"}
+         "New Zealand Standard Time": "Pacific/Auckland", "Eastern Standard Time": "America/New_York",
+         "Nepal Standard Time": "Asia/Kathmandu", "Chatham Islands Standard Time": "Pacific/Chatham",
+         "Morocco Standard Time": "Africa/Casablanca"}
+# Days when clocks change in the zones above (US 8 March, Europe 29 March, Chatham and New Zealand 5 April).
+DST_DAYS = (date(2026, 3, 8), date(2026, 3, 29), date(2026, 4, 5))
 
 
 @dataclass(frozen=True)

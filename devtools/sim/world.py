@@ -47,6 +47,7 @@ from devtools.local_settings import local_values
 from devtools.sim.clock import EPOCH, SimDatetime, VirtualLoop
 from devtools.sim.graph import FakeGraph
 from devtools.sim.model import (
+    DST_DAYS,
     ZONES,
     ActorLog,
     PersonEdit,
@@ -428,11 +429,13 @@ class Sim:
         self.planning.remove(a.guid)
         self.model.deleted(a.guid)
 
-    def _person_wrote(self, resource_no: str, event: dict[str, Any], deleted: bool = False) -> None:
-        """A person changed the connector's event: the oracle notes it with the event as it is now."""
+    def _person_wrote(self, resource_no: str, event: dict[str, Any], before: dict[str, Any] | None = None) -> None:
+        """A person changed the connector's event (`before` it was as given; deleted when not): the oracle notes
+        it with the event as it is now. An edit that changes nothing a person sees is no edit."""
         guid = str(_tag(event) or "").lower()
-        if guid:
-            self.model.person_did(guid, resource_no, PersonEdit(self.loop.time(), None if deleted else dict(event)))
+        if not guid or (before is not None and shown_in_outlook(before) == shown_in_outlook(event)):
+            return
+        self.model.person_did(guid, resource_no, PersonEdit(self.loop.time(), None if before is None else dict(event)))
 
     def actor_move(self) -> None:
         self.actor_ready_at = self.loop.time() + self.pace_rng.choice([0.0, 0.0, 0.01, 0.5, 2.0, 10.0])
@@ -472,8 +475,12 @@ class Sim:
                                  body=detail.choice(["", "Replace the pump.\nKey at the desk."]),
                                  category=detail.choice([None, "Installation", "Repair"]),
                                  importance=detail.choice([0, 0, 1, 2]))
+            if detail.random() < 0.1:  # on a day the clocks change somewhere
+                day = detail.choice(DST_DAYS)
+                a.start, a.end = (a.start.replace(year=day.year, month=day.month, day=day.day),
+                                  a.end.replace(year=day.year, month=day.month, day=day.day))
             if detail.random() < 0.15:  # an all-day appointment: UTC midnights, a day or two
-                a.start = start.replace(hour=0)
+                a.start = a.start.replace(hour=0)
                 a.end = a.start + timedelta(days=detail.choice([1, 2]))
             self._planned(a, "created")
             self.trace(f"planner creates {guid[:8]} for {people}")
@@ -512,8 +519,9 @@ class Sim:
                          "body": {"contentType": "text", "content": "secret notes"},
                          "importance": detail.choice(["normal", "normal", "high", "low"]),
                          "categories": detail.choice([[], [], ["Training"], ["Training", "Customer"]])}
-                if detail.random() < 0.15:  # all-day in the mailbox's own zone
-                    event.update(self._all_day_in(box.time_zone, start.date(), detail.choice([1, 2])))
+                if detail.random() < 0.15:  # all-day in the mailbox's own zone, now and then on a day clocks change
+                    day = detail.choice(DST_DAYS) if detail.random() < 0.3 else start.date()
+                    event.update(self._all_day_in(box.time_zone, day, detail.choice([1, 2])))
                 created = self.graph.new_event(user_id, event)
                 self.trace(f"{resource_no} creates own event {created['id']}")
             elif choice == "person_edit":
@@ -530,9 +538,9 @@ class Sim:
                 self.graph.remove_event(user_id, event["id"])
                 self.trace(f"{resource_no} deletes own event {event['id']}")
             elif connector and choice == "edit_connector_event":
-                event = dict(rng.choice(connector))
-                event["subject"] = "Changed by the technician"
-                self._person_wrote(resource_no, self.graph.write_event(user_id, event))
+                before = rng.choice(connector)
+                event = {**before, "subject": "Changed by the technician"}
+                self._person_wrote(resource_no, self.graph.write_event(user_id, event), before)
                 self.trace(f"{resource_no} edits connector event {event['id']}")
                 both = self.appointment_of(event)
                 if both is not None and self.guard_rng.random() < 0.5:  # the planner at the same moment: a conflict
@@ -543,7 +551,7 @@ class Sim:
             elif connector:
                 event = rng.choice(connector)
                 self.graph.remove_event(user_id, event["id"])
-                self._person_wrote(resource_no, event, deleted=True)
+                self._person_wrote(resource_no, event)
                 self.trace(f"{resource_no} deletes connector event {event['id']}")
 
     @staticmethod
@@ -606,7 +614,8 @@ class Sim:
             self.graph.write_event(user_id, event)
             self.trace(f"{resource_no} changes the {what} of own event {event['id']}")
         elif choice == "person_moves_connector_event" and connector:
-            event = dict(rng.choice(connector))
+            before = rng.choice(connector)
+            event = dict(before)
             if rng.random() < 0.5:
                 shift = timedelta(hours=rng.choice([-1, 1]))
                 start = datetime.fromisoformat(event["start"]["dateTime"][:19]).replace(tzinfo=UTC) + shift
@@ -614,7 +623,7 @@ class Sim:
                 event.update(start=graph_time(start), end=graph_time(end))
             else:
                 event["body"] = {"contentType": "text", "content": "Parking at the back"}
-            self._person_wrote(resource_no, self.graph.write_event(user_id, event))
+            self._person_wrote(resource_no, self.graph.write_event(user_id, event), before)
             self.trace(f"{resource_no} edits connector event {event['id']} (time or notes)")
         elif choice == "settings":
             self._change_settings(resource_no)

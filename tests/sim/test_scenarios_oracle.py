@@ -113,7 +113,7 @@ def test_a_restore_that_comes_late_does_not_bring_back_an_event_the_person_delet
         sim.processes[0].services.work_queues.send_planning_change(PlanningChange(
             appointment.guid, "restore", restore_resource="ALICE", restore_event_id=str(event["id"])))
         sim.graph.remove_event(sim.user_of("ALICE"), str(event["id"]))
-        sim._person_wrote("ALICE", event, deleted=True)
+        sim._person_wrote("ALICE", event)  # deleted
 
     sim, violations = run_scenario(script, settings={"OUTLOOK_EDIT_POLICY": "update_planning"})
     assert violations == []
