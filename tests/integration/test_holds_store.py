@@ -1,19 +1,22 @@
-"""The holds' rows against Azurite where two writers meet (issue 19, hole 5): two polls holding the same
+"""The holds' rows against Azurite (issue 19, holes 2 and 5): an untrack hold of 2,000 resources, one
+written before members had rows of their own; where two writers meet, two polls holding the same
 calendar at once converge on one hold, and a discard refused because the hold changed removes nothing."""
 
 from __future__ import annotations
 
+import json
 import threading
 import uuid
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 
 from connector.config import load_settings
-from connector.stores.holds import HELD, HOLD_PARTITION, HeldItem, HoldKind, HoldStore, ItemDecision
+from connector.stores.holds import HELD, HOLD_PARTITION, HeldItem, Hold, HoldKind, HoldStore, ItemDecision, UntrackEntry
 from connector.stores.repositories import ConcurrencyConflict, TableRepository
 from connector.stores.storage import StorageClients
 from devtools.local_settings import local_values
@@ -86,3 +89,34 @@ def test_a_discard_refused_because_the_hold_grew_removes_nothing(table: TableRep
     assert len(items) == 6 and all(i.hold_id == still.hold_id and i.state == HELD for i in items.values())
     store.remove(still)  # the version as it is now: discarded, its rows with it
     assert store.held() == [] and store.items(HoldKind.CALENDAR, "CAROL") == {}
+
+
+def _entry(n: int) -> UntrackEntry:
+    return UntrackEntry(f"R{n:05d}", str(uuid.UUID(int=n + 1)), f"technician.{n:05d}@contoso.example",
+                        "Exchange integration is off for this resource", board_items=3, calendar_items=7)
+
+
+def test_an_untrack_hold_of_two_thousand_resources_is_stored_and_listed(table: TableRepository) -> None:
+    store = HoldStore(table)
+    entries = tuple(_entry(n) for n in range(2000))
+    hold, created = store.create(Hold("", HoldKind.UNTRACK, "Untrack R00000 and 1999 more", (), 20000,
+                                      datetime.now(UTC), entries=entries))
+    assert created
+    [listed] = store.held()
+    assert listed.hold_id == hold.hold_id and set(listed.entries) == set(entries) and len(listed.resource_nos) == 2000
+    fewer = store.save_members(replace(listed, entries=entries[:1500], items=15000))  # 500 came back
+    assert fewer.etag != listed.etag
+    [shrunk] = store.held()
+    assert set(shrunk.entries) == set(entries[:1500]) and shrunk.items == 15000
+    store.remove(shrunk)
+    assert store.held() == [] and list(table.query("PartitionKey ge 'hold|members|' and PartitionKey lt 'hold|members}'")) == []
+
+
+def test_an_untrack_hold_written_before_members_had_rows_is_read_as_it_was(table: TableRepository) -> None:
+    entries = [_entry(1), _entry(2)]
+    table.insert(HOLD_PARTITION, "0123456789abcdef", {
+        "Kind": HoldKind.UNTRACK, "What": "Untrack R00001, R00002", "Resources": json.dumps(["R00001", "R00002"]),
+        "Items": 20, "Since": datetime.now(UTC).isoformat(), "State": HELD, "UserId": "",
+        "Entries": json.dumps([e.__dict__ for e in entries]), "ReleasedBy": "", "ReleasedAt": ""})
+    [hold] = HoldStore(table).held()
+    assert hold.entries == tuple(entries) and hold.resource_nos == ("R00001", "R00002")
