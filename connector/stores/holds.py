@@ -128,8 +128,8 @@ class Hold:
         """The hold row; an untrack's resources are its member rows (unbounded in number)."""
         resources = [] if self.kind == HoldKind.UNTRACK else list(self.resource_nos)
         return {"Kind": self.kind, "What": self.what, "Resources": json.dumps(resources), "Items": self.items,
-                "Members": len(self.entries), "Since": self.since.isoformat(), "State": self.state,
-                "UserId": self.user_id, "ReleasedBy": self.released_by,
+                "Since": self.since.isoformat(), "State": self.state, "UserId": self.user_id,
+                "ReleasedBy": self.released_by,
                 "ReleasedAt": self.released_at.isoformat() if self.released_at else ""}
 
     @classmethod
