@@ -127,7 +127,7 @@ async def admin_hold_release(req: func.HttpRequest) -> func.HttpResponse:
 
     try:
         principal = _admin(req, changes_state=True)
-        hold = services().monitor.hold(req.route_params["hold_id"])
+        hold = services().monitor.hold_to_release(req.route_params["hold_id"], req.headers)
         return json_response(await release_hold(services(), hold, principal.name or "an admin"))
     except (ApiError, MonitorError) as refused:
         return _refusal(refused)
@@ -144,7 +144,8 @@ async def admin_hold_release(req: func.HttpRequest) -> func.HttpResponse:
 def admin_hold_discard(req: func.HttpRequest) -> func.HttpResponse:
     def call() -> Any:
         principal = _admin(req, changes_state=True)
-        return services().monitor.discard_hold(req.route_params["hold_id"], principal.name or "an admin")
+        return services().monitor.discard_hold(req.route_params["hold_id"], principal.name or "an admin",
+                                               req.headers)
 
     return answer(call)
 

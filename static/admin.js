@@ -49,7 +49,8 @@ async function loadHolds() {
 async function release(hold, button) {
   if (!confirm("Release this change? " + hold.what + ". The " + hold.items + " item(s) are removed now.")) return;
   button.disabled = true;
-  const result = await api("POST", "/api/admin/holds/" + encodeURIComponent(hold.id) + "/release", {});
+  // If-Match: the version confirmed here; a hold that grew meanwhile is refused (412) and shown again.
+  const result = await api("POST", "/api/admin/holds/" + encodeURIComponent(hold.id) + "/release", {}, hold.etag);
   text($("hold-status"), result.ok ? "Released: " + result.data.outcome + "." : "Release failed: " + ((result.data && result.data.error && result.data.error.message) || result.status));
   await Promise.all([loadHolds(), loadResources(), loadActivity(true)]);
 }
@@ -57,7 +58,7 @@ async function release(hold, button) {
 async function discard(hold, button) {
   if (!confirm("Discard this change? Nothing is removed; if its cause persists, a later run holds it again.")) return;
   button.disabled = true;
-  const result = await api("DELETE", "/api/admin/holds/" + encodeURIComponent(hold.id));
+  const result = await api("DELETE", "/api/admin/holds/" + encodeURIComponent(hold.id), undefined, hold.etag);
   text($("hold-status"), result.ok ? "Discarded: nothing was removed." : "Discard failed: " + ((result.data && result.data.error && result.data.error.message) || result.status));
   await Promise.all([loadHolds(), loadResources(), loadActivity(true)]);
 }

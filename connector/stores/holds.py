@@ -2,9 +2,14 @@
 
 Rows:
 - `hold` / `<id>` (16 hex digits): one held change: its kind (`untrack`, `calendar`, `board`), the
-  resource(s), one line an admin reads (`What`), how many items it would remove, since when, its state
-  (`held`; `released` while the removals an admin released are being applied), who released it and
-  when, and for an untrack the resources with their mailbox and why (`Entries`, JSON).
+  resource (calendar, board), one line an admin reads (`What`), how many items it would remove, since
+  when, its state (`held`; `released` while the removals an admin released are being applied), who
+  released it and when. Its ETag is the version an admin's release or discard names (`If-Match`).
+  The id follows from what is held (`hold_id_for`: kind, calendar or mailbox, slot), and the row is
+  inserted, never overwritten: two runs holding the same calendar at once meet on one hold.
+- `hold|members|<id>` / `<resource no>`: one per resource an untrack hold would untrack, with its
+  mailbox, why, and how many items it would remove (`UntrackEntry`): a hold of thousands of resources
+  stays within Table Storage's 64 KiB per property and 1 MiB per row. Written before their hold row.
 - `hold|calendar|<resource no>` / `<appointment guid>`: one per deletion of a planner's event in that
   resource's calendar that a hold covers (`HoldId`, `State`, `ReleasedBy`). The planning → Outlook
   worker reads it (a point read) before it deletes an event, so a held deletion stays held whichever
@@ -14,23 +19,26 @@ Rows:
 
 A *released* item row is an allowance: the removal it names may now happen. It is deleted once used
 or no longer needed, and a released hold with no rows left is deleted. Item rows are written before
-their hold row and deleted before it, so a crash in between leaves rows whose hold is gone: they still
-hold (the safe side) until the next decision about that calendar or board drops them. Hold rows are
-replaced and deleted with their ETag: a run updating a hold can meet an admin releasing or discarding it.
+their hold row and deleted after it (each only if unchanged since read: a run may be holding the same
+calendar again under the same id), so a crash in between leaves rows whose hold is gone: they still hold
+(the safe side) until the next decision about that calendar or board drops them. Hold rows are replaced
+and deleted with their ETag: a run updating a hold can meet an admin releasing or discarding it, and a
+refused delete removes nothing.
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import re
 import secrets
 from collections.abc import Callable, Collection, Iterable, Mapping
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
-from connector.stores.repositories import ConcurrencyConflict, Row, TableRepository, safe_key
+from connector.stores.repositories import AlreadyExists, ConcurrencyConflict, Row, TableRepository, safe_key
 
 
 class HoldKind:
@@ -49,12 +57,25 @@ def is_hold_id(value: str) -> bool:
     return bool(_ID.fullmatch(value))
 
 
+_SLOTS = 16  # ids per calendar, board or tenant (untrack): a released hold keeps its slot until applied
+
+
 def new_hold_id() -> str:
     return secrets.token_hex(8)
 
 
+def hold_id_for(kind: str, subject: str, slot: int) -> str:
+    """The id of the `slot`th hold of one calendar or board (`subject`), or of the tenant's untracks
+    (`subject` ""): every creator computes the same, so concurrent ones insert the same row."""
+    return hashlib.sha256(f"{kind}|{subject}|{slot}".encode()).hexdigest()[:16]
+
+
 def _items_partition(kind: str, subject: str) -> str:
     return f"hold|{kind}|{safe_key(subject)}"
+
+
+def _members_partition(hold_id: str) -> str:
+    return f"hold|members|{hold_id}"
 
 
 @dataclass(frozen=True)
@@ -68,6 +89,16 @@ class UntrackEntry:
     missing: bool = True  # missing from Dime.Scheduler / Graph (False: its mailbox changed)
     board_items: int = 0
     calendar_items: int = 0
+
+    def to_row(self) -> dict[str, Any]:
+        return {"ResourceNo": self.resource_no, "UserId": self.user_id, "Email": self.email, "Why": self.why,
+                "Missing": self.missing, "BoardItems": self.board_items, "CalendarItems": self.calendar_items}
+
+    @classmethod
+    def from_row(cls, row: Row) -> UntrackEntry:
+        d = row.data
+        return cls(str(d["ResourceNo"]), str(d.get("UserId") or ""), str(d.get("Email") or ""), str(d.get("Why") or ""),
+                   bool(d.get("Missing", True)), int(d.get("BoardItems") or 0), int(d.get("CalendarItems") or 0))
 
 
 @dataclass(frozen=True)
@@ -87,24 +118,31 @@ class Hold:
 
     @property
     def subject(self) -> str:
-        """Whose items the hold's rows are filed under: the resource (calendar) or the mailbox (board)."""
+        """Whose items the hold's rows are filed under: the resource (calendar) or the mailbox (board); an
+        untrack's are the tenant's ("")."""
+        if self.kind == HoldKind.UNTRACK:
+            return ""
         return self.user_id if self.kind == HoldKind.BOARD else (self.resource_nos[0] if self.resource_nos else "")
 
     def to_row(self) -> dict[str, Any]:
-        return {"Kind": self.kind, "What": self.what, "Resources": json.dumps(list(self.resource_nos)),
-                "Items": self.items, "Since": self.since.isoformat(), "State": self.state, "UserId": self.user_id,
-                "Entries": json.dumps([asdict(e) for e in self.entries]), "ReleasedBy": self.released_by,
+        """The hold row; an untrack's resources are its member rows (unbounded in number)."""
+        resources = [] if self.kind == HoldKind.UNTRACK else list(self.resource_nos)
+        return {"Kind": self.kind, "What": self.what, "Resources": json.dumps(resources), "Items": self.items,
+                "Since": self.since.isoformat(), "State": self.state, "UserId": self.user_id,
+                "ReleasedBy": self.released_by,
                 "ReleasedAt": self.released_at.isoformat() if self.released_at else ""}
 
     @classmethod
-    def from_row(cls, row: Row) -> Hold:
+    def from_row(cls, row: Row, members: Iterable[UntrackEntry] = ()) -> Hold:
         d = row.data
         released_at = str(d.get("ReleasedAt") or "")
+        # A hold written before members had rows keeps them in `Entries` (JSON).
+        entries = tuple(members) or tuple(UntrackEntry(**e) for e in json.loads(d.get("Entries") or "[]"))
+        resources = tuple(e.resource_no for e in entries) or tuple(json.loads(d.get("Resources") or "[]"))
         return cls(hold_id=row.row_key, kind=str(d["Kind"]), what=str(d.get("What") or ""),
-                   resource_nos=tuple(json.loads(d.get("Resources") or "[]")), items=int(d.get("Items") or 0),
+                   resource_nos=resources, items=int(d.get("Items") or 0),
                    since=datetime.fromisoformat(str(d["Since"])), state=str(d.get("State") or HELD),
-                   user_id=str(d.get("UserId") or ""),
-                   entries=tuple(UntrackEntry(**e) for e in json.loads(d.get("Entries") or "[]")),
+                   user_id=str(d.get("UserId") or ""), entries=entries,
                    released_by=str(d.get("ReleasedBy") or ""),
                    released_at=datetime.fromisoformat(released_at) if released_at else None, etag=row.etag)
 
@@ -119,6 +157,7 @@ class HeldItem:
     released_by: str = ""
     event_id: str = ""
     appointment_guid: str = ""
+    etag: str = field(default="", compare=False)
 
     def to_row(self, subject: str) -> dict[str, Any]:
         return {"Subject": subject, "HoldId": self.hold_id, "State": self.state, "ReleasedBy": self.released_by,
@@ -128,7 +167,7 @@ class HeldItem:
     def from_row(cls, row: Row) -> HeldItem:
         d = row.data
         return cls(row.row_key, str(d.get("HoldId") or ""), str(d.get("State") or HELD), str(d.get("ReleasedBy") or ""),
-                   str(d.get("EventId") or ""), str(d.get("AppointmentGuid") or ""))
+                   str(d.get("EventId") or ""), str(d.get("AppointmentGuid") or ""), etag=row.etag)
 
 
 @dataclass
@@ -147,8 +186,9 @@ class HoldStore:
         self._table = table
 
     # -- holds ------------------------------------------------------------------------------------
-    def all(self) -> list[Hold]:
-        return sorted((Hold.from_row(r) for r in self._table.partition(HOLD_PARTITION)), key=lambda h: h.since)
+    def all(self, members: bool = True) -> list[Hold]:
+        """Every hold, oldest first; an untrack's member rows are read only with `members`."""
+        return sorted((self._hold(r, members) for r in self._table.partition(HOLD_PARTITION)), key=lambda h: h.since)
 
     def held(self, kind: str | None = None) -> list[Hold]:
         """The open holds (waiting for an admin), oldest first."""
@@ -158,24 +198,76 @@ class HoldStore:
         if not is_hold_id(hold_id):
             return None
         row = self._table.get(HOLD_PARTITION, hold_id)
-        return Hold.from_row(row) if row else None
+        return self._hold(row) if row else None
 
-    def create(self, hold: Hold) -> Hold:
-        etag = self._table.insert(HOLD_PARTITION, hold.hold_id, hold.to_row())
-        return replace(hold, etag=etag)
+    def _hold(self, row: Row, members: bool = True) -> Hold:
+        if not members or row.data.get("Kind") != HoldKind.UNTRACK or row.data.get("Entries"):
+            return Hold.from_row(row)
+        return Hold.from_row(row, (UntrackEntry.from_row(r) for r in self._table.partition(_members_partition(row.row_key))))
+
+    def create(self, hold: Hold, write_rows: Callable[[str], None] | None = None) -> tuple[Hold, bool]:
+        """Store a new hold of `hold.kind` on `hold.subject` under the first of its ids (`hold_id_for`) that
+        is free or names an open hold, so concurrent creators converge: (the hold stored, True) or (the
+        open hold another creator stored first, False). `write_rows(id)` writes the item rows first (and
+        again for a hold met under another id); an untrack's members are written first too."""
+        for slot in range(_SLOTS):
+            hold_id = hold_id_for(hold.kind, hold.subject, slot)
+            found = self.get(hold_id)
+            if found is None:
+                if write_rows is not None:
+                    write_rows(hold_id)
+                self._write_members(hold_id, hold.entries)
+                try:
+                    etag = self._table.insert(HOLD_PARTITION, hold_id, replace(hold, hold_id=hold_id).to_row())
+                    return replace(hold, hold_id=hold_id, etag=etag), True
+                except AlreadyExists:  # another creator was first: its hold, if open, is ours too
+                    found = self.get(hold_id)
+            if found is not None and found.state == HELD:
+                if write_rows is not None:
+                    write_rows(found.hold_id)
+                return found, False
+            # released (its allowances still run) or gone again: the next slot
+        stored = replace(hold, hold_id=new_hold_id())  # every slot taken by released holds: a one-off id
+        if write_rows is not None:
+            write_rows(stored.hold_id)
+        self._write_members(stored.hold_id, stored.entries)
+        return replace(stored, etag=self._table.insert(HOLD_PARTITION, stored.hold_id, stored.to_row())), True
 
     def save(self, hold: Hold) -> Hold:
-        """Replace the hold as read (`ConcurrencyConflict` if it changed or went meanwhile)."""
+        """Replace the hold row as read (`ConcurrencyConflict` if it changed or went meanwhile)."""
         etag = self._table.replace(HOLD_PARTITION, hold.hold_id, hold.to_row(), hold.etag)
         return replace(hold, etag=etag)
 
+    def save_members(self, hold: Hold) -> Hold:
+        """An untrack hold whose resources changed: its member rows, then the hold row as read (its version
+        moves, so an admin's release or discard of what they saw before is refused)."""
+        self._write_members(hold.hold_id, hold.entries)
+        return self.save(hold)
+
+    def _write_members(self, hold_id: str, entries: Iterable[UntrackEntry]) -> None:
+        wanted = {safe_key(e.resource_no): e.to_row() for e in entries}
+        if not wanted:
+            return
+        partition = _members_partition(hold_id)
+        for row in self._table.partition(partition):
+            if row.row_key not in wanted:
+                self._table.delete(partition, row.row_key)
+        self._table.upsert_many(partition, wanted)
+
     def remove(self, hold: Hold) -> None:
-        """Delete the hold's item rows, then the hold (`ConcurrencyConflict` if it changed meanwhile)."""
-        if hold.kind != HoldKind.UNTRACK:
-            for item in self.items(hold.kind, hold.subject).values():
-                if item.hold_id == hold.hold_id:
-                    self.delete_item(hold.kind, hold.subject, item.key)
+        """Delete the hold as read, then its item or member rows: `ConcurrencyConflict`, and nothing removed,
+        if it changed meanwhile. A row rewritten since it was read (the same calendar held again) stays."""
+        if hold.kind == HoldKind.UNTRACK:
+            partition = _members_partition(hold.hold_id)
+            rows = [(partition, r.row_key, r.etag) for r in self._table.partition(partition)]
+        else:
+            partition = _items_partition(hold.kind, hold.subject)
+            rows = [(partition, item.key, item.etag) for item in self.items(hold.kind, hold.subject).values()
+                    if item.hold_id == hold.hold_id]
         self._table.delete(HOLD_PARTITION, hold.hold_id, hold.etag or None)
+        for partition, key, etag in rows:
+            with contextlib.suppress(ConcurrencyConflict):
+                self._table.delete(partition, key, etag or None)
 
     # -- held items ---------------------------------------------------------------------------------
     def items(self, kind: str, subject: str) -> dict[str, HeldItem]:
@@ -235,26 +327,30 @@ class HoldStore:
                     self.delete_item(kind, subject, key)
                     del held_rows[key]
         if open_hold is not None:
-            for key in rest:
-                if key not in held_rows:
-                    self.put_item(kind, subject, replace(wanted[key], hold_id=open_hold.hold_id, state=HELD))
-            if complete:
-                for key in set(held_rows) - set(rest):
-                    self.delete_item(kind, subject, key)
+            added = [key for key in rest if key not in held_rows]
+            for key in added:
+                self.put_item(kind, subject, replace(wanted[key], hold_id=open_hold.hold_id, state=HELD))
+            dropped = set(held_rows) - set(rest) if complete else set()
+            for key in dropped:
+                self.delete_item(kind, subject, key)
             count = len(rest) if complete else len(set(held_rows) | set(rest))
             if count == 0:
                 self.delete_quietly(open_hold)
                 decision.resolved = open_hold
                 return decision
-            if count != open_hold.items:
+            if added or dropped or count != open_hold.items:  # a new version: an admin's stale If-Match fails
                 open_hold = self.save_quietly(replace(open_hold, items=count, what=describe(count)))
             decision.hold, decision.held = open_hold, set(rest)
             return decision
         if len(rest) > limit:
-            hold = Hold(new_hold_id(), kind, describe(len(rest)), (resource_no,), len(rest), now, user_id=user_id)
-            for key in rest:  # the rows first: a crash before the hold row leaves rows that still hold
-                self.put_item(kind, subject, replace(wanted[key], hold_id=hold.hold_id, state=HELD))
-            decision.hold, decision.held, decision.created = self.create(hold), set(rest), True
+            hold = Hold("", kind, describe(len(rest)), (resource_no,), len(rest), now, user_id=user_id)
+
+            def write_rows(hold_id: str) -> None:  # the rows first: a crash before the hold row leaves rows that hold
+                for key in rest:
+                    self.put_item(kind, subject, replace(wanted[key], hold_id=hold_id, state=HELD))
+
+            decision.hold, decision.created = self.create(hold, write_rows)
+            decision.held = set(rest)
             return decision
         decision.allowed.update({k: "" for k in rest})
         return decision
@@ -268,14 +364,14 @@ class HoldStore:
                         subjects: str | Collection[str] | None = None) -> None:
         """Released holds of these kinds (and these subjects) that no item row refers to any more are done: deleted."""
         among = {subjects} if isinstance(subjects, str) else subjects
-        for hold in self.all():
+        for hold in self.all(members=False):
             if hold.state == RELEASED and hold.kind in kinds and hold.hold_id not in referenced \
                     and (among is None or hold.subject in among):
                 self.delete_quietly(hold)
 
     def delete_quietly(self, hold: Hold) -> None:
         with contextlib.suppress(ConcurrencyConflict):  # an admin acted on it meanwhile: theirs stands
-            self._table.delete(HOLD_PARTITION, hold.hold_id, hold.etag or None)
+            self.remove(hold)
 
     def save_quietly(self, hold: Hold) -> Hold:
         try:

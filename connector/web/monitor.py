@@ -5,22 +5,25 @@ changes the mass-change guard held.
 A retry takes the parked message off `<queue>-poison`, resets its attempt counter and puts it back
 on the work queue, where the worker applies the change again from the current state of both sides.
 
-Held changes (README, Mass-change guard): `holds()` lists them, `hold()` finds one (400 for an id that
-cannot be one, 404 for one that is not held), `discard_hold()` forgets one without removing anything
-(an untrack's resources start their two-run count again). Releasing applies the change, which takes
-the workers: `connector/workers/holds.py`.
+Held changes (README, Mass-change guard): `holds()` lists them, each with its version (`etag`),
+`hold()` finds one (400 for an id that cannot be one, 404 for one that is not held), `discard_hold()`
+forgets one without removing anything (an untrack's resources start their two-run count again).
+Releasing applies the change, which takes the workers: `connector/workers/holds.py`. A release or
+discard names the version the admin saw (`If-Match`, 428 without it, as for settings): a hold grows
+while an admin looks at it, and what was not seen is neither released nor discarded (412, nothing changed).
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from connector.messages import ExchangeChange, InvalidMessage, PlanningChange
 from connector.stores.activity import ActivityEntry, ActivityLog
-from connector.stores.holds import RELEASED, Hold, HoldKind, HoldStore, is_hold_id
+from connector.stores.holds import HELD, RELEASED, Hold, HoldKind, HoldStore, is_hold_id
 from connector.stores.mappings import MappingStore
 from connector.stores.queues import WorkQueues, send_text
 from connector.stores.registry import ResourceRegistry, Status
@@ -139,17 +142,27 @@ class Monitor:
                                     "resolved on its own (reload the list)")
         return hold
 
-    def discard_hold(self, hold_id: str, by: str) -> dict[str, Any]:
-        """Forget a held change: nothing is removed (README, Mass-change guard)."""
+    def hold_to_release(self, hold_id: str, headers: Mapping[str, str]) -> Hold:
+        """The held change an admin releases, as they saw it (`If-Match`: 428 without, 412 if it changed
+        since). One released already is answered as such: releasing again changes nothing."""
+        hold = self.hold(hold_id)
+        version = if_match(headers)
+        if hold.state == HELD:
+            _same_version(hold, version)
+        return hold
+
+    def discard_hold(self, hold_id: str, by: str, headers: Mapping[str, str]) -> dict[str, Any]:
+        """Forget a held change: nothing is removed (README, Mass-change guard). Every refusal comes
+        before anything changes: released (409), another version than the admin saw (412)."""
         hold = self.hold(hold_id)
         if hold.state == RELEASED:
             raise MonitorError(409, f"hold {hold_id} was released by {hold.released_by}: its removals are being "
                                     "applied and cannot be discarded any more")
+        _same_version(hold, if_match(headers))
         try:
-            self._holds.remove(hold)
+            self._holds.remove(hold)  # the hold row first, only as read: a refused delete removes nothing
         except ConcurrencyConflict:
-            raise MonitorError(409, f"hold {hold_id} changed meanwhile (a run or another admin): reload and "
-                                    "try again") from None
+            raise MonitorError(412, _changed(hold_id)) from None
         if hold.kind == HoldKind.UNTRACK:
             for entry in hold.entries:  # kept tracked; missing on two more runs before it is held again
                 record = self._registry.get(entry.resource_no)
@@ -234,7 +247,27 @@ class Monitor:
 def hold_json(hold: Hold) -> dict[str, Any]:
     return {"id": hold.hold_id, "kind": hold.kind, "what": hold.what, "items": hold.items,
             "since": hold.since.isoformat(), "resourceNo": hold.resource_nos[0] if len(hold.resource_nos) == 1 else "",
-            "resources": list(hold.resource_nos), "state": hold.state}
+            "resources": list(hold.resource_nos), "state": hold.state, "etag": hold.etag}
+
+
+def if_match(headers: Mapping[str, str]) -> str:
+    """The hold's version the admin read (`If-Match`); 428 without it."""
+    value = next((v for k, v in headers.items() if k.lower() == "if-match"), "")
+    if not value:
+        raise MonitorError(428, "If-Match is required: send the hold's etag from GET /api/admin/holds, so a "
+                                "change that grew since you looked is not released or discarded unseen")
+    return value
+
+
+def _same_version(hold: Hold, version: str) -> None:
+    if version != hold.etag:
+        raise MonitorError(412, _changed(hold.hold_id, hold))
+
+
+def _changed(hold_id: str, now: Hold | None = None) -> str:
+    current = f" (now: {now.what}; {now.items} item(s))" if now is not None else ""
+    return (f"hold {hold_id} changed since you read it{current}: nothing was released or discarded; reload the "
+            "held changes, check them and try again")
 
 
 def _describe(queue: str, content: str) -> dict[str, Any]:

@@ -4,9 +4,9 @@ Releasing applies the change now, from the current state, idempotently (a second
 hold changes nothing):
 - **untrack**: each listed resource still tracked on the same mailbox is untracked as sync_resources
   would (subscription dropped, its Outlook items taken off the board, activity "released by <admin>");
-  one that came back meanwhile is left alone. The planner's events in those calendars, which the
-  planning → Outlook direction deletes once a resource is untracked, are released with it: the poll
-  does not hold them again, and their changes are enqueued now.
+  one that came back meanwhile is left alone. The planner's events in those calendars that the poll
+  deletes once a resource is untracked (the window's, `window_copies`; past events stay) are released
+  with it: the poll does not hold them again, and their changes are enqueued now.
 - **calendar**: the held deletions become allowances and their changes are enqueued now; the
   planning → Outlook worker deletes each event it still should (re-reading the appointment).
 - **board**: the held removals become allowances and the mailbox gets a full round now, which takes
@@ -25,8 +25,9 @@ from connector.messages import ExchangeChange, PlanningChange
 from connector.services import Services
 from connector.stores.activity import ActivityEntry
 from connector.stores.holds import RELEASED, HeldItem, Hold, HoldKind
-from connector.stores.registry import Status
+from connector.stores.registry import ResourceRecord, Status
 from connector.stores.repositories import ConcurrencyConflict
+from connector.workers.poll import window_copies
 from connector.workers.resources import ResourceReport, untrack
 from connector.workers.to_outlook import TRACKED_TTL_SECONDS
 
@@ -70,6 +71,7 @@ async def _mark_released(services: Services, hold: Hold, by: str) -> None:
 async def _release_untrack(services: Services, hold: Hold, by: str) -> str:
     report = ResourceReport()
     skipped: dict[str, str] = {}
+    untracked: list[ResourceRecord] = []
     for entry in hold.entries:
         record = await _io(services.registry.get, entry.resource_no)
         if record is None or record.user_id != entry.user_id:
@@ -78,17 +80,17 @@ async def _release_untrack(services: Services, hold: Hold, by: str) -> str:
             skipped[entry.resource_no] = "back in Dime.Scheduler"
         else:  # tracked: untracked now; untracked already: what a part-way release left is finished
             await untrack(services, record, entry.why, report, released_by=by)
-    # The planner's events in the calendars of the untracked resources go too (the poll deletes them):
-    # released with the untrack, so the poll does not hold them again.
-    untracked = {e.resource_no for e in hold.entries} - set(skipped)
-
+            untracked.append(record)
+    # The planner's events in the calendars of the untracked resources go too, those the poll deletes
+    # (the window's: past events stay, as without a hold): released with the untrack, so the poll does
+    # not hold them again.
     def allowances() -> list[tuple[str, str]]:
         found = []
-        for copy in services.mappings.all_outlook_copies():
-            if copy.resource_no in untracked:
-                services.holds.put_item(HoldKind.CALENDAR, copy.resource_no, HeldItem(
+        for resource_no, copies in window_copies(services, untracked).items():
+            for copy in copies:
+                services.holds.put_item(HoldKind.CALENDAR, resource_no, HeldItem(
                     copy.appointment_guid, hold.hold_id, RELEASED, by, appointment_guid=copy.appointment_guid))
-                found.append((copy.appointment_guid, copy.resource_no))
+                found.append((copy.appointment_guid, resource_no))
         return found
 
     allowed = await _io(allowances)

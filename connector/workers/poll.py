@@ -45,6 +45,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import Counter, defaultdict
+from collections.abc import Collection
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from functools import partial
@@ -57,6 +58,7 @@ from connector.stores import given_up
 from connector.stores.activity import ActivityEntry
 from connector.stores.holds import RELEASED, HeldItem, HoldKind
 from connector.stores.mappings import IndexedCopy
+from connector.stores.registry import ResourceRecord
 from connector.sync.status import OutlookCopy, TrackedResource, event_span
 from connector.sync.to_outlook import Action, DeleteEvent, desired_event, plan
 
@@ -205,6 +207,26 @@ def _live_copies(services: Services, scope: frozenset[str], window_start: dateti
     found = [item for user in mailboxes for item in services.mappings.live_copies(user, ending_from)
              if item.copy.resource_no in scope]
     result.copies += len(found)
+    return found
+
+
+def window_copies(services: Services, records: Collection[ResourceRecord],
+                  now: datetime | None = None) -> dict[str, list[OutlookCopy]]:
+    """By resource, the connector's copies in its calendars that the poll looks at, so deletes once the
+    resource is untracked: each mailbox's `window` rows (`live_copies`), never the history. Before the
+    first run indexed them (`INDEXED_ROW`), the primary rows whose events have not aged out (a scan, once)."""
+    start = (now or datetime.now(UTC)) - timedelta(days=services.settings.sync_window_past_days)
+    ending_from = _ending_from(start)
+    found: dict[str, list[OutlookCopy]] = {record.resource_no: [] for record in records}
+    if not _index_ready(services):
+        for copy in services.mappings.all_outlook_copies():
+            if copy.resource_no in found and (not copy.ends_at or copy.ends_at >= ending_from):
+                found[copy.resource_no].append(copy)
+        return found
+    for record in records:
+        for user in record.mailboxes:
+            found[record.resource_no] += [item.copy for item in services.mappings.live_copies(user, ending_from)
+                                          if item.copy.resource_no == record.resource_no]
     return found
 
 

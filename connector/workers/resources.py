@@ -26,9 +26,11 @@ a user Graph knows (`get_user`). Each run:
    A resource that is back in between is simply kept. Then the **mass-change guard** looks at the
    run as a whole (`MASS_CHANGE_*`): untracking more than `MASS_CHANGE_UNTRACK_PERCENT` % of the
    tracked resources (and at least `MASS_CHANGE_UNTRACK_MIN`), or a resource whose untrack would take
-   more than `MASS_CHANGE_MAX_ITEMS` items off the board or out of its calendar, untracks nothing of
-   it: the change is *held* (`connector/stores/holds.py`) for an admin to release or discard on the
-   monitor (`connector/workers/holds.py`). A hold whose resources are all back is resolved by the run.
+   more than `MASS_CHANGE_MAX_ITEMS` items off the board or out of its calendar (the window's events,
+   which the poll deletes: history is neither counted nor deleted), untracks nothing of it: the change
+   is *held* (`connector/stores/holds.py`) for an admin to release or discard on the monitor
+   (`connector/workers/holds.py`). One untrack hold follows the runs (its resources and version change
+   with them); a hold whose resources are all back is resolved by the run.
    Untracking: the subscription is deleted, the cursor forgotten, status `untracked`, and
    **its Outlook items are removed from the planning board** (`mboc_deleteExchangeAppointment` for
    every board copy of that mailbox). Rule: the board shows a resource's Outlook items only while the
@@ -43,6 +45,7 @@ a user Graph knows (`get_user`). Each run:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import uuid
 from collections.abc import Callable, Mapping
@@ -55,9 +58,11 @@ from connector.messages import ResourceCheck
 from connector.services import Services
 from connector.stores.activity import ActivityEntry
 from connector.stores.cursors import CursorStore
-from connector.stores.holds import Hold, HoldKind, UntrackEntry, new_hold_id
+from connector.stores.holds import Hold, HoldKind, UntrackEntry
 from connector.stores.registry import ResourceRecord, Status
+from connector.stores.repositories import ConcurrencyConflict
 from connector.sync.timezones import zone_of
+from connector.workers.poll import window_copies
 from connector.workers.subscriptions import create_subscription, drop_subscription, enqueue_resync
 
 log = logging.getLogger(__name__)
@@ -293,51 +298,46 @@ async def _decide(services: Services, candidates: list[_Candidate], tracked: int
             await _apply_candidate(services, candidate, report)
         except (GraphError, PlanningError) as exc:
             report.errors.append(f"{candidate.record.resource_no}: {exc}")
-    wanted = sorted((e.resource_no, e.user_id) for e in held)
-    kept = None
+    kept = open_holds[0] if held and open_holds else None  # one untrack hold at a time: it follows the runs
     for hold in open_holds:
-        if kept is None and wanted and sorted((e.resource_no, e.user_id) for e in hold.entries) == wanted:
-            kept = hold
+        if hold is kept:
             continue
-        await _io(services.holds.delete_quietly, hold)  # the resources are back, or the run holds something else now
+        await _io(services.holds.delete_quietly, hold)  # the resources are back, or a second one (an older version)
         why = "superseded by this run" if candidates else "the resources are back"
-        await _activity(services, "resolve", "applied", ",".join(hold.resource_nos),
+        await _activity(services, "resolve", "applied", ",".join(hold.resource_nos[:10]),
                         f"hold {hold.hold_id} no longer needed ({why}): {hold.what}", direction="system")
     if not held:
         return
     what = _untrack_what(held, tracked, by_share)
     items = sum(e.board_items + e.calendar_items for e in held)
     if kept is None:
-        hold = Hold(new_hold_id(), HoldKind.UNTRACK, what, tuple(e.resource_no for e in held), items,
-                    datetime.now(UTC), entries=tuple(held))
-        await _io(services.holds.create, hold)
-        await _activity(services, "hold", "held", hold.resource_nos[0] if len(held) == 1 else "",
-                        f"hold {hold.hold_id}: {what}; an admin releases or discards it on the monitor",
-                        direction="system")
-    elif (kept.what, kept.items) != (what, items):
-        await _io(services.holds.save_quietly, replace(kept, what=what, items=items, entries=tuple(held)))
+        hold = Hold("", HoldKind.UNTRACK, what, tuple(e.resource_no for e in held), items, datetime.now(UTC),
+                    entries=tuple(held))
+        kept, created = await _io(services.holds.create, hold)
+        if created:
+            await _activity(services, "hold", "held", held[0].resource_no if len(held) == 1 else "",
+                            f"hold {kept.hold_id}: {what}; an admin releases or discards it on the monitor",
+                            direction="system")
+    if (set(kept.entries), kept.what, kept.items) != (set(held), what, items):
+        # The hold follows what the run would untrack now, and its version moves. An admin who released
+        # or discarded it meanwhile stands; the next run looks again.
+        with contextlib.suppress(ConcurrencyConflict):
+            await _io(services.holds.save_members, replace(kept, what=what, items=items, entries=tuple(held),
+                                                           resource_nos=tuple(e.resource_no for e in held)))
     report.held.extend(e.resource_no for e in held)
 
 
 async def _entries(services: Services, candidates: list[_Candidate]) -> list[UntrackEntry]:
     """What untracking each candidate would remove: its Outlook items on the board, and the planner's
-    events in its calendar (the poll deletes those once it is untracked)."""
-    resource_nos = {c.record.resource_no for c in candidates}
-
-    def calendar_counts() -> dict[str, int]:
-        counts: dict[str, int] = {}
-        for copy in services.mappings.all_outlook_copies():
-            if copy.resource_no in resource_nos:
-                counts[copy.resource_no] = counts.get(copy.resource_no, 0) + 1
-        return counts
-
-    calendar = await _io(calendar_counts)
+    events in its calendar that the poll deletes once it is untracked, those of the window only
+    (`window_copies`: past events stay, so history never holds an untrack)."""
+    calendar = await _io(window_copies, services, [c.record for c in candidates])
     entries = []
     for c in candidates:
         board = len(await _io(services.mappings.board_copies, c.record.user_id)) if c.record.user_id else 0
         entries.append(UntrackEntry(c.record.resource_no, c.record.user_id, c.record.email, c.why,
                                     missing=c.retrack is None, board_items=board,
-                                    calendar_items=calendar.get(c.record.resource_no, 0)))
+                                    calendar_items=len(calendar.get(c.record.resource_no, []))))
     return entries
 
 

@@ -1,6 +1,7 @@
 """In-memory Table Storage and queues with the semantics the connector relies on: ETags (insert fails on
 an existing row, a conditional replace or delete fails on a changed row), the three OData filter shapes the
-stores use, and queues with visibility delays and dequeue counts.
+stores use, Table Storage's size limits (a string or binary property up to 64 KiB, an entity up to 1 MiB
+and 255 properties, keys and Timestamp included), and queues with visibility delays and dequeue counts.
 
 They stand in for the SDK clients (`TableClient`, `QueueClient`), so the connector's own repositories
 and queue senders run unchanged on top of them. `tests/sim/test_contract.py` holds them to Azurite.
@@ -10,13 +11,14 @@ from __future__ import annotations
 
 import itertools
 import re
+import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
 from azure.core import MatchConditions
 from azure.core.exceptions import HttpResponseError, ResourceExistsError, ResourceModifiedError, ResourceNotFoundError
-from azure.data.tables import TableEntity, UpdateMode
+from azure.data.tables import TableEntity, TableErrorCode, TableTransactionError, UpdateMode
 
 _CLAUSE = re.compile(r"\s*(\w+)\s+(eq|ne|lt|le|gt|ge)\s+'((?:[^']|'')*)'\s*")
 _OPS: dict[str, Callable[[str, str], bool]] = {
@@ -36,6 +38,54 @@ def parse_filter(odata: str) -> Callable[[Mapping[str, Any]], bool]:
     return lambda row: all(name in row and op(str(row[name]), value) for name, op, value in clauses)
 
 
+# Table Storage's limits (Azure docs, "Understanding the Table service data model"): a string property holds
+# up to 64 KiB of UTF-16 (32,768 code units), a binary one 64 KiB; an entity holds at most 255 properties
+# (PartitionKey, RowKey and Timestamp included) and 1 MiB, sized as the service sizes it (below).
+MAX_PROPERTY_BYTES = 64 * 1024
+MAX_ENTITY_BYTES = 1024 * 1024
+MAX_PROPERTIES = 255
+
+
+def _utf16_bytes(text: str) -> int:
+    return len(text.encode("utf-16-le"))
+
+
+def _value_bytes(value: Any) -> int:
+    """Sizeof a property value as Table Storage counts it (strings and binaries 4 bytes + content)."""
+    if isinstance(value, str):
+        return 4 + _utf16_bytes(value)
+    if isinstance(value, bytes):
+        return 4 + len(value)
+    if isinstance(value, bool):
+        return 1
+    return 16 if isinstance(value, uuid.UUID) else 8  # numbers and dates: 8
+
+
+def size_error(entity: Mapping[str, Any]) -> tuple[TableErrorCode, str] | None:
+    """Why Table Storage refuses to store `entity`, or None (the strictest of Azure's documented limits
+    and Azurite's checks: Azurite counts an entity's JSON bytes, Azure the formula below, which is larger)."""
+    custom = {k: v for k, v in entity.items() if k not in ("PartitionKey", "RowKey")}
+    for name, value in custom.items():
+        content = _utf16_bytes(value) if isinstance(value, str) else len(value) if isinstance(value, bytes) else 0
+        if content > MAX_PROPERTY_BYTES:
+            return TableErrorCode.PROPERTY_VALUE_TOO_LARGE, f"The property value {name!r} exceeds 64 KiB."
+    if len(custom) + 3 > MAX_PROPERTIES:
+        return TableErrorCode.TOO_MANY_PROPERTIES, "The entity has more than 255 properties."
+    size = 4 + _utf16_bytes(str(entity["PartitionKey"]) + str(entity["RowKey"])) + sum(
+        8 + _utf16_bytes(name) + _value_bytes(value) for name, value in custom.items())
+    if size > MAX_ENTITY_BYTES:
+        return TableErrorCode.ENTITY_TOO_LARGE, "The entity is larger than the maximum allowed size (1MB)."
+    return None
+
+
+def _refused(code: TableErrorCode, message: str, transaction: bool = False) -> HttpResponseError:
+    """The SDK's error for a 400 the service answers (inside a transaction: `TableTransactionError`)."""
+    error = TableTransactionError(message=f"0:{message}") if transaction else HttpResponseError(message=message)
+    error.status_code = 400
+    error.error_code = code  # type: ignore[attr-defined]  # as the SDK's own errors carry it
+    return error
+
+
 class FakeTable:
     """One table: rows by (PartitionKey, RowKey), each with an ETag that changes on every write."""
 
@@ -47,6 +97,9 @@ class FakeTable:
         self.reads = 0
 
     def _store(self, entity: Mapping[str, Any]) -> dict[str, Any]:
+        refused = size_error(entity)
+        if refused is not None:
+            raise _refused(*refused)
         etag = f'W/"{next(self._etags)}"'
         data = dict(entity)
         self.rows[(str(data["PartitionKey"]), str(data["RowKey"]))] = (data, etag)
@@ -111,6 +164,10 @@ class FakeTable:
             raise ValueError("a transaction holds 1 to 100 operations on distinct rows of one partition")
         if any(op != "upsert" for op, *_ in operations):
             raise NotImplementedError("the simulated table runs upsert transactions only")
+        for _, entity, *_ in operations:  # all or nothing: a row the service refuses writes none of them
+            refused = size_error(entity)
+            if refused is not None:
+                raise _refused(*refused, transaction=True)
         return [self.upsert_entity(entity, **dict(options)) for _, entity, options in operations]
 
     def query_entities(self, query_filter: str, **_: Any) -> Iterator[TableEntity]:

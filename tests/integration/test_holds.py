@@ -134,6 +134,13 @@ class World:
             sent["X-MS-CLIENT-PRINCIPAL"] = principal
         return httpx.request(method, f"{self.stack.app.url}{path}", headers=sent, timeout=60)
 
+    def release(self, hold: dict[str, Any], version: str | None = None) -> httpx.Response:
+        """An admin's Release of a hold as listed (`If-Match`: its etag, or `version`)."""
+        return self.api("POST", f"/api/admin/holds/{hold['id']}/release", **{"If-Match": version or hold["etag"]})
+
+    def discard(self, hold: dict[str, Any], version: str | None = None) -> httpx.Response:
+        return self.api("DELETE", f"/api/admin/holds/{hold['id']}", **{"If-Match": version or hold["etag"]})
+
     def holds(self) -> list[dict[str, Any]]:
         response = self.api("GET", "/api/admin/holds")
         assert response.status_code == 200, response.text
@@ -300,7 +307,7 @@ def test_releasing_a_held_untrack_applies_it_and_the_calendars_follow(world: Wor
     world.run("sync_resources")
     world.run("sync_resources")
     [hold] = world.holds()
-    released = world.api("POST", f"/api/admin/holds/{hold['id']}/release")
+    released = world.release(hold)
     assert released.status_code == 200, released.text
     assert released.json()["released"] is True and "3 resource(s) untracked" in released.json()["outcome"]
     for no in ("HA", "HB", "HC"):
@@ -313,11 +320,11 @@ def test_releasing_a_held_untrack_applies_it_and_the_calendars_follow(world: Wor
     for no in ("HA", "HB", "HC"):
         wait_until(lambda no=no: world.planner_events(no) == [], TIMEOUT, what=f"{no}'s planner events deleted")
     assert world.holds() == []
-    again = world.api("POST", f"/api/admin/holds/{hold['id']}/release")  # idempotent
+    again = world.release(hold)  # idempotent
     assert again.status_code in (200, 404), again.text
     world.run("poll_planning")
     world.settle()
-    assert world.holds() == [] and world.api("POST", f"/api/admin/holds/{hold['id']}/release").status_code == 404
+    assert world.holds() == [] and world.release(hold).status_code == 404
     _everything_kept(world, ("HD", BIG))
     assert [e.action for e in world.activity("release")] == ["release"]
 
@@ -327,7 +334,7 @@ def test_discarding_a_held_untrack_keeps_the_resources_until_they_are_missing_tw
     world.run("sync_resources")
     world.run("sync_resources")
     [hold] = world.holds()
-    discarded = world.api("DELETE", f"/api/admin/holds/{hold['id']}")
+    discarded = world.discard(hold)
     assert discarded.status_code == 200 and discarded.json()["discarded"] is True, discarded.text
     assert world.holds() == []
     _everything_kept(world, PEOPLE)
@@ -337,7 +344,7 @@ def test_discarding_a_held_untrack_keeps_the_resources_until_they_are_missing_tw
     assert world.holds() == []
     world.run("sync_resources")
     [again] = world.holds()
-    assert again["id"] != hold["id"]
+    assert again["etag"] != hold["etag"] and again["since"] > hold["since"]  # held anew (same calendar, same id)
     _everything_kept(world, PEOPLE)
 
 
@@ -370,13 +377,13 @@ def test_many_deletions_in_one_calendar_are_held_whichever_message_asks(world: W
     assert len(world.planner_events(BIG)) == 5
 
     # Discarded: nothing removed; the next poll holds it again (the planning still wants it).
-    assert world.api("DELETE", f"/api/admin/holds/{hold['id']}").status_code == 200
+    assert world.discard(hold).status_code == 200
     world.run("poll_planning")
     world.settle()
     [again] = world.holds()
-    assert again["id"] != hold["id"] and len(world.planner_events(BIG)) == 5
+    assert again["etag"] != hold["etag"] and again["since"] > hold["since"] and len(world.planner_events(BIG)) == 5
 
-    released = world.api("POST", f"/api/admin/holds/{again['id']}/release")
+    released = world.release(again)
     assert released.status_code == 200, released.text
     world.settle()
     wait_until(lambda: len(world.planner_events(BIG)) == 1, TIMEOUT, what="the released deletions")
@@ -399,7 +406,7 @@ def test_many_removals_from_one_board_in_one_round_are_held_until_released(world
     [hold] = wait_until(lambda: world.holds(), TIMEOUT, what="the board hold")
     assert hold["kind"] == HoldKind.BOARD and hold["resourceNo"] == BIG and hold["items"] == 4
     assert len(world.board(BIG)) == 5  # nothing left the board
-    released = world.api("POST", f"/api/admin/holds/{hold['id']}/release")
+    released = world.release(hold)
     assert released.status_code == 200, released.text
     world.settle()
     wait_until(lambda: len(world.board(BIG)) == 1, TIMEOUT, what="the released removals")
@@ -433,3 +440,29 @@ def test_the_holds_api_refuses_what_it_must(world: World) -> None:
     # Nothing of it changed anything.
     assert [h["id"] for h in world.holds()] == [hold["id"]]
     _everything_kept(world, PEOPLE)
+
+
+def test_a_release_or_discard_acts_only_on_the_version_the_admin_saw(world: World) -> None:
+    world.proxy.hidden = {"HA", "HB"}
+    world.run("sync_resources")
+    world.run("sync_resources")
+    [seen] = world.holds()
+    assert seen["etag"]
+    for unversioned in (world.api("POST", f"/api/admin/holds/{seen['id']}/release"),
+                        world.api("DELETE", f"/api/admin/holds/{seen['id']}")):
+        assert unversioned.status_code == 428 and "If-Match" in unversioned.json()["error"]["message"]
+    world.proxy.hidden = {"HA", "HB", "HC"}  # the hold grows while the admin looks at it
+    world.run("sync_resources")
+    world.run("sync_resources")
+    [grown] = world.holds()
+    assert grown["id"] == seen["id"] and sorted(grown["resources"]) == ["HA", "HB", "HC"]
+    assert grown["etag"] != seen["etag"]
+    for stale in (world.release(seen), world.discard(seen)):
+        assert stale.status_code == 412, stale.text
+        message = stale.json()["error"]["message"]
+        assert "changed since you read it" in message and "nothing was released or discarded" in message
+    assert world.holds() == [grown]  # nothing changed: neither released nor discarded
+    _everything_kept(world, PEOPLE)
+    assert world.activity("release") == [] and world.activity("discard") == []
+    released = world.release(grown)
+    assert released.status_code == 200 and "3 resource(s) untracked" in released.json()["outcome"], released.text

@@ -12,6 +12,8 @@ from typing import Any, TypeVar
 
 import httpx
 import pytest
+from azure.core.exceptions import HttpResponseError
+from azure.data.tables import TableErrorCode
 
 from connector.config import GraphAuthMode, GraphConfig, Secret, load_settings
 from connector.errors import GraphError
@@ -102,6 +104,69 @@ def test_the_fake_table_behaves_like_azurite(storage_connection_string: str) -> 
         clients.table_service.delete_table(name)
     assert expected[:3] == ["AlreadyExists", True, "ConcurrencyConflict"]  # the script means something
     assert table_script(TableRepository(FakeTable(name))) == expected  # type: ignore[arg-type]
+
+
+def size_script(table: TableRepository) -> list[Any]:
+    """Table Storage's size limits as a caller meets them: a string property of 64 KiB (32,768 UTF-16 code
+    units) is stored, one more is refused; a binary one likewise; an entity past 1 MiB is refused; a
+    transaction with one refused row writes none; a refused replace leaves the row as it was."""
+    seen: list[Any] = []
+
+    def attempt(fn: Callable[[], Any]) -> Any:
+        try:
+            fn()
+            return "stored"
+        except HttpResponseError as exc:
+            code = getattr(exc, "error_code", None)
+            return type(exc).__name__, exc.status_code, str(getattr(code, "value", code))
+
+    seen.append(attempt(lambda: table.upsert("p", "s1", {"S": "x" * 32768})))
+    seen.append(attempt(lambda: table.upsert("p", "s2", {"S": "x" * 32769})))
+    seen.append(attempt(lambda: table.upsert("p", "s3", {"S": "\u00e9" * 32769})))  # UTF-16 code units count
+    seen.append(attempt(lambda: table.upsert("p", "s4", {"S": "\u00e9" * 20000})))  # 40,000 UTF-8 bytes: fine
+    seen.append(attempt(lambda: table.upsert("p", "b1", {"B": b"x" * 65536})))
+    seen.append(attempt(lambda: table.upsert("p", "b2", {"B": b"x" * 65537})))
+    seen.append(attempt(lambda: table.upsert("p", "e1", {f"S{i}": "x" * 32000 for i in range(40)})))  # > 1 MiB
+    seen.append(attempt(lambda: table.upsert("p", "e2", {f"S{i}": "x" * 16000 for i in range(30)})))  # < 1 MiB
+    row = table.get("p", "s1")
+    assert row is not None
+    seen.append(attempt(lambda: table.replace("p", "s1", {"S": "y" * 40000}, row.etag)))
+    kept = table.get("p", "s1")
+    seen.append(kept is not None and kept.data["S"] == "x" * 32768 and kept.etag == row.etag)
+    seen.append(attempt(lambda: table.upsert_many("q", {"t1": {"S": "small"}, "t2": {"S": "x" * 32769}})))
+    seen.append(sorted(r.row_key for r in table.partition("q")))  # all or nothing
+    seen.append(sorted(r.row_key for r in table.partition("p")))
+    return seen
+
+
+def test_the_fake_table_enforces_the_size_limits_like_azurite(storage_connection_string: str) -> None:
+    import uuid
+
+    clients = StorageClients(load_settings(local_values(storage=storage_connection_string)).storage)
+    name = "contract" + uuid.uuid4().hex[:8]
+    real = TableRepository(clients.table(name))
+    real.ensure()
+    try:
+        expected = size_script(real)
+    finally:
+        clients.table_service.delete_table(name)
+    assert expected[0] == "stored" and expected[1] == ("HttpResponseError", 400, "PropertyValueTooLarge")
+    assert expected[6] == ("HttpResponseError", 400, "EntityTooLarge")  # the script means something
+    assert size_script(TableRepository(FakeTable(name))) == expected  # type: ignore[arg-type]
+
+
+def test_the_fake_table_holds_azures_stricter_limits() -> None:
+    """Where Azure documents a limit Azurite does not check (255 properties; an entity's size counted
+    as UTF-16 with per-property overhead), the fake keeps Azure's: code that passes it passes both."""
+    table = TableRepository(FakeTable("strict"))  # type: ignore[arg-type]
+    table.upsert("p", "n252", {f"P{i}": 1 for i in range(252)})
+    with pytest.raises(HttpResponseError) as many:
+        table.upsert("p", "n253", {f"P{i}": 1 for i in range(253)})
+    assert getattr(many.value, "error_code", None) == TableErrorCode.TOO_MANY_PROPERTIES
+    with pytest.raises(HttpResponseError) as big:  # 544,000 UTF-8 bytes (Azurite stores it) but 1.09 MB in UTF-16
+        table.upsert("p", "e3", {f"S{i}": "x" * 32000 for i in range(17)})
+    assert getattr(big.value, "error_code", None) == TableErrorCode.ENTITY_TOO_LARGE
+    assert sorted(r.row_key for r in table.partition("p")) == ["n252"]
 
 
 def test_the_fake_queue_refuses_a_stale_pop_receipt_like_azurite(storage_connection_string: str) -> None:
