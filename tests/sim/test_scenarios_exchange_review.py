@@ -4,6 +4,7 @@ assertion named in its docstring."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import uuid
@@ -13,7 +14,9 @@ from typing import Any
 
 import pytest
 
-from connector.stores.storage import PLANNING_CHANGES_QUEUE
+import connector.workers.to_planning as to_planning
+from connector.messages import ExchangeChange
+from connector.stores.storage import EXCHANGE_CHANGES_QUEUE, PLANNING_CHANGES_QUEUE
 from devtools.sim.clock import EPOCH
 from devtools.sim.planning import BoardAppointment
 from devtools.sim.storage import owner_process
@@ -133,3 +136,87 @@ def test_a_create_whose_answer_was_lost_is_seen_by_the_poll_when_its_appointment
     assert violations == []
     assert _events(sim, "ALICE") == []
     assert sim.processes[0].services.mappings.outlook_copies(appointment.guid) == {}
+
+
+def _own_event(sim: Sim, resource_no: str, n: int) -> dict[str, Any]:
+    start = EPOCH + timedelta(days=1 + n % 4, hours=n % 9)
+    return sim.graph.new_event(sim.user_of(resource_no), {
+        "subject": f"Own {n}", "showAs": "busy", "start": {"dateTime": start.isoformat(), "timeZone": "UTC"},
+        "end": {"dateTime": (start + timedelta(minutes=30)).isoformat(), "timeZone": "UTC"}})
+
+
+def test_a_mailbox_whose_changes_keep_coming_ends_each_run_within_its_budget_and_goes_on_in_a_follow_up(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Hole 12. The technician creates an item each time the connector reads a delta page (30 in a row): a
+    run reads at most RUN_PAGES pages, then a follow-up message goes on where it stopped, and every item
+    reaches the board. Was: "one run read 9 delta pages" (a run went round as long as changes came)."""
+    monkeypatch.setattr(to_planning, "RUN_PAGES", 2, raising=False)  # (absent before the fix)
+    reads: dict[Any, int] = {}
+
+    async def script(sim: Sim) -> None:
+        user = sim.user_of("CAROL")
+        delta_page = sim.graph.delta_page
+        created: list[int] = []
+
+        async def person_keeps_creating(user_id: str, **kwargs: Any) -> Any:
+            if user_id == user:
+                task = asyncio.current_task()
+                reads[task] = reads.get(task, 0) + 1
+                if len(created) < 30:
+                    created.append(len(created))
+                    _own_event(sim, "CAROL", len(created))
+            return await delta_page(user_id, **kwargs)
+
+        sim.graph.delta_page = person_keeps_creating  # type: ignore[method-assign]
+        _own_event(sim, "CAROL", 0)
+        await sim.drain()
+        assert len(created) == 30
+
+    sim, violations = run_scenario(script)
+    assert violations == []
+    assert max(reads.values()) <= 2, f"one run read {max(reads.values())} delta pages"
+    carried_on = [json.loads(m) for m in sim.storage.queue(EXCHANGE_CHANGES_QUEUE).sent]
+    assert any(m.get("reason") == "continue" for m in carried_on)
+    assert len([a for a in sim.planning.appointments_by_guid.values() if a.from_outlook]) == 31
+
+
+def test_a_full_round_that_dies_part_way_goes_on_from_its_checkpoint_and_still_removes_what_is_gone() -> None:
+    """Hole 12. A full round over ten pages of BOB's calendar dies at its fifth page; the next run goes on
+    from the fourth page's checkpoint (no page read twice), and at its end still removes from the board
+    the three items deleted in Outlook while no notification could come (the items seen on the pages
+    before the crash count). Was: "full round started 2 times" (a full round kept no part-way link)."""
+    starts: list[str] = []
+    nexts: list[str] = []
+
+    async def script(sim: Sim) -> None:
+        user = sim.user_of("BOB")
+        events = [_own_event(sim, "BOB", n) for n in range(30)]
+        await sim.drain()
+        sim.graph.subscriptions.clear()  # no notification can come
+        for event in events[:3]:
+            sim.graph.remove_event(user, event["id"])
+        delta_page = sim.graph.delta_page
+
+        async def dies_at_the_fifth_page(user_id: str, *, link: str | None = None, **kwargs: Any) -> Any:
+            if user_id == user and link is None:
+                starts.append("start")
+            elif user_id == user and link.startswith("sim-next:"):
+                if len(nexts) == 4 and "crashed" not in starts:
+                    starts.append("crashed")
+                    process = owner_process(sim)
+                    process.alive = False
+                    raise SimCrash("delta page 5")
+                nexts.append(link)
+            return await delta_page(user_id, link=link, **kwargs)
+
+        sim.graph.delta_page = dies_at_the_fifth_page  # type: ignore[method-assign]
+        sim.processes[0].services.work_queues.send_exchange_change(
+            ExchangeChange(user, reason="resync", full_resync=True))
+        await sim.drain()
+
+    sim, violations = run_scenario(script, settings={"MASS_CHANGE_MAX_ITEMS": "50"})  # three removals: not held
+    assert violations == []
+    assert starts.count("start") == 1, f"full round started {starts.count('start')} times"
+    assert "crashed" in starts and len(nexts) == len(set(nexts)) == 8  # 27 items, 3 a page: 9 pages
+    board = [a for a in sim.planning.appointments_by_guid.values() if a.from_outlook and "BOB" in a.resources]
+    assert len(board) == 27
