@@ -60,12 +60,15 @@ def crash_here(sim: Any, rng: random.Random, probability: float, label: str) -> 
 
 
 def owner_process(sim: Any) -> Any:
-    """The simulated process the running task belongs to: its own, or (for the tasks `asyncio.gather`
-    makes of a worker's side-by-side writes, which the world does not know) the process of the task
-    that awaits it."""
-    found = sim._process_of_current_task()
+    """The simulated process the running task belongs to: its invocation's (or timer's), or (for the tasks
+    `asyncio.gather` makes of a worker's side-by-side writes, which the world does not know) the process
+    of the task that awaits it. None for the world's own code and the HTTP functions it calls inline
+    (their caller, the webhook's sender, is not modelled to die)."""
     task = asyncio.current_task()
-    if found is not None or task is None:
+    if task is None:
+        return None
+    found = sim.task_process.get(task)
+    if found is not None:
         return found
     return next((process for parent, process in sim.task_process.items() if _awaits(parent, task)), None)
 
