@@ -18,16 +18,20 @@ One run per queue message, for one mailbox:
    pending copy if the event was deleted): this direction never writes a planner's event itself;
    UpdatePlanning → `mboc_upsertAppointment` of the planner's appointment;
    Unchanged with a new changeKey → the stored changeKey follows.
-   The link is stored (checkpoint) only after every item of its page was applied. After a full
-   round, `plan_full_resync` removes the board copies whose Outlook item was not seen.
+   The link is stored (checkpoint) only after every item of its page was applied, with what the round's
+   end needs of that page (`RoundLog`: the items a full round saw, the removals waiting for the guard),
+   so a round that dies or pauses goes on from its last page. After a full round, `plan_full_resync`
+   removes the board copies whose Outlook item was not seen.
+   **Budget**: a run reads at most `RUN_PAGES` pages in `RUN_TIME`; then it sends itself a follow-up
+   message and leaves the lease with Pending set (`CursorStore.pause`): the next run goes on.
    **Mass-change guard**: the removals from the board are not applied as the items come but at the end
-   of the round, all together (a page whose removals wait keeps the stored link where it was, so a
-   run that dies reads them again). More than `MASS_CHANGE_MAX_ITEMS` of them, or any while a hold
-   on this board waits for an admin, are *held* (`connector/stores/holds.py`) instead of removed; a
-   full round keeps the hold equal to what is still gone and resolves it when nothing is. An admin's
-   release asks for a full round, which removes what is still gone ("released by" the admin).
+   of the round, all together (those of earlier pages read back from `RoundLog`). More than
+   `MASS_CHANGE_MAX_ITEMS` of them, or any while a hold on this board waits for an admin, are *held*
+   (`connector/stores/holds.py`) instead of removed; a full round keeps the hold equal to what is still
+   gone and resolves it when nothing is. An admin's release asks for a full round, which removes what is
+   still gone ("released by" the admin).
 4. **Failures**: a transient one (Graph 429/5xx, Dime.Scheduler unavailable) aborts the round
-   without moving the link; `handle_failure` re-enqueues the message after `Retry-After` and, after
+   (the link stays at its last applied page); `handle_failure` re-enqueues the message after `Retry-After` and, after
    `WORK_MAX_ATTEMPTS`, parks it on `exchange-changes-poison` with a "failed" activity entry. A
    permanent failure of a single item (e.g. Dime.Scheduler rejects it) is recorded as failed for that
    item and the round goes on: one bad item never blocks a mailbox.
