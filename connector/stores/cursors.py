@@ -10,6 +10,11 @@ Row `mailbox` / `<user id>`:
 - `Pending` / `PendingFull`: work that arrived while the lease was held;
 - `FollowUpAt` / `FollowUp`: when a message sent by a run that found the lease held will look again,
   and that message (the holder deletes it when it finishes: it is needed only if the holder died).
+- `RoundId` / `RoundFull` / `RoundPages` / `RoundWindow` / `RoundHash`: the round `Link` is part-way
+  through (a run that reached its budget, or died): which one, whether full, how many pages are applied,
+  a full round's window and the settings it applies. What its end needs from those pages (the items a
+  full round saw, the removals waiting for the guard) is in the rows `round|<user id>` /
+  `<round id>-<page>`, one per page, written before the checkpoint that moves past it (`RoundLog`).
 
 The lease protocol (every write is ETag-guarded, a conflict re-reads and decides again):
 1. `acquire`: a free or expired lease is taken (a crashed run's lease expires after `ttl`); a held
@@ -20,8 +25,9 @@ The lease protocol (every write is ETag-guarded, a conflict re-reads and decides
    meanwhile (the run was slower than `ttl`) it raises `LeaseLost` and the run stops writing.
 3. `finish`: if `Pending` was set, it is cleared and the holder keeps the lease for one more round;
    otherwise the lease is released. `abandon` (after a failure) releases the lease but keeps
-   `Pending`, so the retried message picks everything up.
-The decisions are the pure functions `take`, `finish_state` and `abandon_state` (unit-tested); the
+   `Pending`, so the retried message picks everything up. `pause` (a run that used its budget, after it
+   sent its follow-up message) releases the lease with `Pending` set: the round goes on from its link.
+The decisions are the pure functions `take`, `finish_state`, `abandon_state` and `pause_state` (unit-tested); the
 store applies them with optimistic concurrency.
 """
 
@@ -29,7 +35,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -66,6 +72,12 @@ class CursorState:
     # Single Outlook items to look at (deleted ones named by notifications, a parked item retried): left
     # here by messages that found the mailbox busy, taken by whoever holds it next, like Pending.
     pending_items: tuple[str, ...] = ()
+    # The round `link` is part-way through (see the module docstring); "" when none is.
+    round_id: str = ""
+    round_full: bool = False
+    round_pages: int = 0
+    round_window: str = ""  # a full round's "<start>|<end>" (ISO): fixed by its first request
+    round_hash: str = ""  # the settings hash a full round applies
 
     def held_by_other(self, owner: str, now: datetime) -> bool:
         return bool(self.lease_owner) and self.lease_owner != owner and self.lease_until is not None \
@@ -79,7 +91,9 @@ class CursorState:
                 "LeaseOwner": self.lease_owner, "LeaseUntil": iso(self.lease_until), "Pending": self.pending,
                 "PendingFull": self.pending_full, "LastRoundAt": iso(self.last_round_at),
                 "LastFullAt": iso(self.last_full_at), "FollowUpAt": iso(self.follow_up_at),
-                "FollowUp": self.follow_up, "PendingItems": json.dumps(list(self.pending_items))}
+                "FollowUp": self.follow_up, "PendingItems": json.dumps(list(self.pending_items)),
+                "RoundId": self.round_id, "RoundFull": self.round_full, "RoundPages": self.round_pages,
+                "RoundWindow": self.round_window, "RoundHash": self.round_hash}
 
     @classmethod
     def from_row(cls, data: dict[str, Any]) -> CursorState:
@@ -92,7 +106,10 @@ class CursorState:
                    lease_until=moment("LeaseUntil"), pending=bool(data.get("Pending")),
                    pending_full=bool(data.get("PendingFull")), last_round_at=moment("LastRoundAt"),
                    last_full_at=moment("LastFullAt"), follow_up_at=moment("FollowUpAt"),
-                   follow_up=str(data.get("FollowUp") or ""), pending_items=_items(data.get("PendingItems")))
+                   follow_up=str(data.get("FollowUp") or ""), pending_items=_items(data.get("PendingItems")),
+                   round_id=str(data.get("RoundId") or ""), round_full=bool(data.get("RoundFull")),
+                   round_pages=int(data.get("RoundPages") or 0), round_window=str(data.get("RoundWindow") or ""),
+                   round_hash=str(data.get("RoundHash") or ""))
 
 
 def _items(text: Any) -> tuple[str, ...]:
@@ -151,6 +168,20 @@ def abandon_state(state: CursorState, owner: str) -> CursorState:
     if state.lease_owner != owner:
         return state
     return replace(state, lease_owner="", lease_until=None, pending=state.pending or bool(state.pending_items))
+
+
+def pause_state(state: CursorState, owner: str, done: Sequence[str] = ()) -> CursorState:
+    """A run that used its budget mid-round (its follow-up message sent): release the lease with Pending
+    set, so the round goes on from its stored link whichever message comes next; the items it looked
+    at are off the row."""
+    if state.lease_owner != owner:
+        raise LeaseLost("the lease was taken over")
+    return replace(state, lease_owner="", lease_until=None, pending=True,
+                   pending_items=tuple(item for item in state.pending_items if item not in done))
+
+
+NO_ROUND: dict[str, Any] = {"round_id": "", "round_full": False, "round_pages": 0, "round_window": "",
+                            "round_hash": ""}  # `checkpoint` changes: no round part-way
 
 
 @dataclass(frozen=True)
@@ -269,6 +300,19 @@ class CursorStore:
         return False, ""
 
 
+    def pause(self, lease: Lease) -> None:
+        """Release the lease mid-round, Pending set (see `pause_state`)."""
+        etag, state = lease.etag, lease.state
+        while True:
+            try:
+                self._write(lease.user_id, pause_state(state, lease.owner, lease.items), etag)
+                return
+            except (AlreadyExists, ConcurrencyConflict):
+                state, current = self._read(lease.user_id)
+                if current is None:
+                    raise LeaseLost(f"mailbox {lease.user_id}: the cursor was deleted") from None
+                etag = current
+
     def abandon(self, lease: Lease) -> None:
         """Best effort after a failure: release the lease (keep Pending)."""
         for _ in range(5):
@@ -293,3 +337,54 @@ class CursorStore:
 
     def delete(self, user_id: str) -> None:
         self._table.delete(PARTITION, safe_key(user_id))
+
+
+ROUND_PARTITION = "round"
+
+
+@dataclass(frozen=True)
+class RoundPages:
+    """What a round's applied pages left for its end: the live items a full round saw, and the
+    removals (event id → why) waiting for the mass-change guard."""
+
+    seen: frozenset[str] = frozenset()
+    removals: dict[str, str] = field(default_factory=dict)
+
+
+class RoundLog:
+    """The pages of a part-way round, one row each (`round|<user id>` / `<round id>-<page>`): a page's row
+    is written before the checkpoint that moves the link past it (so a crash in between writes it again,
+    the same row), read at the round's end, and dropped after the round's last checkpoint."""
+
+    def __init__(self, table: TableRepository) -> None:
+        self._table = table
+
+    @staticmethod
+    def _partition(user_id: str) -> str:
+        return f"{ROUND_PARTITION}|{safe_key(user_id)}"
+
+    def save_page(self, user_id: str, round_id: str, page: int, seen: Sequence[str], removals: dict[str, str]) -> None:
+        self._table.upsert(self._partition(user_id), f"{round_id}-{page:06d}",
+                           {"Seen": json.dumps(sorted(seen)), "Removals": json.dumps(removals, sort_keys=True)})
+
+    def pages(self, user_id: str, round_id: str) -> RoundPages:
+        seen: set[str] = set()
+        removals: dict[str, str] = {}
+        for row in self._table.partition(self._partition(user_id)):
+            if row.row_key.startswith(f"{round_id}-"):
+                seen.update(_items(row.data.get("Seen")))
+                removals.update(_reasons(row.data.get("Removals")))
+        return RoundPages(frozenset(seen), removals)
+
+    def drop(self, user_id: str) -> None:
+        """Every page row of the mailbox (this round's, and those of a round that was given up)."""
+        for row in self._table.partition(self._partition(user_id)):
+            self._table.delete(row.partition_key, row.row_key)
+
+
+def _reasons(text: Any) -> dict[str, str]:
+    try:
+        value = json.loads(text) if isinstance(text, str) and text else {}
+    except ValueError:
+        return {}
+    return {str(k): str(v) for k, v in value.items()} if isinstance(value, dict) else {}

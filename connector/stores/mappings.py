@@ -15,10 +15,19 @@ Rows (every look-up is a point read or one partition):
 - in the `window` table, `w|<user id>` / `<hash of event id>`: the same row as the index's for each of
   the connector's events that ends in or after the poll's window. The poll reads a mailbox's partition
   and drops what has aged out, so its cost follows the window, never the history (`live_copies`).
+  A *pending* copy (saved before its create's POST, no event id yet) has a row there too,
+  `p<hash of transactionId>`, so the poll sees a create whose answer was lost; the next poll read drops
+  it once the copy has its event's row (`live_copies`).
 - `s|<user id>|<hash of series master id>` / `<hash of event id>`: the series index, one row per
   occurrence or exception of that series on the board, so a changed master finds its board items
   with one partition query (no scan).
 Event ids are hashed into row keys because they may hold characters Table Storage forbids in keys.
+
+Crash safety: a copy's rows live in three partitions (no one transaction), so the primary row is written
+**last** and deleted last: it is the commit point. A run that dies before it leaves the primary row as
+it was, its change is retried and planned on it again, and every path of that retry writes (or deletes)
+all the rows anew. Rows written ahead of a primary row that is still pending with the same transactionId
+belong to the event that create made: `by_event` and `heal_index` keep them.
 """
 
 from __future__ import annotations
@@ -69,12 +78,34 @@ def _numeric_id(row: Row) -> str | None:
     return value if value.isdigit() else None
 
 
+def _pending_key(transaction_id: str) -> str:
+    """The `window` row key of a pending copy (no event id yet): apart from every event's hex key."""
+    return "p" + event_key(transaction_id)
+
+
+def _window_key(copy: OutlookCopy) -> str:
+    return event_key(copy.event_id) if copy.event_id else _pending_key(copy.transaction_id)
+
+
+def _ahead(copy: OutlookCopy, truth: OutlookCopy | None) -> bool:
+    """An index row of an event whose create's primary row is not written yet (or never was: the run
+    died in between, and the retry finds that event by its transactionId): not stale."""
+    return truth is not None and truth.event_id is None and bool(copy.event_id) \
+        and truth.transaction_id == copy.transaction_id and truth.user_id == copy.user_id
+
+
+def _moved_on(copy: OutlookCopy, truth: OutlookCopy) -> bool:
+    """The copy has another event (or mailbox) now, or a pending copy another create."""
+    return truth.event_id != copy.event_id or truth.user_id != copy.user_id \
+        or (copy.event_id is None and truth.transaction_id != copy.transaction_id)
+
+
 def _copy_from_index(row: Row) -> OutlookCopy:
     """The copy as its index row repeats it (a row written before it repeated the hashes has none)."""
     d = row.data
     return OutlookCopy(
         appointment_guid=str(d["AppointmentGuid"]), resource_no=str(d["ResourceNo"]), user_id=str(d["UserId"]),
-        transaction_id=str(d.get("TransactionId") or ""), event_id=str(d["EventId"]),
+        transaction_id=str(d.get("TransactionId") or ""), event_id=str(d.get("EventId") or "") or None,
         field_hashes=json.loads(d.get("FieldHashes") or "{}"), change_key=d.get("ChangeKey") or None,
         starts_at=str(d.get("StartsAt") or ""), ends_at=str(d.get("EndsAt") or ""),
     )
@@ -160,10 +191,10 @@ class MappingStore:
         return AppointmentStatus(copies, outlook_item, appointment_id)
 
     def save_outlook_copy(self, copy: OutlookCopy) -> None:
-        """Write the copy and, once its event id is known, the reverse index (copy first: it is the truth).
-        Only the planning → Outlook worker, under the appointment's lease, writes copies this way."""
-        self._table.upsert(_appointment_pk(copy.appointment_guid), safe_key(copy.resource_no), _copy_row(copy))
+        """Write the copy's index and `window` rows, then the copy (last: the commit point, see the module
+        docstring). Only the planning → Outlook worker, under the appointment's lease, writes copies this way."""
         self._save_index(copy)
+        self._table.upsert(_appointment_pk(copy.appointment_guid), safe_key(copy.resource_no), _copy_row(copy))
 
     def save_outlook_copy_if(self, read: OutlookCopy, copy: OutlookCopy) -> bool:
         """Write the copy only if the row still holds what was `read` (its ETag): for a writer that
@@ -181,10 +212,11 @@ class MappingStore:
         return True
 
     def _save_index(self, copy: OutlookCopy) -> None:
+        """The reverse index row (once the event id is known) and the `window` row (a pending copy's too)."""
+        row = _index_row(copy)
         if copy.event_id:
-            row = _index_row(copy)
             self._table.upsert(_event_pk(copy.user_id), event_key(copy.event_id), row)
-            self._window.upsert(_window_pk(copy.user_id), event_key(copy.event_id), row)
+        self._window.upsert(_window_pk(copy.user_id), _window_key(copy), row)
 
     def reindex(self, copy: OutlookCopy) -> None:
         """Write the index row of a copy as read from its primary row (the poll's first run)."""
@@ -192,35 +224,48 @@ class MappingStore:
 
     def live_copies(self, user_id: str, ending_from: str) -> list[IndexedCopy]:
         """The connector's copies in one mailbox whose event ends at or after `ending_from` (a wall time as
-        `event_span` writes it), from the `window` table: one partition read, which also drops the rows
-        that have aged out since (so the table holds the window, not the history). Pending copies (no
-        event yet) are not in it."""
+        `event_span` writes it), and its pending copies (their span unknown), from the `window` table: one
+        partition read, which also drops the rows that have aged out since (so the table holds the window,
+        not the history) and the pending rows of creates whose event has its row now. A pending copy
+        comes after the live ones (a caller keeping the last of a copy's rows decides on it)."""
+        rows = list(self._window.partition(_window_pk(user_id)))
+        created = {(c.appointment_guid, c.resource_no, c.transaction_id)
+                   for c in (_copy_from_index(row) for row in rows) if c.event_id}
         live: list[IndexedCopy] = []
-        for row in self._window.partition(_window_pk(user_id)):
-            if str(row.data.get("EndsAt") or "") >= ending_from:
-                live.append(IndexedCopy(_copy_from_index(row), row.etag))
+        pending: list[IndexedCopy] = []
+        for row in rows:
+            copy = _copy_from_index(row)
+            if copy.event_id is None and (copy.appointment_guid, copy.resource_no, copy.transaction_id) not in created:
+                pending.append(IndexedCopy(copy, row.etag))
+            elif copy.event_id is not None and str(row.data.get("EndsAt") or "") >= ending_from:
+                live.append(IndexedCopy(copy, row.etag))
             else:
                 with contextlib.suppress(ConcurrencyConflict):  # rewritten meanwhile (moved into the window)
                     self._window.delete(row.partition_key, row.row_key, row.etag)
-        return live
+        return live + pending
 
     def heal_index(self, indexed: IndexedCopy, truth: OutlookCopy | None) -> None:
         """Bring one window row in line with its primary row as just read: dropped when the copy is gone or
-        moved to another event (with its index row: that event never comes back to this copy), rewritten
-        when it repeats an older state (only if unchanged since read: the worker may be writing it now)."""
+        moved to another event or transactionId (with its index row: that event never comes back to this
+        copy), rewritten when it repeats an older state (only if unchanged since read: the worker may be
+        writing it now). A row ahead of its pending primary row (`_ahead`) is kept."""
         copy = indexed.copy
-        assert copy.event_id is not None
+        if _ahead(copy, truth):
+            return
+        key = _window_key(copy)
         with contextlib.suppress(ConcurrencyConflict):
-            if truth is None or truth.event_id != copy.event_id or truth.user_id != copy.user_id:
-                self._window.delete(_window_pk(copy.user_id), event_key(copy.event_id), indexed.etag)
-                self._table.delete(_event_pk(copy.user_id), event_key(copy.event_id))
+            if truth is None or _moved_on(copy, truth):
+                self._window.delete(_window_pk(copy.user_id), key, indexed.etag)
+                if copy.event_id:
+                    self._table.delete(_event_pk(copy.user_id), key)
             elif truth != copy:
-                self._window.replace(_window_pk(copy.user_id), event_key(copy.event_id), _index_row(truth),
-                                     indexed.etag)
+                self._window.replace(_window_pk(copy.user_id), key, _index_row(truth), indexed.etag)
 
     def delete_outlook_copy(self, copy: OutlookCopy) -> None:
+        """The copy's `window` and index rows, then the copy itself (last: a run that dies in between leaves
+        the copy, whose retried deletion goes again)."""
+        self._window.delete(_window_pk(copy.user_id), _window_key(copy))
         if copy.event_id:
-            self._window.delete(_window_pk(copy.user_id), event_key(copy.event_id))
             self._table.delete(_event_pk(copy.user_id), event_key(copy.event_id))
         self._table.delete(_appointment_pk(copy.appointment_guid), safe_key(copy.resource_no))
 
@@ -235,30 +280,33 @@ class MappingStore:
                 for r in self._table.partition(_event_pk(user_id)) if r.data.get("Kind") == "planning"]
 
     def save_board_copy(self, copy: BoardCopy) -> None:
-        """The copy, its board mark, and (for an occurrence or exception) its row in the series index."""
-        self._table.upsert(_event_pk(copy.user_id), event_key(copy.event_id), _board_row(copy))
+        """The board mark, (for an occurrence or exception) its row in the series index, then the copy
+        (last: the round that dies before it finds the item unknown or unhashed and imports it again)."""
         self._table.upsert(_appointment_pk(copy.appointment_guid), EXCHANGE_MARK,
                            {"UserId": copy.user_id, "EventId": copy.event_id})
         if copy.series_master_id:
             self._table.upsert(_series_pk(copy.user_id, copy.series_master_id), event_key(copy.event_id),
                                _series_row(copy))
+        self._table.upsert(_event_pk(copy.user_id), event_key(copy.event_id), _board_row(copy))
 
     def save_board_copies(self, user_id: str, copies: Sequence[BoardCopy]) -> None:
         """Copies of one mailbox whose board marks are written already (`mark_outlook_item`): one
-        transaction per 100 copies, and one per series they belong to."""
-        self._table.upsert_many(_event_pk(user_id), {event_key(c.event_id): _board_row(c) for c in copies})
+        transaction per series they belong to, then one per 100 copies (last, as in `save_board_copy`)."""
         series: dict[str, dict[str, dict[str, Any]]] = {}
         for copy in copies:
             if copy.series_master_id:
                 series.setdefault(copy.series_master_id, {})[event_key(copy.event_id)] = _series_row(copy)
         for master_id, rows in series.items():
             self._table.upsert_many(_series_pk(user_id, master_id), rows)
+        self._table.upsert_many(_event_pk(user_id), {event_key(c.event_id): _board_row(c) for c in copies})
 
     def delete_board_copy(self, copy: BoardCopy) -> None:
-        self._table.delete(_event_pk(copy.user_id), event_key(copy.event_id))
-        self._table.delete(_appointment_pk(copy.appointment_guid), EXCHANGE_MARK)
+        """The series row and the mark, then the copy (last: a round that dies before it reads the removal
+        again, finds the copy and removes it again)."""
         if copy.series_master_id:
             self._table.delete(_series_pk(copy.user_id, copy.series_master_id), event_key(copy.event_id))
+        self._table.delete(_appointment_pk(copy.appointment_guid), EXCHANGE_MARK)
+        self._table.delete(_event_pk(copy.user_id), event_key(copy.event_id))
 
     def series_copies(self, user_id: str, master_id: str) -> list[BoardCopy]:
         """The board copies of one series' occurrences and exceptions (one partition of the index)."""
@@ -297,9 +345,12 @@ class MappingStore:
         if row.data.get("Kind") == "exchange":
             return _board_from(row)
         primary = self._table.get(_appointment_pk(str(row.data["AppointmentGuid"])), safe_key(str(row.data["ResourceNo"])))
-        if primary is None or primary.data.get("EventId") != event_id:
-            return None  # a stale index row: the copy moved on
-        return _copy_from(primary)
+        if primary is not None and primary.data.get("EventId") == event_id:
+            return _copy_from(primary)
+        ahead = _copy_from_index(row)
+        if _ahead(ahead, _copy_from(primary) if primary is not None else None):
+            return ahead  # the create's event, its primary row not written yet (see the module docstring)
+        return None  # a stale index row: the copy moved on
 
     def all_outlook_copies(self) -> Iterator[OutlookCopy]:
         """Every copy (the poll compares the planning window with them)."""

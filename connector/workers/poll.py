@@ -26,11 +26,14 @@ ends at most a day before the window, and drops the rows that have aged out as i
 work: a planner deleting a long-past appointment is the `deleted` webhook's to apply). A `window` row
 may repeat an older state than its primary row (written second), or a copy that is gone: every
 appointment with work is decided again on its primary rows before anything is enqueued, and a row that
-disagrees is brought in line. A pending copy (its create's answer not yet seen) has no row; the guard's
-held deletions are read from their primary rows, the rest is its create's own message to finish. The
+disagrees is brought in line. A pending copy (its create's answer not yet seen) has a `window` row of its
+own until its event's row is there: the poll plans on it like on any copy, so a create whose answer was
+lost is finished, or its event (found by its tag) deleted when the appointment is gone, even if the
+create's own message never comes back; the guard's held deletions are read from their primary rows. The
 first run (before `INDEXED_ROW`) reads every primary row instead, gives each copy in sync its span (a
-conditional write: the planning worker owns the copy), and each copy in or after the window its index
-and `window` rows, one with work too (should its change never apply, later runs still see it).
+conditional write: the planning worker owns the copy), and each copy in or after the window (and each
+pending copy) its index and `window` rows, one with work too (should its change never apply, later runs
+still see it).
 
 Mass-change guard (README, Mass-change guard): before anything is enqueued, the deletions are counted
 per resource. More than `MASS_CHANGE_MAX_ITEMS` of the planner's events to delete from one calendar
@@ -238,8 +241,7 @@ def _ending_from(window_start: datetime) -> str:
 
 def _held_copies(services: Services, scope: frozenset[str], result: PollResult) -> dict[str, dict[str, OutlookCopy]]:
     """The scope's copies of appointments with a deletion held (or released) for an admin, from their
-    primary rows: one may be a pending copy (its create's answer lost), which has no index row, and the
-    guard must see every deletion it holds."""
+    primary rows: the guard must see every deletion it holds, whatever the `window` rows say."""
     guids = {(item.appointment_guid or item.key).lower()
              for subject, rows in services.holds.all_items(HoldKind.CALENDAR).items() if subject in scope
              for item in rows.values()}
@@ -292,7 +294,7 @@ def _index_everything(services: Services, tracked: dict[str, TrackedResource],
     ending_from = _ending_from(window_start)
     for item in known:  # as read: a copy with no span yet ("") is left to `_note_spans`
         copy = item.copy
-        if copy.event_id and copy.ends_at >= ending_from:
+        if copy.event_id is None or copy.ends_at >= ending_from:
             services.mappings.reindex(copy)
     services.repositories.cursors.upsert(*INDEXED_ROW, {"At": datetime.now(UTC).isoformat()})
 

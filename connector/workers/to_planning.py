@@ -18,16 +18,20 @@ One run per queue message, for one mailbox:
    pending copy if the event was deleted): this direction never writes a planner's event itself;
    UpdatePlanning → `mboc_upsertAppointment` of the planner's appointment;
    Unchanged with a new changeKey → the stored changeKey follows.
-   The link is stored (checkpoint) only after every item of its page was applied. After a full
-   round, `plan_full_resync` removes the board copies whose Outlook item was not seen.
+   The link is stored (checkpoint) only after every item of its page was applied, with what the round's
+   end needs of that page (`RoundLog`: the items a full round saw, the removals waiting for the guard),
+   so a round that dies or pauses goes on from its last page. After a full round, `plan_full_resync`
+   removes the board copies whose Outlook item was not seen.
+   **Budget**: a run reads at most `RUN_PAGES` pages in `RUN_TIME`; then it sends itself a follow-up
+   message and leaves the lease with Pending set (`CursorStore.pause`): the next run goes on.
    **Mass-change guard**: the removals from the board are not applied as the items come but at the end
-   of the round, all together (a page whose removals wait keeps the stored link where it was, so a
-   run that dies reads them again). More than `MASS_CHANGE_MAX_ITEMS` of them, or any while a hold
-   on this board waits for an admin, are *held* (`connector/stores/holds.py`) instead of removed; a
-   full round keeps the hold equal to what is still gone and resolves it when nothing is. An admin's
-   release asks for a full round, which removes what is still gone ("released by" the admin).
+   of the round, all together (those of earlier pages read back from `RoundLog`). More than
+   `MASS_CHANGE_MAX_ITEMS` of them, or any while a hold on this board waits for an admin, are *held*
+   (`connector/stores/holds.py`) instead of removed; a full round keeps the hold equal to what is still
+   gone and resolves it when nothing is. An admin's release asks for a full round, which removes what is
+   still gone ("released by" the admin).
 4. **Failures**: a transient one (Graph 429/5xx, Dime.Scheduler unavailable) aborts the round
-   without moving the link; `handle_failure` re-enqueues the message after `Retry-After` and, after
+   (the link stays at its last applied page); `handle_failure` re-enqueues the message after `Retry-After` and, after
    `WORK_MAX_ATTEMPTS`, parks it on `exchange-changes-poison` with a "failed" activity entry. A
    permanent failure of a single item (e.g. Dime.Scheduler rejects it) is recorded as failed for that
    item and the round goes on: one bad item never blocks a mailbox.
@@ -52,7 +56,7 @@ from connector.messages import ExchangeChange, PlanningChange, ResourceCheck, Su
 from connector.model import BoardImport, CalendarEvent, InvalidPayload, parse_utc
 from connector.services import Services
 from connector.stores.activity import ActivityEntry
-from connector.stores.cursors import MAX_PENDING_ITEMS, CursorStore, Lease, LeaseLost
+from connector.stores.cursors import MAX_PENDING_ITEMS, NO_ROUND, CursorState, CursorStore, Lease, LeaseLost, RoundLog
 from connector.stores.holds import RELEASED, HeldItem, HoldKind
 from connector.stores.mappings import MappingStore, event_key
 from connector.stores.queues import Sent, send_text
@@ -75,7 +79,7 @@ from connector.sync.to_planning import (
     plan_item,
 )
 from connector.workers.outlook_edits import conflict_account, planner_appointment, planner_changed, take_outlook_edit
-from connector.workers.retry import classify, handle_failure
+from connector.workers.retry import Transient, classify, handle_failure
 from connector.workers.series import SeriesCompleter
 
 if TYPE_CHECKING:  # the gateway imports msgraph; this module is imported by the function app at start
@@ -84,6 +88,11 @@ if TYPE_CHECKING:  # the gateway imports msgraph; this module is imported by the
 log = logging.getLogger(__name__)
 
 FULL_ROUND_EVERY = timedelta(hours=24)
+# One run's budget (pages read, and time: well inside the lease and the host's function timeout). A run
+# that spends it stops after a checkpoint and a follow-up message goes on from there, so a mailbox whose
+# changes keep coming (or whose delta pages never end) never holds an invocation for ever.
+RUN_PAGES = 50
+RUN_TIME = timedelta(minutes=3)
 # An unknown removed item is looked at again this much later (a create's POST to its saved copy takes
 # well under a second; throttling can stretch it to a few seconds).
 RECHECK_REMOVED_SECONDS = 20
@@ -148,6 +157,18 @@ class RoundReport:
     failed: int = 0
     actions: dict[str, int] = field(default_factory=dict)
     held: int = 0  # removals held for an admin (mass-change guard)
+    paused: bool = False  # the run's budget ended it part-way: the next run goes on from its checkpoint
+
+
+@dataclass
+class _Budget:
+    """What one run may still do before it hands the mailbox to a follow-up message."""
+
+    pages: int
+    until: datetime
+
+    def spent(self) -> bool:
+        return self.pages <= 0 or _now() >= self.until
 
 
 class _TokenExpired(Exception):
@@ -167,6 +188,8 @@ class ExchangeToPlanning:
         self._imports: dict[str, tuple[UpsertOnBoard, bool]] = {}  # the page's items for the board (`_flush`)
         self._looked_up: dict[str, OutlookCopy | BoardCopy | None] = {}  # the page's mappings, read side by side
         self._rechecks: list[str] = []  # unknown removed items to look at once more (see `_apply_raw`)
+        self._rounds = RoundLog(services.repositories.cursors)
+        self._budget = _Budget(RUN_PAGES, _now() + RUN_TIME)
 
     @staticmethod
     async def io(fn: Any, *args: Any, **kwargs: Any) -> Any:
@@ -198,11 +221,18 @@ class ExchangeToPlanning:
             return []
         reports: list[RoundReport] = []
         self._rechecks = []
+        self._budget = _Budget(RUN_PAGES, _now() + RUN_TIME)
         try:
             while True:
                 lease, report = await self._round(lease, record, message)
                 reports.append(report)
+                if report.paused:
+                    await self._go_on_later(lease, message)
+                    break
                 lease, again = await self.io(self.cursors.finish, lease)
+                if again and self._budget.spent():  # changes keep coming: the next run takes the next round
+                    await self._go_on_later(lease, message)
+                    break
                 if not again:
                     break
             if lease.released_follow_up:  # the run finished well: the follow-up kept for its death is moot
@@ -220,6 +250,13 @@ class ExchangeToPlanning:
                           RECHECK_REMOVED_SECONDS)
         await self.io(_note_sync, self.s, record.resource_no)
         return reports
+
+    async def _go_on_later(self, lease: Lease, message: ExchangeChange) -> None:
+        """The run's budget is spent: a follow-up message goes on where it stopped (sent before the lease is
+        released with Pending set: a run that dies in between leaves the message, which waits for the lease)."""
+        await self.io(self.s.work_queues.send_exchange_change,
+                      ExchangeChange(lease.user_id, reason="continue", correlation_id=message.correlation_id), 1)
+        await self.io(self.cursors.pause, lease)
 
     async def _items(self, lease: Lease, record: ResourceRecord, settings: ResourceSettings,
                      message: ExchangeChange, report: RoundReport) -> None:
@@ -242,48 +279,87 @@ class ExchangeToPlanning:
         state = lease.state
         stale = state.last_full_at is None or _now() - state.last_full_at > FULL_ROUND_EVERY
         full = state.full_required or not state.link or state.settings_hash != digest or stale
-        if not full:
-            try:
-                return await self._pages(lease, record, settings, message, digest, full=False)
-            except _TokenExpired:
-                log.info("delta token of resource %s expired: full resync", record.resource_no)
-                lease = await self.io(self.cursors.checkpoint, lease, full_required=True)
-        return await self._pages(lease, record, settings, message, digest, full=True)
+        # A round part-way (its run used its budget, or died) goes on from its page, unless what it
+        # applies changed since (then a full round starts afresh: it sees everything anyway).
+        resume = bool(state.round_id and state.link) and (
+            (state.round_full and state.round_hash == digest) or (not state.round_full and not full))
+        try:
+            if resume or not full:
+                return await self._pages(lease, record, settings, message, digest,
+                                         full=state.round_full if resume else False, resume=resume)
+        except _TokenExpired:
+            log.info("delta token of resource %s expired: full resync", record.resource_no)
+            lease = await self.io(self.cursors.checkpoint, lease, full_required=True, **NO_ROUND)
+        try:
+            return await self._pages(lease, record, settings, message, digest, full=True)
+        except _TokenExpired as exc:  # a fresh round's own page link refused: the retry starts afresh
+            await self.io(self.cursors.checkpoint, lease, full_required=True, **NO_ROUND)
+            raise Transient(f"the delta paging of resource {record.resource_no} was refused: {exc}") from None
+
+    def _window(self, state: CursorState, resume: bool) -> tuple[datetime, datetime]:
+        """A full round's window: fixed by its first request (a resumed round's is on the cursor)."""
+        if resume and state.round_window:
+            start, _, end = state.round_window.partition("|")
+            return datetime.fromisoformat(start), datetime.fromisoformat(end)
+        return sync_window(_now(), self.s.settings.sync_window_past_days, self.s.settings.sync_window_future_days)
 
     async def _pages(self, lease: Lease, record: ResourceRecord, settings: ResourceSettings,
-                     message: ExchangeChange, digest: str, full: bool) -> tuple[Lease, RoundReport]:
+                     message: ExchangeChange, digest: str, full: bool, resume: bool = False) -> tuple[Lease, RoundReport]:
+        """One round, page by page, each page checkpointed (its link, and in `RoundLog` what the round's end
+        needs of it), until its end or the run's budget (`report.paused`: the next run goes on from here)."""
         report = RoundReport(full=full)
         self._series = SeriesCompleter(self.s.exchange, record.user_id)  # masters read once per round
         self._removals, self._imports, self._looked_up = {}, {}, {}
-        if full:
-            start, end = sync_window(_now(), self.s.settings.sync_window_past_days,
-                                     self.s.settings.sync_window_future_days)
+        state = lease.state
+        start, end = self._window(state, resume)
+        round_id, done = (state.round_id, state.round_pages) if resume else (uuid.uuid4().hex[:12], 0)
+        if resume:
+            page = await self._delta(record.user_id, state.link)
+        elif full:
             page = await self.s.exchange.delta_page(record.user_id, start=start, end=end)
         else:
             page = await self._delta(record.user_id, lease.state.link)
+        self._budget.pages -= 1
         if lease.items:
             await self._items(lease, record, settings, message, report)
             lease = await self.io(self.cursors.items_done, lease)
         seen: set[str] = set()
+        kept: set[str] = set()  # removals on record in `RoundLog` already
+        wrote = resume  # whether the mailbox has page rows to drop at the end
         while True:
             report.pages += 1
+            page_seen: set[str] = set()
             await self._look_up(record.user_id, page.items)
             for raw in page.items:
                 report.items += 1
                 event_id = await self._apply_raw(raw, record, settings, message, report, full)
                 if event_id:
-                    seen.add(event_id)
+                    page_seen.add(event_id)
             await self._flush(record, message, report)  # before the checkpoint: the page is applied
             self._looked_up = {}
+            seen |= page_seen
             if page.next_link is None:
                 break
-            # The page is applied: remember where to go on. A full round keeps no part-way link
-            # (its `seen` set would not survive a crash): it starts over instead; so does a round whose
-            # removals wait for its end (the mass-change guard counts them all together).
-            advance = not full and not self._removals
-            lease = await self.io(self.cursors.checkpoint, lease, **({"link": page.next_link} if advance else {}))
-            page = await (self.s.exchange.delta_page(record.user_id, link=page.next_link) if full
-                          else self._delta(record.user_id, page.next_link))
+            # The page is applied: what the round's end needs of it (the items a full round saw, the
+            # removals that wait for the guard), then where to go on (the commit point).
+            done += 1
+            removals = {k: r.reason for k, r in self._removals.items() if k not in kept}
+            if full or removals:
+                await self.io(self._rounds.save_page, record.user_id, round_id, done, sorted(page_seen), removals)
+                kept |= removals.keys()
+                wrote = True
+            lease = await self.io(self.cursors.checkpoint, lease, link=page.next_link, round_id=round_id,
+                                  round_full=full, round_pages=done, round_hash=digest if full else "",
+                                  round_window=f"{start.isoformat()}|{end.isoformat()}" if full else "")
+            if self._budget.spent():
+                report.paused = True
+                return lease, report
+            page = await self._delta(record.user_id, page.next_link)
+            self._budget.pages -= 1
+        if resume:  # pages applied by earlier runs, or before a crash: their part of the round's end
+            earlier = await self.io(self._rounds.pages, record.user_id, round_id)
+            seen |= earlier.seen
+            await self._removals_of_earlier_pages(record.user_id, earlier.removals)
         now = _now()
         if full:
             copies = await self.io(self.mappings.board_copies, record.user_id)
@@ -293,11 +369,23 @@ class ExchangeToPlanning:
         await self._remove(record, message, report, full)
         if full:
             lease = await self.io(self.cursors.checkpoint, lease, link=page.delta_link or "", full_required=False,
-                                  settings_hash=digest, last_full_at=now, last_round_at=now)
+                                  settings_hash=digest, last_full_at=now, last_round_at=now, **NO_ROUND)
         else:
             lease = await self.io(self.cursors.checkpoint, lease, link=page.delta_link or lease.state.link,
-                                  last_round_at=now)
+                                  last_round_at=now, **NO_ROUND)
+        if wrote:
+            await self.io(self._rounds.drop, record.user_id)
         return lease, report
+
+    async def _removals_of_earlier_pages(self, user_id: str, removals: dict[str, str]) -> None:
+        """The removals that earlier pages left waiting for the round's end, as board copies again (one
+        still on record; one gone meanwhile needs nothing)."""
+        missing = {k: why for k, why in removals.items() if k not in self._removals}
+        if not missing:
+            return
+        for copy in await self.io(self.mappings.board_copies, user_id):
+            if copy.event_id in missing:
+                self._removals.setdefault(copy.event_id, RemoveFromBoard(copy, missing[copy.event_id]))
 
     async def _unseen_planner_events(self, seen: set[str], start: datetime, end: datetime, record: ResourceRecord,
                                      settings: ResourceSettings, message: ExchangeChange, report: RoundReport) -> None:

@@ -5,20 +5,95 @@ and 255 properties, keys and Timestamp included), and queues with visibility del
 
 They stand in for the SDK clients (`TableClient`, `QueueClient`), so the connector's own repositories
 and queue senders run unchanged on top of them. `tests/sim/test_contract.py` holds them to Azurite.
+
+Every table operation (and every message the connector sends) is one I/O point of its own: it runs
+through `FakeStorage.hazard`, which may crash the calling process or fail before or after the effect, so
+a crash can fall between two writes of one store call (an entity group transaction is one point: all or
+nothing). The calls are synchronous (the stores run in `asyncio.to_thread`), so a point here does not
+let other tasks run in between: the interleaving of store calls is at their `to_thread` points.
 """
 
 from __future__ import annotations
 
+import asyncio
 import itertools
+import random
 import re
 import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, TypeVar
 
 from azure.core import MatchConditions
 from azure.core.exceptions import HttpResponseError, ResourceExistsError, ResourceModifiedError, ResourceNotFoundError
 from azure.data.tables import TableEntity, TableErrorCode, TableTransactionError, UpdateMode
+
+T = TypeVar("T")
+# Runs one storage operation (`label`, its `effect`): the place to crash or fail around it.
+Hazard = Callable[[str, Callable[[], Any]], Any]
+
+
+def no_hazard(label: str, effect: Callable[[], T]) -> T:
+    return effect()
+
+
+def crash_points(sim: Any, rng: random.Random, probability: float) -> Hazard:
+    """A hazard for a simulated world: the calling process dies before or after the operation with
+    `probability` each (drawn from `rng`, so the rest of a seed's schedule stays as it was), while the
+    world's faults are on. Operations outside any process (the world's own checks) never crash."""
+
+    def hazard(label: str, effect: Callable[[], T]) -> T:
+        crash_here(sim, rng, probability, f"storage {label}")
+        result = effect()
+        crash_here(sim, rng, probability, f"after storage {label}")
+        return result
+
+    return hazard
+
+
+def crash_here(sim: Any, rng: random.Random, probability: float, label: str) -> None:
+    """Kill the process of the running task (as `Sim._maybe_crash` does) with `probability`."""
+    process = owner_process(sim)
+    if process is None or not sim.faults_on or rng.random() >= probability:
+        return
+    sim.trace(f"CRASH process {process.number} at {label}")
+    process.alive = False
+    raise sim_crash(label)
+
+
+def owner_process(sim: Any) -> Any:
+    """The simulated process the running task belongs to: its invocation's (or timer's), or (for the tasks
+    `asyncio.gather` makes of a worker's side-by-side writes, which the world does not know) the process
+    of the task that awaits it. None for the world's own code and the HTTP functions it calls inline
+    (their caller, the webhook's sender, is not modelled to die)."""
+    try:
+        task = asyncio.current_task()
+    except RuntimeError:  # no loop running: the world's own code (a test looking at the tables)
+        return None
+    if task is None:
+        return None
+    found = sim.task_process.get(task)
+    if found is not None:
+        return found
+    return next((process for parent, process in sim.task_process.items() if _awaits(parent, task)), None)
+
+
+def _awaits(waiter: Any, task: Any, depth: int = 0) -> bool:
+    """Whether `waiter` (a task or future) waits, through gathers and awaited tasks, on `task`."""
+    if waiter is task:
+        return True
+    if waiter is None or depth > 32:
+        return False
+    children = getattr(waiter, "_children", None) or ()  # an `asyncio.gather` future
+    return any(_awaits(child, task, depth + 1) for child in children) or \
+        _awaits(getattr(waiter, "_fut_waiter", None), task, depth + 1)
+
+
+def sim_crash(label: str) -> BaseException:
+    from devtools.sim.world import SimCrash  # the world imports this module
+
+    return SimCrash(label)
+
 
 _CLAUSE = re.compile(r"\s*(\w+)\s+(eq|ne|lt|le|gt|ge)\s+'((?:[^']|'')*)'\s*")
 _OPS: dict[str, Callable[[str, str], bool]] = {
@@ -86,15 +161,24 @@ def _refused(code: TableErrorCode, message: str, transaction: bool = False) -> H
     return error
 
 
+def _keys(entity: Mapping[str, Any]) -> str:
+    return f"{entity['PartitionKey']}/{entity['RowKey']}"
+
+
 class FakeTable:
     """One table: rows by (PartitionKey, RowKey), each with an ETag that changes on every write."""
 
-    def __init__(self, name: str) -> None:
+    def __init__(self, name: str, hazard: Hazard = no_hazard) -> None:
         self._etags = itertools.count(1)
         self.name = name
         self.rows: dict[tuple[str, str], tuple[dict[str, Any], str]] = {}
         self.writes = 0
         self.reads = 0
+        self._hazard = hazard
+
+    def _io(self, operation: str, effect: Callable[[], T], keys: str = "") -> T:
+        """One operation as an I/O point, labelled `<table> <operation> <partition key>/<row key>`."""
+        return self._hazard(f"{self.name} {operation} {keys}".rstrip(), effect)  # type: ignore[no-any-return]
 
     def _store(self, entity: Mapping[str, Any]) -> dict[str, Any]:
         refused = size_error(entity)
@@ -117,6 +201,9 @@ class FakeTable:
         raise ResourceExistsError("TableAlreadyExists")
 
     def get_entity(self, partition_key: str, row_key: str) -> TableEntity:
+        return self._io("get", lambda: self._get(partition_key, row_key), f"{partition_key}/{row_key}")
+
+    def _get(self, partition_key: str, row_key: str) -> TableEntity:
         self.reads += 1
         found = self.rows.get((partition_key, row_key))
         if found is None:
@@ -124,12 +211,19 @@ class FakeTable:
         return self._entity(*found)
 
     def create_entity(self, entity: Mapping[str, Any]) -> dict[str, Any]:
+        return self._io("insert", lambda: self._create(entity), _keys(entity))
+
+    def _create(self, entity: Mapping[str, Any]) -> dict[str, Any]:
         if (str(entity["PartitionKey"]), str(entity["RowKey"])) in self.rows:
             raise ResourceExistsError("EntityAlreadyExists")
         return self._store(entity)
 
     def update_entity(self, entity: Mapping[str, Any], mode: UpdateMode = UpdateMode.MERGE, etag: str | None = None,
                       match_condition: MatchConditions | None = None) -> dict[str, Any]:
+        return self._io("update", lambda: self._update(entity, mode, etag, match_condition), _keys(entity))
+
+    def _update(self, entity: Mapping[str, Any], mode: UpdateMode, etag: str | None,
+                match_condition: MatchConditions | None) -> dict[str, Any]:
         key = (str(entity["PartitionKey"]), str(entity["RowKey"]))
         found = self.rows.get(key)
         if found is None:
@@ -140,12 +234,20 @@ class FakeTable:
         return self._store(data)
 
     def upsert_entity(self, entity: Mapping[str, Any], mode: UpdateMode = UpdateMode.MERGE) -> dict[str, Any]:
+        return self._io("upsert", lambda: self._upsert(entity, mode), _keys(entity))
+
+    def _upsert(self, entity: Mapping[str, Any], mode: UpdateMode = UpdateMode.MERGE) -> dict[str, Any]:
         found = self.rows.get((str(entity["PartitionKey"]), str(entity["RowKey"])))
         data = dict(entity) if mode == UpdateMode.REPLACE or found is None else {**found[0], **entity}
         return self._store(data)
 
     def delete_entity(self, partition_key: str, row_key: str, etag: str | None = None,
                       match_condition: MatchConditions | None = None) -> None:
+        self._io("delete", lambda: self._delete(partition_key, row_key, etag, match_condition),
+                 f"{partition_key}/{row_key}")
+
+    def _delete(self, partition_key: str, row_key: str, etag: str | None,
+                match_condition: MatchConditions | None) -> None:
         found = self.rows.get((partition_key, row_key))
         if found is None:
             if match_condition == MatchConditions.IfNotModified:
@@ -158,7 +260,7 @@ class FakeTable:
 
     def submit_transaction(self, operations: Sequence[tuple[str, Mapping[str, Any], Mapping[str, Any]]]) -> list[Any]:
         """An entity group transaction: one partition, at most 100 rows, all or nothing (this store only
-        needs upserts)."""
+        needs upserts); one I/O point for the whole of it."""
         keys = [(str(e["PartitionKey"]), str(e["RowKey"])) for _, e, *_ in operations]
         if not 0 < len(keys) <= 100 or len({pk for pk, _ in keys}) != 1 or len(set(keys)) != len(keys):
             raise ValueError("a transaction holds 1 to 100 operations on distinct rows of one partition")
@@ -168,15 +270,17 @@ class FakeTable:
             refused = size_error(entity)
             if refused is not None:
                 raise _refused(*refused, transaction=True)
-        return [self.upsert_entity(entity, **dict(options)) for _, entity, options in operations]
+        return self._io("transaction", lambda: [self._upsert(entity, **dict(options))
+                                                for _, entity, options in operations], f"{keys[0][0]} ({len(keys)} rows)")
 
     def query_entities(self, query_filter: str, **_: Any) -> Iterator[TableEntity]:
+        matches = parse_filter(query_filter)  # a filter it cannot read fails at the call, as before
+        return iter(self._io("query", lambda: self._query(matches)))
+
+    def _query(self, matches: Callable[[Mapping[str, Any]], bool]) -> list[TableEntity]:
         self.reads += 1
-        matches = parse_filter(query_filter)
-        for key in sorted(self.rows):  # Table Storage returns rows in key order
-            data, etag = self.rows[key]
-            if matches(data):
-                yield self._entity(data, etag)
+        return [self._entity(*self.rows[key]) for key in sorted(self.rows)  # Table Storage returns rows in key order
+                if matches(self.rows[key][0])]
 
     def list_entities(self, **_: Any) -> Iterator[TableEntity]:
         for key in sorted(self.rows):
@@ -201,17 +305,21 @@ class FakeQueue:
     """One queue. The simulation's host takes messages off it (`take`); the connector only sends,
     peeks (the monitor) and moves poison messages back (the monitor's Retry)."""
 
-    def __init__(self, name: str, clock: Callable[[], float]) -> None:
+    def __init__(self, name: str, clock: Callable[[], float], hazard: Hazard = no_hazard) -> None:
         self._ids = itertools.count(1)
         self.name = name
         self._clock = clock
         self.messages: list[QueuedMessage] = []
         self.sent: list[str] = []  # every message ever sent (the replay check sends them again)
+        self._hazard = hazard
 
     def create_queue(self) -> None:
         raise ResourceExistsError("QueueAlreadyExists")
 
     def send_message(self, content: str, visibility_timeout: int | None = None, **_: Any) -> QueuedMessage:
+        return self._hazard(f"{self.name} send", lambda: self._send(content, visibility_timeout))  # type: ignore[no-any-return]
+
+    def _send(self, content: str, visibility_timeout: int | None) -> QueuedMessage:
         message = QueuedMessage(f"{self.name}#{next(self._ids)}", content, self._clock() + (visibility_timeout or 0),
                                 pop_receipt=f"r{next(self._ids)}")
         self.messages.append(message)
@@ -276,13 +384,19 @@ class FakeStorage:
     clock: Callable[[], float]
     tables: dict[str, FakeTable] = field(default_factory=dict)
     queues: dict[str, FakeQueue] = field(default_factory=dict)
+    hazard: Hazard = no_hazard  # around every table operation and message sent (see the module docstring)
+
+    def _io(self, label: str, effect: Callable[[], T]) -> T:
+        return self.hazard(label, effect)  # type: ignore[no-any-return]
 
     def table(self, name: str) -> FakeTable:
-        return self.tables.setdefault(name, FakeTable(name))
+        if name not in self.tables:
+            self.tables[name] = FakeTable(name, self._io)
+        return self.tables[name]
 
     def queue(self, name: str) -> FakeQueue:
         if name not in self.queues:
-            self.queues[name] = FakeQueue(name, self.clock)
+            self.queues[name] = FakeQueue(name, self.clock, self._io)
         return self.queues[name]
 
     @property

@@ -63,7 +63,7 @@ from devtools.sim.model import (
     shown_in_outlook,
 )
 from devtools.sim.planning import BoardAppointment, FakePlanning, FakeResource
-from devtools.sim.storage import FakeStorage, QueuedMessage
+from devtools.sim.storage import FakeStorage, QueuedMessage, crash_points
 
 T = TypeVar("T")
 MAX_DEQUEUE = 5  # host.json maxDequeueCount
@@ -152,6 +152,9 @@ class Sim:
         self.faults_on = True
         self.loop = VirtualLoop()
         self.storage = FakeStorage(self.loop.time)
+        # A process may die between any two storage operations too (its own generator: the rest of a seed's
+        # schedule stays as it was).
+        self.storage.hazard = crash_points(self, random.Random(f"storage-{seed}"), self.profile.crash / 2)
         self.graph = FakeGraph(self)
         self.graph.repeated_transaction = random.Random(f"transaction-{seed}").choice(["existing", "conflict"])
         # poll_planning's slices: one resource each, two, or all three in one (appointments across slices).

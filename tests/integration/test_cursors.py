@@ -10,7 +10,7 @@ import pytest
 
 from connector.config import load_settings
 from connector.messages import ExchangeChange
-from connector.stores.cursors import CursorStore, LeaseLost
+from connector.stores.cursors import NO_ROUND, CursorStore, LeaseLost, RoundLog, RoundPages
 from connector.stores.queues import Sent, WorkQueues
 from connector.stores.repositories import TableRepository
 from connector.stores.storage import EXCHANGE_CHANGES_QUEUE, StorageClients
@@ -141,3 +141,27 @@ def test_items_looked_at_leave_the_row_and_ones_named_meanwhile_stay(table: Tabl
     assert state is not None and state.pending_items == ("AAMk-3",) and lease.items == ()
     lease, again = store.finish(lease)
     assert again and lease.items == ("AAMk-3",)  # the next round reads it
+
+
+def test_a_paused_round_keeps_its_place_and_its_pages_until_it_ends(table: TableRepository) -> None:
+    """A run that spent its budget leaves the mailbox free with Pending set and its round's place on the
+    row; the round's page rows (what its end needs) are read back by whoever goes on, and dropped when it
+    ends, those of a round given up before too."""
+    store, pages = CursorStore(table), RoundLog(table)
+    lease = store.acquire("user-1", "run-1", full=True)
+    assert lease is not None
+    pages.save_page("user-1", "old", 1, ["AAMk-old"], {})  # a round given up before
+    pages.save_page("user-1", "r1", 1, ["AAMk-1", "AAMk-2"], {})
+    pages.save_page("user-1", "r1", 2, ["AAMk-3"], {"AAMk-9": "filtered out"})
+    lease = store.checkpoint(lease, link="next-3", round_id="r1", round_full=True, round_pages=2)
+    store.pause(lease)
+    paused = store.get("user-1")
+    assert paused is not None and paused.pending and not paused.lease_owner
+    assert (paused.link, paused.round_id, paused.round_full, paused.round_pages) == ("next-3", "r1", True, 2)
+    taken = store.acquire("user-1", "run-2")
+    assert taken is not None and taken.state.round_id == "r1"
+    found = pages.pages("user-1", "r1")
+    assert found.seen == {"AAMk-1", "AAMk-2", "AAMk-3"} and found.removals == {"AAMk-9": "filtered out"}
+    store.checkpoint(taken, link="delta-1", **NO_ROUND)
+    pages.drop("user-1")
+    assert pages.pages("user-1", "r1") == RoundPages() and pages.pages("user-1", "old") == RoundPages()

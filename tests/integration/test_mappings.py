@@ -96,18 +96,49 @@ def test_a_copy_is_written_by_another_worker_only_if_it_still_holds_what_that_wo
 
 def test_a_mailboxs_live_copies_come_from_its_index_with_history_left_out(store: MappingStore) -> None:
     """The poll's read: one query per mailbox returns the copies whose events end on or after a moment,
-    each as written (hashes, changeKey, span); past events, other mailboxes and pending copies are not in it."""
+    each as written (hashes, changeKey, span), then the pending copies (span unknown: always in it); past
+    events and other mailboxes are not in it."""
     live = OutlookCopy("g1", "ALICE", "user-1", "t1", "AAk/ev+1==", {"subject": "h1"}, "ck1",
                        "2026-03-10T09:00:00", "2026-03-10T10:00:00")
     past = replace(live, appointment_guid="g2", event_id="ev-2", starts_at="2025-01-10T09:00:00",
                    ends_at="2025-01-10T10:00:00")
     elsewhere = replace(live, appointment_guid="g3", user_id="user-2", event_id="ev-3")
-    for copy in (live, past, elsewhere, OutlookCopy("g4", "ALICE", "user-1", "t4")):
+    pending = OutlookCopy("g4", "ALICE", "user-1", "t4")
+    for copy in (live, past, elsewhere, pending):
         store.save_outlook_copy(copy)
     store.save_board_copy(BoardCopy("user-1", "ev-own", "g5", "hash"))
-    assert [i.copy for i in store.live_copies("user-1", "2026-03-01T00:00:00")] == [live]
+    assert [i.copy for i in store.live_copies("user-1", "2026-03-01T00:00:00")] == [live, pending]
     assert [i.copy for i in store.live_copies("user-2", "2026-03-01T00:00:00")] == [elsewhere]
-    assert store.live_copies("user-1", "2026-03-11T00:00:00") == []
+    assert [i.copy for i in store.live_copies("user-1", "2026-03-11T00:00:00")] == [pending]
+
+
+def test_a_pending_copys_window_row_goes_once_its_event_has_one_and_rows_ahead_of_it_are_kept(
+        store: MappingStore, window: TableRepository) -> None:
+    """A create's rows are written before its primary row (the commit point). Its pending `window` row is
+    dropped by the next read once the event's row is there; an index row written ahead of a primary row
+    still pending with the same transactionId (the run died in between) is that create's event: `by_event`
+    finds it and the poll's healing keeps it; one of an older create is stale and goes."""
+    pending = OutlookCopy("g1", "ALICE", "user-1", "t1")
+    store.save_outlook_copy(pending)
+    created = replace(pending, event_id="ev-1", field_hashes={"subject": "h"}, change_key="ck1",
+                      starts_at="2026-03-10T09:00:00", ends_at="2026-03-10T10:00:00")
+    store._save_index(created)  # the rows ahead of the primary row; the run dies here
+    assert store.by_event("user-1", "ev-1") == created
+    assert len(list(window.partition("w|user-1"))) == 2
+    [ahead] = store.live_copies("user-1", "2026-03-01T00:00:00")  # the event's row is there: pending dropped
+    assert ahead.copy == created and len(list(window.partition("w|user-1"))) == 1
+    store.heal_index(ahead, pending)
+    assert store.by_event("user-1", "ev-1") == created  # kept
+    store.save_outlook_copy(created)  # the retry's create finds that event and saves it
+    assert [i.copy for i in store.live_copies("user-1", "2026-03-01T00:00:00")] == [created]
+    recreated = OutlookCopy("g1", "ALICE", "user-1", "t2")  # deleted in Outlook: a new create intent
+    store.delete_outlook_copy(created)
+    store.save_outlook_copy(recreated)
+    store._save_index(replace(created, event_id="ev-old"))  # a stale row of the first create
+    stale = next(i for i in store.live_copies("user-1", "2026-03-01T00:00:00") if i.copy.event_id == "ev-old")
+    store.heal_index(stale, recreated)
+    assert store.by_event("user-1", "ev-old") is None
+    assert [i.copy for i in store.live_copies("user-1", "2026-03-01T00:00:00")] == [recreated]
 
 
 def test_the_window_table_keeps_the_window_and_the_history_stays_in_the_mappings(store: MappingStore,

@@ -1,12 +1,22 @@
-"""The per-mailbox lease decisions (pure): take, finish, abandon."""
+"""The per-mailbox lease decisions (pure): take, finish, abandon, pause."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from connector.stores.cursors import MAX_PENDING_ITEMS, CursorState, LeaseLost, abandon_state, finish_state, merge_items, take
+from connector.stores.cursors import (
+    MAX_PENDING_ITEMS,
+    CursorState,
+    LeaseLost,
+    abandon_state,
+    finish_state,
+    merge_items,
+    pause_state,
+    take,
+)
 
 NOW = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 TTL = timedelta(minutes=5)
@@ -58,7 +68,9 @@ def test_abandoning_releases_the_lease_but_keeps_pending_work() -> None:
 def test_the_row_round_trips() -> None:
     state = CursorState(link="https://g/delta?$deltatoken=x", full_required=False, settings_hash="h",
                         lease_owner="o", lease_until=NOW, pending=True, pending_full=True, last_round_at=NOW,
-                        last_full_at=NOW - timedelta(days=1), pending_items=("AAMk-1", "!AAMk-2"))
+                        last_full_at=NOW - timedelta(days=1), pending_items=("AAMk-1", "!AAMk-2"), round_id="r1",
+                        round_full=True, round_pages=4, round_window="2026-01-01T00:00:00+00:00|2026-02-01T00:00:00+00:00",
+                        round_hash="h")
     assert CursorState.from_row(state.to_row()) == state
     assert CursorState.from_row({}) == CursorState()
 
@@ -84,3 +96,17 @@ def test_items_named_while_the_mailbox_is_busy_wait_on_the_row_for_the_next_roun
     state, again = finish_state(state, "run-4", NOW + TTL + timedelta(seconds=6), TTL, done=("AAMk-3",))
     assert not again and state.pending_items == () and state.lease_owner == ""
     assert len(merge_items([f"e{i}" for i in range(80)])) == MAX_PENDING_ITEMS
+
+
+def test_a_run_that_spent_its_budget_leaves_the_mailbox_free_with_its_round_to_go_on() -> None:
+    """A paused run releases the lease with Pending set (whichever message comes next goes on from the
+    stored link), drops the items it looked at, keeps its round's place; a run that lost the lease writes
+    nothing."""
+    held, _ = take(CursorState(full_required=False, link="next-4", round_id="r1", round_pages=4), "run-1", NOW, TTL,
+                   full=False, items=["AAMk-1"])
+    held = replace(held, pending_items=("AAMk-1", "AAMk-2"))
+    paused = pause_state(held, "run-1", done=["AAMk-1"])
+    assert (paused.lease_owner, paused.lease_until, paused.pending, paused.pending_items) == ("", None, True, ("AAMk-2",))
+    assert (paused.link, paused.round_id, paused.round_pages) == ("next-4", "r1", 4)
+    with pytest.raises(LeaseLost):
+        pause_state(held, "run-2")
