@@ -27,7 +27,9 @@ re-sends its message for when the lease should be free (not counted as an attemp
 lease expires, so waiting always ends). A change already in sync takes no lease and writes nothing.
 Failures go through `connector.workers.retry` (throttled → re-queued with Retry-After; permanent or
 exhausted → poison queue + a failed activity entry). A change that gave up because every attempt met a
-fault is also remembered for the next poll, which sends it once more (`connector.stores.given_up`).
+fault is also remembered for the next poll, which sends it once more (`connector.stores.given_up`); a write
+Graph refused for good is remembered with the appointment's version, so the poll does not send it again
+until the planner changes it (`connector.stores.refused`).
 
 Mass-change guard: before it deletes an event, the worker reads the deletion's hold row (a point read,
 `connector/stores/holds.py`). A deletion `poll_planning` held for an admin is skipped, whichever
@@ -50,7 +52,7 @@ from urllib.parse import quote
 from connector.gateways.batcher import GraphBatcher, WriteRequest, WriteResponse, inner_error
 from connector.messages import InvalidMessage, PlanningChange, PollSlice, message_kind
 from connector.model import Appointment, CalendarEvent, InvalidPayload, parse_utc
-from connector.stores import given_up
+from connector.stores import given_up, refused
 from connector.stores.activity import ActivityEntry
 from connector.stores.holds import HELD, HoldKind
 from connector.stores.mappings import AppointmentStatus
@@ -179,11 +181,13 @@ def release_lease(cursors: TableRepository, guid: str, etag: str) -> None:
 
 # -- failures -------------------------------------------------------------------------------------
 class ActionFailed(Exception):
-    """One action of a change failed: the activity entry describing it and the cause."""
+    """One action of a change failed: the activity entry describing it, the cause, and the version of
+    the appointment it was planned from (`refused.version_of`)."""
 
-    def __init__(self, entry: ActivityEntry, cause: BaseException) -> None:
+    def __init__(self, entry: ActivityEntry, cause: BaseException, version: str | None = None) -> None:
         self.entry = entry
         self.cause = cause
+        self.version = version
         super().__init__(str(cause))
 
 
@@ -247,6 +251,9 @@ async def apply_planning_change(services: Services, message: PlanningChange) -> 
         max_attempts = services.settings.work_max_attempts
         if gives_up_on_faults(message, failure, max_attempts):  # before parking: a crash between retries it all
             await _io(given_up.remember, services.repositories.cursors, message)
+        if not failure.transient and isinstance(exc, ActionFailed) and exc.version is not None:
+            # Refused for good: the poll leaves it alone until the planner changes the appointment.
+            await _io(refused.remember, services.repositories.cursors, guid, entry.resource_no, exc.version)
         await _io(handle_failure, services.storage, services.activity, PLANNING_CHANGES_QUEUE, message, failure,
                   max_attempts, entry)
 
@@ -448,7 +455,8 @@ async def _run_in_order(ctx: _Context, actions: list[Action]) -> None:
             else:
                 await _delete(ctx, action)
         except Exception as exc:
-            raise ActionFailed(ctx.entry(name, "failed", resource_no=resource_no, latency=True), exc) from exc
+            raise ActionFailed(ctx.entry(name, "failed", resource_no=resource_no, latency=True), exc,
+                               refused.version_of(ctx.appointment)) from exc
 
 
 async def _persist(ctx: _Context, store: Callable[[OutlookCopy], None], copy: OutlookCopy, entry: ActivityEntry) -> None:

@@ -1,0 +1,119 @@
+"""Hand-written situations in the simulated world for the planning → Outlook holes a review found (issue 19:
+holes 1 and 8). Each fails before its fix; the docstring says how."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from datetime import timedelta
+from typing import Any
+
+import pytest
+
+import connector.workers.poll as poll
+from connector.errors import PlanningError
+from connector.stores.storage import PLANNING_CHANGES_QUEUE, poison_queue_name
+from devtools.sim.clock import EPOCH
+from devtools.sim.planning import BoardAppointment
+from devtools.sim.world import Sim, run_scenario
+
+
+@pytest.fixture(autouse=True)
+def _quiet() -> None:
+    logging.disable(logging.CRITICAL)
+
+
+def _appointment(subject: str, resources: list[str], hours: int = 10) -> BoardAppointment:
+    start = EPOCH + timedelta(days=1, hours=hours - EPOCH.hour)
+    return BoardAppointment(str(uuid.uuid4()), subject, start, start + timedelta(hours=1), resources)
+
+
+def _event_subjects(sim: Sim, resource_no: str) -> list[str]:
+    return sorted(str(e.get("subject")) for e in sim.graph.mailboxes[sim.user_of(resource_no)].events.values())
+
+
+def _parked(sim: Sim) -> int:
+    return len(sim.storage.queue(poison_queue_name(PLANNING_CHANGES_QUEUE)).messages)
+
+
+async def _polls_for(sim: Sim, hours: int) -> None:
+    """A day's worth of poll_planning runs (12 an hour), each drained to the end (its retries included)
+    and followed by 5 quiet minutes."""
+    for _ in range(hours * 12):
+        sim.run_timer("poll_planning")
+        await sim.drain()
+        await asyncio.sleep(300)
+
+
+# -- hole 8: a change that always fails is parked a bounded number of times --------------------------
+def test_a_change_graph_refuses_for_good_is_parked_once_not_by_every_poll() -> None:
+    """Was: parked 289 times over a day of polls (288 runs): Graph refuses the event's content (400), the change is parked
+    (permanent), and every poll finds the missing event again and sends it once more, to be parked again.
+    Now the refusal is remembered with the appointment's version: the poll leaves it alone until the
+    planner changes the appointment; the parked change stays on the monitor."""
+    refused = _appointment("Refused", ["ALICE"])
+
+    async def script(sim: Sim) -> None:
+        sim.graph.refused_subjects.add("Refused")
+        sim.planning.plan(refused, "created")
+        await sim.drain()
+        assert _parked(sim) == 1
+        await _polls_for(sim, 24)
+        assert _parked(sim) == 1, f"parked {_parked(sim)} times over 288 polls"
+        refused.subject = "Accepted"  # the planner fixes the content: the change goes through
+        sim.planning.plan(refused, "updated")
+        await sim.drain()
+        assert _event_subjects(sim, "ALICE") == ["Accepted"] and _parked(sim) == 1  # still on the monitor
+        writes = sim.graph.writes
+        monitor = sim.processes[0].services.monitor
+        for parked in list(sim.storage.queue(poison_queue_name(PLANNING_CHANGES_QUEUE)).messages):
+            monitor.retry(PLANNING_CHANGES_QUEUE, parked.id)  # the admin's Retry
+        await sim.drain()
+        assert _parked(sim) == 0 and sim.graph.writes == writes  # applied already: nothing written twice
+
+    sim, violations = run_scenario(script)
+    assert violations == []
+    assert _event_subjects(sim, "ALICE") == ["Accepted"]
+
+
+RESENDS = 3  # poll.POLL_RESENDS
+
+
+def test_a_restore_that_keeps_giving_up_is_sent_again_by_the_poll_a_bounded_number_of_times() -> None:
+    """Was: parked 289 times over a day of polls (288 runs): the technician deletes the planner's event, and every read of the
+    appointment fails (Dime.Scheduler answers 503 for it all day); the restore gives up after an hour of
+    faults, the poll sends it again, it gives up again, for ever. Now the poll sends it again at most
+    `POLL_RESENDS` (3) times; the parked copy stays on the monitor, and the admin's Retry still applies it."""
+    appointment = _appointment("Pump check", ["ALICE"])
+
+    async def script(sim: Sim) -> None:
+        user = sim.user_of("ALICE")
+        sim.planning.plan(appointment, "created")
+        await sim.drain()
+        [event_id] = list(sim.graph.mailboxes[user].events)
+        read = sim.planning.get_appointment
+
+        def always_down(guid: str, *args: Any, **kwargs: Any) -> dict[str, Any] | None:
+            if guid == appointment.guid:
+                raise PlanningError(503, "Service Unavailable")
+            return read(guid, *args, **kwargs)
+
+        sim.planning.get_appointment = always_down  # type: ignore[method-assign]
+        sim.graph.remove_event(user, event_id)  # the technician deletes the planner's event
+        await _polls_for(sim, 24)
+        # The restore itself (sent by the notification and again by the recheck of the deleted id), then
+        # the poll's resends of it: bounded, whatever the length of the outage.
+        assert _parked(sim) <= 2 + RESENDS, f"parked {_parked(sim)} times over 288 polls"
+        sim.planning.get_appointment = read  # type: ignore[method-assign]
+        monitor = sim.processes[0].services.monitor
+        for parked in list(sim.storage.queue(poison_queue_name(PLANNING_CHANGES_QUEUE)).messages):
+            monitor.retry(PLANNING_CHANGES_QUEUE, parked.id)  # the admin's Retry, once the outage is over
+        await sim.drain()
+        assert _parked(sim) == 0 and _event_subjects(sim, "ALICE") == ["Pump check"]
+
+    sim, violations = run_scenario(script)
+    assert violations == []
+    history = sim.processes[0].services.activity.history(appointment.guid)
+    assert sum("sent once more by the poll" in e.detail for e in history) == RESENDS == poll.POLL_RESENDS
+    assert any("not sent again by the poll" in e.detail for e in history)
