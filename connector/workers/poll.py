@@ -10,9 +10,10 @@ A slice reads the planning window (`SYNC_WINDOW_PAST_DAYS` .. `SYNC_WINDOW_FUTUR
 its tracked resources and compares it with the `OutlookCopy` rows, using the same decision the worker
 uses (`plan()`): an appointment whose plan is not empty (a copy missing, a field hash that moved,
 a resource no longer assigned) is enqueued as `PlanningChange(event="poll")`. Copies whose
-appointment did not come back in the window are checked one by one with `get_appointment` (it may
-be gone, or merely outside the window or assigned to untracked resources only), by the numeric id
-remembered in the mappings (`GET /appointment/{id}` may not take the GUID). Everything in sync
+appointment did not come back in the window are checked one by one (`appointment_reads`: it may be
+gone, or merely outside the window or assigned to untracked resources only), by the numeric id
+remembered in the mappings (`GET /appointment/{id}` may not take the GUID); an unclear answer is not
+"gone" but left to the next run. Everything in sync
 enqueues nothing. Each message carries the appointment's numeric id when it is known. The worker
 re-reads the appointment, so a poll racing a webhook is harmless.
 
@@ -51,7 +52,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from functools import partial
 
-from connector.errors import GraphError, PlanningError
+from connector.errors import GraphError, PlanningError, UnclearAnswer
 from connector.messages import PlanningChange, PollSlice
 from connector.model import Appointment, InvalidPayload
 from connector.services import Services
@@ -61,6 +62,7 @@ from connector.stores.holds import RELEASED, HeldItem, HoldKind
 from connector.stores.mappings import IndexedCopy
 from connector.sync.status import OutlookCopy, TrackedResource, event_span
 from connector.sync.to_outlook import Action, DeleteEvent, desired_event, plan
+from connector.workers.appointment_reads import read_appointment
 
 log = logging.getLogger(__name__)
 
@@ -165,10 +167,10 @@ def compare(services: Services, scope: frozenset[str] | None, now: datetime | No
             result.aged_out += 1
             continue
         # Not in the window: deleted, moved out of it, or assigned to untracked resources only.
-        current = services.planning.get_appointment(guid, services.mappings.appointment_id(guid))
         try:
+            current = read_appointment(services.planning, guid, services.mappings.appointment_id(guid), mine.values())
             still: Appointment | None = None if current is None else Appointment.from_payload(current)
-        except InvalidPayload as exc:
+        except (InvalidPayload, UnclearAnswer) as exc:  # not "gone": looked at again by the next run
             result.unreadable.append(str(exc))
             continue
         if _work(services, still, tracked, mine):
@@ -369,7 +371,7 @@ def _guard(services: Services, work: dict[str, list[Action]], moment: datetime, 
             continue
         decision = holds.guard_items(
             HoldKind.CALENDAR, resource_no, resource_no, {g: HeldItem(g, "", appointment_guid=g) for g in wanted},
-            limit, partial(_calendar_what, resource_no, why=wanted), moment, complete=True, rows=current)
+            limit, partial(calendar_what, resource_no, why=wanted), moment, complete=True, rows=current)
         held.update((guid, resource_no) for guid in decision.held)
         if decision.held:
             result.held[resource_no] = len(decision.held)
@@ -393,7 +395,7 @@ def _guard(services: Services, work: dict[str, list[Action]], moment: datetime, 
     return held
 
 
-def _calendar_what(resource_no: str, count: int, why: dict[str, str]) -> str:
+def calendar_what(resource_no: str, count: int, why: dict[str, str]) -> str:
     """The hold's line on the monitor."""
     reason = Counter(why.values()).most_common(1)[0][0] if why else "no longer on the planning board"
     return f"Delete {count} of the planner's events from {resource_no}'s Outlook calendar (mostly: {reason})"
