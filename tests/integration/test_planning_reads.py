@@ -129,3 +129,47 @@ def test_a_guid_the_service_does_not_know_is_404_in_both_lookups(server: ServerT
     for lookup in ("id", "id_or_guid"):
         knobs(server, appointment_lookup=lookup)
         assert gateway.get_appointment(str(uuid.uuid4())) is None
+
+
+class _Direct:
+    """The simulation's I/O points with nothing behind them: every call just happens."""
+
+    seed = 0
+    faults_on = False
+
+    def io_sync(self, label: str, effect: Any = None) -> Any:
+        return effect() if effect is not None else None
+
+
+def _outcome(read: Any, guid: str, ref: str | None) -> str:
+    try:
+        found = read(guid, ref)
+    except UnclearAnswer:
+        return "unclear"
+    return "gone" if found is None else f"found {found['AppointmentGuid']}"
+
+
+@pytest.mark.parametrize("lookup", ["id", "id_or_guid"])
+def test_the_simulations_dime_scheduler_answers_reads_as_the_emulator_does(
+        server: ServerThread, gateway: PlanningGateway, lookup: str) -> None:
+    """Contract: the in-memory Dime.Scheduler of the simulation (`FakePlanning`) and the emulator give the
+    connector's rule the same answers, per id kind and lookup variant."""
+    from datetime import UTC, datetime
+
+    from devtools.sim.planning import BoardAppointment, FakePlanning
+
+    knobs(server, appointment_lookup=lookup)
+    fake = FakePlanning(_Direct())  # type: ignore[arg-type]
+    fake.lookup = lookup
+    made = {}
+    for subject, hour in (("A", 8), ("B", 10)):
+        guid, numeric = plan(server, subject, hour)
+        start = datetime(2026, 5, 5, hour, tzinfo=UTC)
+        fake.plan(BoardAppointment(guid, subject, start, start.replace(hour=hour + 1), [RESOURCE],
+                                   numeric_id=int(numeric)), "created")
+        made[subject] = (guid, numeric)
+    (a, a_id), (_, b_id) = made["A"], made["B"]
+    missing = str(uuid.uuid4())
+    asks = [(a, a_id), (a, None), (a, b_id), (a, "987654"), (missing, None), (missing, a_id)]
+    for guid, ref in asks:
+        assert _outcome(fake.get_appointment, guid, ref) == _outcome(gateway.get_appointment, guid, ref), (guid, ref)
