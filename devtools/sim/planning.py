@@ -11,12 +11,14 @@ published schema does not carry.
 from __future__ import annotations
 
 import itertools
+import random
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from connector.errors import PlanningError
+from connector.gateways.planning import read_by_refs
 from connector.model import BoardImport, parse_utc
 from devtools.sim.model import Version
 
@@ -86,6 +88,9 @@ class FakePlanning:
         self.hidden: set[str] = set()  # resources `GET /resource` leaves out (a scenario's partial answer)
         self.refused_subjects: set[str] = set()  # items Dime.Scheduler refuses as themselves (a scenario's)
         self.failed_batch = "atomic"  # or "partial": the calls of a failing `/import` before the refused one stay
+        # What `GET /appointment/{id}` takes (undocumented; the emulator's knob `appointment_lookup`): the
+        # numeric id only (a GUID is 404) or either; drawn per seed from its own generator.
+        self.lookup = random.Random(f"lookup-{sim.seed}").choice(["id", "id_or_guid"])
 
     # -- the planner's side ---------------------------------------------------------------------
     def plan(self, appointment: BoardAppointment, event: str) -> None:
@@ -128,7 +133,7 @@ class FakePlanning:
         if self.sim.faults_on and rng.random() < self.sim.profile.partial_list:
             # A partial answer (a paging or permission hiccup upstream): some resources are left out.
             kept = [r for r in listed if rng.random() < 0.4]
-            left_out = sorted({r["resourceNo"] for r in listed} - {r["resourceNo"] for r in kept})
+            left_out = sorted({str(r["resourceNo"]) for r in listed} - {str(r["resourceNo"]) for r in kept})
             self.sim.trace(f"ds list_resources leaves out {left_out}")
             return kept
         return listed
@@ -140,15 +145,20 @@ class FakePlanning:
                 if a.start < end and a.end > start and (not wanted or wanted & set(a.resources))]
 
     def get_appointment(self, guid: str, appointment_id: str | None = None) -> dict[str, Any] | None:
-        """By numeric id when given (the strict reading of `GET /appointment/{id}`), else by GUID."""
+        """The gateway's own rule (`read_by_refs`) over `GET /appointment/{id}` as the service answers it."""
+        return read_by_refs(guid, appointment_id, self.read_by_id)
+
+    def read_by_id(self, ref: str) -> dict[str, Any]:
+        """`GET /appointment/{id}` as the Dime.Scheduler emulator answers it: by numeric id, or by GUID too
+        when `lookup` is `id_or_guid`; 404 when no appointment has that id."""
         self.sim.io_sync("ds get_appointment")
-        if appointment_id:
-            found = next((a for a in self.appointments_by_guid.values() if str(a.numeric_id) == appointment_id), None)
-            if found is not None and found.guid != guid.lower():
-                found = None
+        if ref.isdigit():
+            found = next((a for a in self.appointments_by_guid.values() if str(a.numeric_id) == ref), None)
         else:
-            found = self.appointments_by_guid.get(guid.lower())
-        return None if found is None else self.payload(found)
+            found = self.appointments_by_guid.get(ref.lower()) if self.lookup == "id_or_guid" else None
+        if found is None:
+            raise PlanningError(404, f"read appointment {ref}: no appointment with id {ref!r}")
+        return self.payload(found)
 
     def ping(self) -> None:
         self.sim.io_sync("ds ping")
