@@ -385,3 +385,27 @@ def test_the_fake_planning_keeps_webhooks_like_the_emulator(emulator_board: Fres
     expected = webhook_script(emulator_board())
     assert expected[0] == 2 and len(expected[1]) == 2 and all(h[0] for h in expected[1])
     assert webhook_script(FakeBoard()) == expected
+
+
+# -- a known deviation, pinned -----------------------------------------------------------------------------------
+def clear_categories_script(board: Board) -> Any:
+    board.seed_resources()
+    item_guid = guid("categories")
+    board.gateway.upsert_exchange_appointment(item_guid, "ev-c", "r1@contoso.example", outlook_item("Call", T0))
+    board.gateway.upsert_exchange_appointment(item_guid, "ev-c", "r1@contoso.example",
+                                              outlook_item("Call", T0, Categories=[]))
+    item = board.item(item_guid)
+    return item and item["Categories"]
+
+
+def test_known_deviation_an_empty_category_list_clears_the_fakes_item_but_not_the_emulators(
+        emulator_board: Fresh) -> None:
+    """KNOWN DEVIATION, kept on purpose until the connector copes: the gateway sends an empty list as "", and
+    the emulator takes a blank value as no value (a partial upsert), so the item keeps its categories; the fake
+    clears them. With the fake made strict (`_import_item`: `... or (existing.categories if existing else [])`)
+    seeds 24, 27, 39, 115, 143, 156, 178, 193 of 0:200 fail: the connector cannot take an Outlook item's
+    categories off the board (nor hide them when the item turns private and masked). Dime.Scheduler documents
+    neither reading. When the connector or the emulator changes, this test fails: make the fake follow the
+    emulator and fold this case into `outlook_script`."""
+    assert clear_categories_script(emulator_board()) == ["Training"]
+    assert clear_categories_script(FakeBoard()) == []
