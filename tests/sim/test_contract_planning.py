@@ -369,14 +369,23 @@ def planner_update_script(board: Board) -> list[Any]:
     seen.append(parsed(gateway.get_appointment(planned.guid, number)))
     missing = dict(payload, AppointmentGuid=guid("other-9"), id=987654321)
     seen.append(outcome(lambda: update(missing, "Ghost", "", T0, T0 + HOUR, False)))
-    seen.append(sorted(a.guid for a in parsed(gateway.appointments(T0 - HOUR, T0 + 5 * HOUR))))
+    # A payload without its numeric id: the remembered one names it; with none, the appointment is read by GUID
+    # first (a 404 where the service takes numeric ids only): no update is sent, never one that inserts.
+    anonymous = {k: v for k, v in payload.items() if k != "id"}
+    seen.append(outcome(lambda: update(anonymous, "Boiler (remembered id)", "", T0, T0 + HOUR, False, number)))
+    seen.append(outcome(lambda: update(anonymous, "Boiler (no id)", "", T0, T0 + HOUR, False)))
+    # Exactly one appointment for the job, with the last update.
+    seen.append(sorted((a.guid, a.subject) for a in parsed(gateway.appointments(T0 - HOUR, T0 + 5 * HOUR))))
     return seen
 
 
-def test_the_fake_planning_takes_a_planners_update_like_the_emulator(emulator_board: Fresh) -> None:
-    expected = planner_update_script(emulator_board())
+@pytest.mark.parametrize("without_id", ["inserts", "by_guid"])
+def test_the_fake_planning_takes_a_planners_update_like_the_emulator(emulator_board: Fresh, without_id: str) -> None:
+    expected = planner_update_script(emulator_board(update_without_id=without_id))
     assert expected[0] is None and expected[1].subject == "Boiler (Friday)" and expected[2][0] == "PlanningError"
-    assert planner_update_script(FakeBoard()) == expected
+    assert expected[3] is None and expected[4] == ("PlanningError", 422, False)
+    assert expected[5] == [(guid("Boiler"), "Boiler (remembered id)")]
+    assert planner_update_script(FakeBoard(update_without_id=without_id)) == expected
 
 
 # -- webhooks --------------------------------------------------------------------------------------------------

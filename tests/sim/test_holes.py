@@ -69,6 +69,14 @@ HOLES = [
     (53, "an item turned private and masked kept its body on the board (a privacy leak): the empty body went "
          "as a blank, which this Dime.Scheduler keeps", "CAROL: board item of # body is 'secret notes', not ''",
      "imported as"),
+    # Found once the simulated Dime.Scheduler's `mboc_upsertAppointment` inserted without an AppointmentId, as
+    # documented (`FakePlanning.update_without_id`; failed with the gateway sending the GUID only):
+    (82, "a person's edit taken onto the planner's appointment (update_planning / CONFLICT_POLICY=outlook) was "
+         "sent without the numeric AppointmentId, which Dime.Scheduler reads as an insert: refused (no job), "
+         "parked", "planning-changes: # message(s) parked on the poison queue", "upsertAppointment"),
+    (117, "the same: the person's edit never reached the board, so the planner's version was not the one "
+          "the rules let stand", "CAROL: event of #: subject is 'Changed by the technician', not 'Job becc v#'",
+     "upsertAppointment"),
 ]
 
 
