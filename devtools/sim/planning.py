@@ -86,6 +86,8 @@ class FakePlanning:
         self.hidden: set[str] = set()  # resources `GET /resource` leaves out (a scenario's partial answer)
         self.refused_subjects: set[str] = set()  # items Dime.Scheduler refuses as themselves (a scenario's)
         self.failed_batch = "atomic"  # or "partial": the calls of a failing `/import` before the refused one stay
+        self.former_emails: set[str] = set()  # emails a resource had before an admin changed them
+        self.stale_refusals: set[str] = set()  # Outlook items refused because their import named a former email
 
     # -- the planner's side ---------------------------------------------------------------------
     def plan(self, appointment: BoardAppointment, event: str) -> None:
@@ -164,7 +166,7 @@ class FakePlanning:
         def effect() -> None:
             if self.failed_batch == "atomic":
                 for one in items:
-                    self._check(one.resource_email, one.item)
+                    self._check(one.resource_email, one.item, one.exchange_id)
             for one in items:
                 self._import_item(one.appointment_guid, one.exchange_id, one.resource_email, one.item)
         self.sim.io_sync("ds import upsertExchangeAppointment batch", effect)
@@ -172,9 +174,11 @@ class FakePlanning:
     def _resource_of(self, email: str) -> str | None:
         return next((r.resource_no for r in self.resources.values() if r.email.lower() == email.lower()), None)
 
-    def _check(self, resource_email: str, item: Mapping[str, Any]) -> str:
+    def _check(self, resource_email: str, item: Mapping[str, Any], exchange_id: str = "") -> str:
         resource = self._resource_of(resource_email)
         if resource is None:
+            if resource_email.lower() in self.former_emails:
+                self.stale_refusals.add(exchange_id)
             raise PlanningError(400, f"import: no resource with the email {resource_email}")
         if item.get("Subject") in self.refused_subjects:
             raise PlanningError(400, "import: mboc_upsertExchangeAppointment refused the item (simulated)")
@@ -182,7 +186,7 @@ class FakePlanning:
 
     def _import_item(self, appointment_guid: str, exchange_id: str, resource_email: str,
                      item: Mapping[str, Any]) -> None:
-        resource = self._check(resource_email, item)
+        resource = self._check(resource_email, item, exchange_id)
         guid = appointment_guid.lower()
         existing = self.appointments_by_guid.get(guid)
         self.writes += 1

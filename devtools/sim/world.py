@@ -733,10 +733,12 @@ class Sim:
         if spare and rng.random() < 0.6:
             box = self.graph.mailboxes[rng.choice(spare)]
             self.model.mailbox_changed(resource_no, box.user_id, box.time_zone)
+            self.planning.former_emails.add(self.planning.resources[resource_no].email.lower())
             self.planning.resources[resource_no].email = box.email
             self.trace(f"{resource_no}'s email changes to {box.email} (mailbox {box.user_id})")
             return
         box = self.graph.mailboxes[self.user_of(resource_no)]
+        self.planning.former_emails.add(box.email.lower())
         box.email = f"{resource_no.lower()}.{rng.randrange(1000)}@contoso.sim"
         self.planning.resources[resource_no].email = box.email
         self.trace(f"{resource_no}'s mailbox {box.user_id} is renamed {box.email}")
@@ -1014,7 +1016,8 @@ def check_invariants(sim: Sim, excuse_holds: bool = False, excuse_parked: bool =
     for name in (PLANNING_CHANGES_QUEUE, EXCHANGE_CHANGES_QUEUE):
         if sim.storage.queue(name).messages:
             found.append(f"{name}: {len(sim.storage.queue(name).messages)} message(s) never processed")
-        stuck = [m for m in sim.storage.queue(poison_queue_name(name)).messages if not _gave_up(sim, m.content)]
+        stuck = [m for m in sim.storage.queue(poison_queue_name(name)).messages
+                 if not _gave_up(sim, m.content) and not _refused_former_email(sim, m.content)]
         if stuck:
             found.append(f"{name}: {len(stuck)} message(s) parked on the poison queue")
     return found
@@ -1160,6 +1163,17 @@ def _parked(sim: Sim) -> set[str]:
                 continue
             about |= {str(data.get(k) or "").lower() for k in ("appointment_guid", "user_id")} - {""}
     return about
+
+
+def _refused_former_email(sim: Sim, content: str) -> bool:
+    """A parked item Dime.Scheduler refused because its import named the email the resource had before an
+    admin changed it (the connector learns the new one at the next sync_resources): on the monitor, not
+    lost. The checks above say it reached the board since; `_retry_parked` that its Retry writes nothing."""
+    try:
+        ids = [str(i).lstrip("!") for i in json.loads(content).get("event_ids") or ()]
+    except (ValueError, AttributeError):
+        return False
+    return bool(ids) and all(i in sim.planning.stale_refusals for i in ids)
 
 
 def _gave_up(sim: Sim, content: str) -> bool:
