@@ -288,6 +288,7 @@ class FakeGraph:
                 self._taken.add((user_id, transaction))
             self.writes += 1
             created = self.new_event(user_id, body or {})
+            self._connector_wrote(created)
             self.sim.trace(f"graph: event {created['id']} created in {user_id}")
             return {"status": 201, "body": created}
         if event_id is None or event_id not in box.events:
@@ -307,6 +308,7 @@ class FakeGraph:
                 return _refused(exc)
             self.writes += 1
             self.sim.trace(f"graph: event {event_id} patched in {user_id}: {sorted(body or {})}")
+            self._connector_wrote(event)
             return {"status": 200, "body": self.write_event(user_id, event)}
         if method == "DELETE":
             self.writes += 1
@@ -314,6 +316,14 @@ class FakeGraph:
             self.remove_event(user_id, event_id)
             return {"status": 204, "body": None}
         return {"status": 405, "body": {"error": {"code": "MethodNotAllowed"}}}
+
+    def _connector_wrote(self, event: Mapping[str, Any]) -> None:
+        """The oracle's account of the connector's writes to its own events (a person's edit they overwrote)."""
+        from connector.sync.status import TAG_PROPERTY_ID
+
+        for prop in event.get("singleValueExtendedProperties") or ():
+            if prop.get("id") == TAG_PROPERTY_ID:
+                self.sim.model.connector_wrote(str(prop.get("value")).lower(), self.sim.loop.time())
 
     def _delta(self, user_id: str, link: str | None, start: datetime | None, end: datetime | None) -> DeltaPage:
         box = self._box(user_id)

@@ -115,6 +115,8 @@ class ActorLog:
     # in a mailbox the resource has left says nothing about the events in its new one.
     mailboxes: dict[str, str] = field(default_factory=dict)
     tenure: dict[str, int] = field(default_factory=dict)
+    # When the connector wrote one of the appointment's events (Graph's own account): what overwrote an edit.
+    connector_writes: dict[str, list[float]] = field(default_factory=dict)
 
     def planned(self, at: float, guid: str, version: Version, category: str | None, importance: int,
                 resources: Iterable[str]) -> None:
@@ -126,6 +128,9 @@ class ActorLog:
                    resources: Iterable[str]) -> None:
         """The connector wrote a person's version onto the board (CONFLICT_POLICY=outlook, update_planning)."""
         self.history.setdefault(guid, []).append(PlannerVersion(at, version, category, importance, frozenset(resources)))
+
+    def connector_wrote(self, guid: str, at: float) -> None:
+        self.connector_writes.setdefault(guid, []).append(at)
 
     def deleted(self, guid: str) -> None:
         self.planner.setdefault(guid, []).append(None)
@@ -241,7 +246,29 @@ def board_versions(log: ActorLog, guid: str) -> list[Version]:
     for (edited, _), edits in log.person.items():
         if edited == guid:
             allowed += [event_version(e.event) for e in edits if e.event is not None and e.at >= since]
+    if log.conflict_policy == "outlook":
+        allowed += _taken_unseen(log, guid)
     return allowed
+
+
+def _taken_unseen(log: ActorLog, guid: str) -> list[Version]:
+    """Under CONFLICT_POLICY=outlook, a person's edit the connector saw only after several planner changes
+    (crashes, outages) is a conflict against all of them, and Outlook wins: allowed when the board took that
+    very version while the edit still stood in Outlook (no write of the connector's to the event in between)
+    and the planner changed nothing since."""
+    planned = [v.at for v in log.planner.get(guid, []) if v is not None]
+    writes = log.connector_writes.get(guid, [])
+    found = []
+    for (edited, _), edits in log.person.items():
+        for e in edits if edited == guid else ():
+            if e.event is None:
+                continue
+            version = event_version(e.event).minute()
+            for took in log.history.get(guid, []):
+                if took.at >= e.at and took.version.minute() == version and took.at not in planned \
+                        and not any(e.at < w < took.at for w in writes) and all(p <= took.at for p in planned):
+                    found.append(took.version)
+    return found
 
 
 def _raced_last(log: ActorLog, guid: str) -> PersonEdit | None:
