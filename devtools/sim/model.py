@@ -279,7 +279,10 @@ def _raced_last(log: ActorLog, guid: str) -> PersonEdit | None:
         return None
     before = versions[-2].at if len(versions) > 1 else 0.0
     edits = [e for (edited, _), es in log.person.items() if edited == guid for e in es if e.at >= before]
-    raced = [e for e in edits if e.at == at and e.event is not None]
+    # An edit of the event of a resource the planner's racing version no longer assigns races nothing: that
+    # event is deleted, whatever the person wrote into it.
+    raced = [e for (edited, resource), es in log.person.items() if edited == guid for e in es
+             if e.at == at and e.event is not None and resource in versions[-1].resources]
     # Any other edit since the planner's version before may still be unseen: then several versions race.
     if len(raced) != 1 or len(edits) != 1:
         return None
