@@ -97,6 +97,8 @@ class FakePlanning:
         # `mboc_upsertAppointment` without an AppointmentId (the emulator's `update_without_id`): "inserts", as
         # documented, or "by_guid" (the kinder reading). Strict unless a test says otherwise.
         self.update_without_id = "inserts"
+        self.former_emails: set[str] = set()  # emails a resource had before an admin changed them
+        self.stale_refusals: set[str] = set()  # Outlook items refused because their import named a former email
 
     # -- the planner's side ---------------------------------------------------------------------
     def plan(self, appointment: BoardAppointment, event: str) -> None:
@@ -187,7 +189,7 @@ class FakePlanning:
         """The calls of one `/import`: per item its deletion when it is replaced, then its upsert."""
         if self.failed_batch == "atomic":
             for one in items:
-                self._check(one.appointment_guid, one.resource_email, one.item)
+                self._check(one.appointment_guid, one.resource_email, one.item, one.exchange_id)
         for one in items:
             if one.replace:
                 self._delete_item(one.appointment_guid, one.exchange_id)
@@ -203,10 +205,13 @@ class FakePlanning:
             raise PlanningError(400, f"import: appointment {appointment_guid} was planned on the board, not created"
                                      " from Outlook")
 
-    def _check(self, appointment_guid: str, resource_email: str, item: Mapping[str, Any]) -> str:
+    def _check(self, appointment_guid: str, resource_email: str, item: Mapping[str, Any],
+               exchange_id: str = "") -> str:
         self._planned_on_the_board(appointment_guid)
         resource = self._resource_of(resource_email)
         if resource is None:
+            if resource_email.lower() in self.former_emails:
+                self.stale_refusals.add(exchange_id)
             raise PlanningError(400, f"import: no resource with the email {resource_email}")
         if _when(item["End"]) < _when(item["Start"]):
             raise PlanningError(400, "import: 'End' is before 'Start'")
@@ -216,7 +221,7 @@ class FakePlanning:
 
     def _import_item(self, appointment_guid: str, exchange_id: str, resource_email: str,
                      item: Mapping[str, Any]) -> None:
-        resource = self._check(appointment_guid, resource_email, item)
+        resource = self._check(appointment_guid, resource_email, item, exchange_id)
         guid = appointment_guid.lower()
         existing = self.appointments_by_guid.get(guid)
         self.writes += 1
