@@ -74,10 +74,10 @@ RESOURCES = ("ALICE", "BOB", "CAROL")
 SPARE_MAILBOXES = ("erin", "frank")  # Graph users of the tenant no resource names at first (an email change's target)
 # An attacker who knows SCHEDULER_WEBHOOK_SECRET posts `deleted` for a live appointment. Enable once hole 1's
 # fix is merged (the connector must re-read Dime.Scheduler and delete nothing the planner did not).
-FORGED_DELETIONS = False
+FORGED_DELETIONS = True
 # Email changes (to a spare mailbox, or a renamed mailbox) and three days with no timer (subscriptions expire):
 # off until the holes they found are fixed (see docs/reliability.md).
-EMAIL_CHANGES = False
+EMAIL_CHANGES = True
 EXPIRY_BY_ABSENCE = False
 
 
