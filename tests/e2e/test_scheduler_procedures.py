@@ -20,7 +20,6 @@ import pytest
 
 from connector.stores.storage import EXCHANGE_CHANGES_QUEUE, PLANNING_CHANGES_QUEUE
 from devtools.planning_tenant import Tenant, appointment, email, setup_tenant
-from devtools.scheduler_emulator import SchedulerEmulatorConfig
 from tests.e2e.conftest import Stack, wait_until
 
 ANN = "PR-ANN"
@@ -57,20 +56,6 @@ def tenant(stack: Stack) -> Iterator[Tenant]:
     wait_until(lambda: idle(stack), TIMEOUT, what="the first full sync done")
     yield tenant
     tenant.close()
-
-
-@pytest.fixture
-def knobs(stack: Stack) -> Iterator[Callable[..., None]]:
-    changed: set[str] = set()
-
-    def set_knobs(**values: Any) -> None:
-        changed.update(values)
-        stack.ds_control("PATCH", "/config", json=values).raise_for_status()
-
-    yield set_knobs
-    defaults = SchedulerEmulatorConfig().as_json()
-    if changed:
-        stack.ds_control("PATCH", "/config", json={k: defaults[k] for k in changed}).raise_for_status()
 
 
 def board(stack: Stack) -> list[dict[str, Any]]:

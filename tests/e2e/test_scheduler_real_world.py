@@ -26,7 +26,6 @@ from connector.stores.storage import EXCHANGE_CHANGES_QUEUE, PLANNING_CHANGES_QU
 from connector.sync.to_planning import board_guid
 from connector.workers.webhook_registration import CURSOR_PARTITION, ensure_scheduler_webhooks
 from devtools.planning_tenant import Tenant, appointment, email, setup_tenant
-from devtools.scheduler_emulator import SchedulerEmulatorConfig
 from tests.e2e.conftest import Stack, wait_until
 
 ANN, BEN = "RW-ANN", "RW-BEN"
@@ -62,21 +61,6 @@ def tenant(stack: Stack) -> Iterator[Tenant]:
     wait_until(lambda: idle(stack), TIMEOUT, what="the first full sync done")
     yield tenant
     tenant.close()
-
-
-@pytest.fixture
-def knobs(stack: Stack) -> Iterator[Callable[..., None]]:
-    """Set emulator knobs for one test; they go back to the defaults afterwards."""
-    changed: set[str] = set()
-
-    def set_knobs(**values: Any) -> None:
-        changed.update(values)
-        stack.ds_control("PATCH", "/config", json=values).raise_for_status()
-
-    yield set_knobs
-    defaults = SchedulerEmulatorConfig().as_json()
-    if changed:
-        stack.ds_control("PATCH", "/config", json={k: defaults[k] for k in changed}).raise_for_status()
     stack.ds_control("DELETE", "/faults").raise_for_status()
     stack.ds_control("DELETE", "/webhooks/faults").raise_for_status()
 

@@ -5,12 +5,9 @@ admin and applied; `run_scenario` then checks every invariant with nothing excus
 
 from __future__ import annotations
 
-import logging
 import uuid
 from dataclasses import replace
 from datetime import timedelta
-
-import pytest
 
 from connector.config import MassChangeGuard
 from connector.messages import PlanningChange
@@ -20,11 +17,6 @@ from connector.workers.holds import release_hold
 from devtools.sim.clock import EPOCH
 from devtools.sim.planning import BoardAppointment
 from devtools.sim.world import Sim, _tag, run_scenario
-
-
-@pytest.fixture(autouse=True)
-def _quiet() -> None:
-    logging.disable(logging.CRITICAL)
 
 
 def _limit(sim: Sim, max_items: int) -> None:

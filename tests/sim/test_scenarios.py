@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import logging
-import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -29,20 +27,8 @@ from connector.workers.to_outlook import LEASE_PARTITION
 from devtools.sim.clock import EPOCH
 from devtools.sim.planning import BoardAppointment
 from devtools.sim.world import Sim, run_scenario
-
-
-@pytest.fixture(autouse=True)
-def _quiet() -> None:
-    logging.disable(logging.CRITICAL)
-
-
-def _appointment(subject: str, resources: list[str], hours: int = 10) -> BoardAppointment:
-    start = EPOCH + timedelta(days=1, hours=hours - EPOCH.hour)
-    return BoardAppointment(str(uuid.uuid4()), subject, start, start + timedelta(hours=1), resources)
-
-
-def _event_subjects(sim: Sim, resource_no: str) -> list[str]:
-    return sorted(str(e.get("subject")) for e in sim.graph.mailboxes[sim.user_of(resource_no)].events.values())
+from tests.sim.scenes import event_subjects as _event_subjects
+from tests.sim.scenes import new_appointment as _appointment
 
 
 def test_a_retried_create_brings_the_first_attempts_event_up_to_date() -> None:

@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import logging
-import uuid
 from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
@@ -18,19 +16,9 @@ import connector.workers.to_planning as to_planning
 from connector.messages import ExchangeChange
 from connector.stores.storage import EXCHANGE_CHANGES_QUEUE, PLANNING_CHANGES_QUEUE
 from devtools.sim.clock import EPOCH
-from devtools.sim.planning import BoardAppointment
 from devtools.sim.storage import owner_process
 from devtools.sim.world import Sim, SimCrash, run_scenario
-
-
-@pytest.fixture(autouse=True)
-def _quiet() -> None:
-    logging.disable(logging.CRITICAL)
-
-
-def _appointment(subject: str, resources: list[str]) -> BoardAppointment:
-    start = EPOCH + timedelta(days=1, hours=2)
-    return BoardAppointment(str(uuid.uuid4()), subject, start, start + timedelta(hours=1), resources)
+from tests.sim.scenes import new_appointment as _appointment
 
 
 def _events(sim: Sim, resource_no: str) -> list[dict[str, Any]]:

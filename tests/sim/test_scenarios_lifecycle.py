@@ -4,20 +4,12 @@ and against what a person would look at. Before the fix each broke what its docs
 
 from __future__ import annotations
 
-import logging
 from datetime import timedelta
-
-import pytest
 
 from connector.stores.storage import EXCHANGE_CHANGES_QUEUE, poison_queue_name
 from devtools.sim.clock import EPOCH
 from devtools.sim.model import ActorLog
 from devtools.sim.world import Sim, run_scenario
-
-
-@pytest.fixture(autouse=True)
-def _quiet() -> None:
-    logging.disable(logging.CRITICAL)
 
 
 def _own_event(sim: Sim, resource_no: str, subject: str) -> str:

@@ -4,8 +4,6 @@ and against what a person would look at. Before the fix each broke what its docs
 
 from __future__ import annotations
 
-import logging
-import uuid
 from datetime import timedelta
 
 import pytest
@@ -17,17 +15,7 @@ from connector.sync.to_outlook import desired_event
 from devtools.sim.clock import EPOCH
 from devtools.sim.planning import BoardAppointment
 from devtools.sim.world import Sim, _tag, run_scenario
-
-
-@pytest.fixture(autouse=True)
-def _quiet() -> None:
-    logging.disable(logging.CRITICAL)
-
-
-def _appointment(subject: str, resources: list[str]) -> BoardAppointment:
-    start = EPOCH + timedelta(days=1, hours=10 - EPOCH.hour)
-    return BoardAppointment(str(uuid.uuid4()), subject, start, start + timedelta(hours=1), resources,
-                            body="Replace the pump.")
+from tests.sim.scenes import new_appointment as _appointment
 
 
 def _events_of(sim: Sim, resource_no: str, guid: str) -> list[dict[str, object]]:
@@ -52,7 +40,7 @@ def test_a_write_of_ours_that_took_effect_unseen_is_not_a_persons_edit(edit_poli
     copy, and the connector took its own earlier write for a technician's edit: with CONFLICT_POLICY=outlook
     it put the event's old times on the board, undoing the planner's move. The event's stamp now says which
     version the connector wrote into it."""
-    appointment = _appointment("Boiler service", ["ALICE"])
+    appointment = _appointment("Boiler service", ["ALICE"], body="Replace the pump.")
 
     async def script(sim: Sim) -> None:
         sim._planned(appointment, "created")
@@ -79,7 +67,7 @@ def test_the_echo_of_a_write_of_ours_that_took_effect_unseen_is_not_a_persons_ed
     event's new changeKey on the copy; the planner then set the importance back and moved the appointment, and
     the next PATCH, computed against the copy, sent the times only: the event kept the high importance nobody
     wanted any more."""
-    appointment = _appointment("Boiler service", ["ALICE"])
+    appointment = _appointment("Boiler service", ["ALICE"], body="Replace the pump.")
 
     async def script(sim: Sim) -> None:
         sim._planned(appointment, "created")
@@ -104,7 +92,7 @@ def test_a_restore_that_comes_late_does_not_bring_back_an_event_the_person_delet
     """Was (seed 161): "replay wrote 1 Graph event(s)": under update_planning a restore (the board's version
     over a technician's edit, by CONFLICT_POLICY=board) was delivered again after the technician had deleted
     the event, and re-created it, although under this policy a person's deletion stands."""
-    appointment = _appointment("Boiler service", ["ALICE"])
+    appointment = _appointment("Boiler service", ["ALICE"], body="Replace the pump.")
 
     async def script(sim: Sim) -> None:
         sim._planned(appointment, "created")

@@ -5,9 +5,6 @@ deletion still goes through."""
 from __future__ import annotations
 
 import asyncio
-import logging
-import uuid
-from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -18,23 +15,10 @@ from connector.stores.holds import HoldKind
 from connector.stores.mappings import ID_ROW, _appointment_pk
 from connector.stores.storage import PLANNING_CHANGES_QUEUE, poison_queue_name
 from connector.workers.holds import release_hold
-from devtools.sim.clock import EPOCH
 from devtools.sim.planning import BoardAppointment, Hook
 from devtools.sim.world import Sim, run_scenario
-
-
-@pytest.fixture(autouse=True)
-def _quiet() -> None:
-    logging.disable(logging.CRITICAL)
-
-
-def _appointment(subject: str, resources: list[str], hours: int = 10) -> BoardAppointment:
-    start = EPOCH + timedelta(days=1, hours=hours - EPOCH.hour)
-    return BoardAppointment(str(uuid.uuid4()), subject, start, start + timedelta(hours=1), resources)
-
-
-def _event_subjects(sim: Sim, resource_no: str) -> list[str]:
-    return sorted(str(e.get("subject")) for e in sim.graph.mailboxes[sim.user_of(resource_no)].events.values())
+from tests.sim.scenes import event_subjects as _event_subjects
+from tests.sim.scenes import new_appointment as _appointment
 
 
 def _parked(sim: Sim) -> int:
