@@ -40,6 +40,15 @@ class PlanningError(Exception):
         return self.status in PLANNING_TRANSIENT_STATUSES or self.status == 0
 
 
+class UnclearAnswer(PlanningError):
+    """Dime.Scheduler answered a read, but not clearly about what was asked (a payload for another
+    appointment, an empty or unreadable body): neither "here it is" nor "it is gone". Transient (502):
+    retried, and on the monitor if it persists; never read as a deletion."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(502, message)
+
+
 # -- what of an error may be recorded ------------------------------------------------------------------
 # Error text reaches the activity log, the monitor and the log lines (telemetry). Upstream messages are
 # not ours: Dime.Scheduler's validation errors quote the offending value and may echo the whole request

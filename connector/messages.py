@@ -111,9 +111,12 @@ class PlanningChange(_Message):
     # event of a planner's appointment; this worker writes the planner's version back (under the lease).
     restore_resource: str = ""
     restore_event_id: str = ""
+    resent: int = 0  # how many times poll_planning sent it again after it gave up on faults (bounded)
 
     def validate(self) -> None:
         _check_attempt(self.attempt, self.throttled)
+        if not isinstance(self.resent, int) or isinstance(self.resent, bool) or self.resent < 0:
+            raise InvalidMessage("PlanningChange: resent must be a non-negative integer")
         if self.event == "restore" and (not isinstance(self.restore_resource, str) or not self.restore_resource):
             raise InvalidMessage("PlanningChange: a restore names its resource (restore_resource)")
         if not isinstance(self.restore_event_id, str):

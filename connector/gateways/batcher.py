@@ -20,6 +20,10 @@ Per mailbox (the `users/{id}` a request addresses):
   the delay has passed: writes submitted meanwhile fail at once with the remaining delay instead
   of being sent into the throttle. A throttled or failed *batch* fails every write in it the same
   way, and pauses every mailbox it held.
+- A batch Graph refuses as a whole (413: too large; 400: the batch itself, e.g. more requests than the
+  tenant takes) says nothing about any one of its writes: it goes again as two halves, recursively, one
+  after the other (the mailboxes stay in flight meanwhile), so only a write refused on its own fails
+  with that answer and the rest are applied.
 Inner responses arrive in any order: they are matched by id. Limits hold per process; across
 scaled-out instances Graph's own 429s (handled as above) are the backstop.
 
@@ -42,6 +46,7 @@ from connector.errors import GraphError
 MAX_BATCH = 20  # Graph's limit of requests in one $batch
 PER_MAILBOX = 4  # Outlook: 4 concurrent requests per mailbox (a batch's cap where Graph runs them all at once)
 PAUSE_STATUSES = frozenset({429, 503})
+REFUSED_BATCH_STATUSES = frozenset({400, 413})  # the batch as a whole: split it (see the module docstring)
 
 
 @dataclass(frozen=True)
@@ -224,12 +229,25 @@ class GraphBatcher:
             self._paused[mailbox] = max(self._paused.get(mailbox, 0.0), self._clock() + seconds)
 
     async def _dispatch(self, chosen: list[_Pending]) -> None:
+        mailboxes = {item.request.mailbox for item in chosen}
+        try:
+            await self._send_split(chosen)
+        finally:
+            self._busy.difference_update(mailboxes)
+
+    async def _send_split(self, chosen: list[_Pending]) -> None:
+        """Send `chosen` as one batch; one refused as a whole goes again as two halves (module docstring)."""
         ids = [str(index) for index in range(len(chosen))]
         mailboxes = {item.request.mailbox for item in chosen}
         try:
             self.batches_sent += 1
             answer = await self._send(build_batch(list(zip(ids, (item.request for item in chosen), strict=True))))
         except GraphError as exc:
+            if exc.status in REFUSED_BATCH_STATUSES and len(chosen) > 1:
+                middle = len(chosen) // 2
+                await self._send_split(chosen[:middle])
+                await self._send_split(chosen[middle:])
+                return
             if exc.status in PAUSE_STATUSES:
                 for mailbox in mailboxes:
                     self._pause(mailbox, exc.retry_after)
@@ -244,8 +262,6 @@ class GraphBatcher:
             if not isinstance(exc, Exception):
                 raise
             return
-        finally:
-            self._busy.difference_update(mailboxes)
         responses = match_responses(ids, answer or {})
         counts = Counter(item.request.mailbox for item in chosen)
         for request_id, item in zip(ids, chosen, strict=True):

@@ -19,7 +19,7 @@ and recording it as applied could lose it.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import IntEnum
@@ -31,7 +31,7 @@ from dimescheduler.api.crud import CrudApi
 from dimescheduler.result import Result
 
 from connector.config import PlanningConfig
-from connector.errors import PlanningError
+from connector.errors import PlanningError, UnclearAnswer
 from connector.gateways.transport import BaseUrlTransport
 from connector.model import BoardImport
 
@@ -212,6 +212,37 @@ def read_import_answer(status: int, body: Any, retry_after: float | None = None)
     return ImportResult(True, str(_key(content, "Message") or ""), list(_key(content, "Appointments") or []))
 
 
+def _same_guid(a: str, b: str) -> bool:
+    return a.strip().strip("{}").lower() == b.strip().strip("{}").lower()
+
+
+def read_by_refs(guid: str, appointment_id: str | None, read_one: Callable[[str], Any]) -> dict[str, Any] | None:
+    """`GET /appointment/{id}` by each id the appointment is known by: the numeric id first (the route
+    may take only that), then the GUID (it may take that too). The payload of the first that answers;
+    None only when every one answers 404. An answer that is not clearly this appointment (a payload for
+    another GUID, or none at all, an empty or unreadable body) raises `UnclearAnswer`: whoever mixed
+    the ids up (a forged webhook, an `id` that is not the appointment's) must not cause a deletion.
+    Whether a 404 is enough is the caller's to decide (`connector.workers.appointment_reads`).
+    `read_one(ref)` returns the answer's data or raises `PlanningError` (shared with the simulation's
+    Dime.Scheduler, so the same rule runs there)."""
+    refs = ([appointment_id] if appointment_id and appointment_id.isdigit() else []) + [guid]
+    for ref in refs:
+        try:
+            found = read_one(ref)
+        except PlanningError as exc:
+            if exc.status == 404:
+                continue
+            raise
+        if not isinstance(found, Mapping) or not found:
+            raise UnclearAnswer(f"read appointment {ref}: an empty or unreadable answer")
+        got = str(_key(found, "AppointmentGuid") or "")
+        if not _same_guid(got, guid):
+            raise UnclearAnswer(f"read appointment {ref}: the answer is for appointment {got or '(no GUID)'}, "
+                                f"not {guid}")
+        return dict(found)
+    return None
+
+
 class PlanningGateway:
     """Dime.Scheduler reads, imports and webhook registrations."""
 
@@ -249,26 +280,12 @@ class PlanningGateway:
         return list(data or [])
 
     def get_appointment(self, guid: str, appointment_id: str | None = None) -> dict[str, Any] | None:
-        """The appointment's current `appointment-incoming` payload, or None when it does not exist.
+        """The appointment's current `appointment-incoming` payload, or None when every id it is known
+        by answers 404 (see `read_by_refs`)."""
+        return read_by_refs(guid, appointment_id, self._read_one)
 
-        `GET /appointment/{id}` may accept only the numeric id (int64): it is used whenever it is
-        known; the GUID is the fallback for a change that came without it. A payload for another
-        GUID than asked (an id reused or mixed up) counts as not found.
-        """
-        ref = appointment_id if appointment_id and appointment_id.isdigit() else guid
-        try:
-            found = self._call(f"read appointment {ref}", self.client.appointments.get_by_id, ref)
-        except PlanningError as exc:
-            if exc.status == 404:
-                return None
-            raise
-        if not isinstance(found, Mapping) or not found:
-            return None
-        payload = dict(found)
-        got = str(_key(payload, "AppointmentGuid") or "").strip().strip("{}").lower()
-        if got and got != guid.strip().strip("{}").lower():
-            return None
-        return payload
+    def _read_one(self, ref: str) -> Any:
+        return self._call(f"read appointment {ref}", self.client.appointments.get_by_id, ref)
 
     def ping(self) -> None:
         """A cheap authenticated call for the health check."""

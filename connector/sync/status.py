@@ -15,8 +15,9 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 # The single-value extended property that tags the connector's events with the appointment GUID.
@@ -115,3 +116,28 @@ class BoardCopy:
 
 def content_hash(item: Mapping[str, Any]) -> str:
     return hashlib.sha256(json.dumps(item, sort_keys=True, default=str).encode()).hexdigest()[:32]
+
+
+@dataclass(frozen=True)
+class KnownSpan:
+    """Where an appointment's events were last written: the resources and the time they cover, a
+    day's slack either side (all-day events sit at the mailbox's midnight). A window read over it
+    shows the appointment unless it is gone (or was moved away from these events meanwhile)."""
+
+    start: datetime
+    end: datetime
+    resource_nos: tuple[str, ...]
+
+
+def known_span(copies: Iterable[OutlookCopy]) -> KnownSpan | None:
+    """The span of the copies whose events have one (None when none has: pending or older copies)."""
+    spans = [(c.starts_at, c.ends_at, c.resource_no) for c in copies if c.starts_at and c.ends_at]
+    try:
+        starts = [datetime.fromisoformat(s[:19]).replace(tzinfo=UTC) for s, _, _ in spans]
+        ends = [datetime.fromisoformat(e[:19]).replace(tzinfo=UTC) for _, e, _ in spans]
+    except ValueError:
+        return None
+    if not spans:
+        return None
+    slack = timedelta(days=1)
+    return KnownSpan(min(starts) - slack, max(ends) + slack, tuple(sorted({r for _, _, r in spans})))

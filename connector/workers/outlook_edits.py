@@ -20,6 +20,7 @@ from connector.sync.conflicts import ConflictPolicy, changed_fields, conflict_de
 from connector.sync.status import OutlookCopy, event_span, hashes_of
 from connector.sync.to_outlook import desired_event
 from connector.sync.to_planning import outlook_fields
+from connector.workers.appointment_reads import read_appointment
 
 if TYPE_CHECKING:
     from connector.services import Services
@@ -29,7 +30,8 @@ async def planner_appointment(services: Services, copy: OutlookCopy) -> tuple[di
     """The planner's appointment behind a copy as it is now (payload and parsed), or None when it is gone,
     no longer this resource's, or an Outlook item."""
     appointment_id = await asyncio.to_thread(services.mappings.appointment_id, copy.appointment_guid)
-    payload = await asyncio.to_thread(services.planning.get_appointment, copy.appointment_guid, appointment_id)
+    payload = await asyncio.to_thread(read_appointment, services.planning, copy.appointment_guid, appointment_id,
+                                      [copy])
     if not payload:
         return None
     appointment = Appointment.from_payload(payload)

@@ -10,15 +10,18 @@ A slice reads the planning window (`SYNC_WINDOW_PAST_DAYS` .. `SYNC_WINDOW_FUTUR
 its tracked resources and compares it with the `OutlookCopy` rows, using the same decision the worker
 uses (`plan()`): an appointment whose plan is not empty (a copy missing, a field hash that moved,
 a resource no longer assigned) is enqueued as `PlanningChange(event="poll")`. Copies whose
-appointment did not come back in the window are checked one by one with `get_appointment` (it may
-be gone, or merely outside the window or assigned to untracked resources only), by the numeric id
-remembered in the mappings (`GET /appointment/{id}` may not take the GUID). Everything in sync
+appointment did not come back in the window are checked one by one (`appointment_reads`: it may be
+gone, or merely outside the window or assigned to untracked resources only), by the numeric id
+remembered in the mappings (`GET /appointment/{id}` may not take the GUID); an unclear answer is not
+"gone" but left to the next run. Everything in sync
 enqueues nothing. Each message carries the appointment's numeric id when it is known. The worker
 re-reads the appointment, so a poll racing a webhook is harmless.
 
 A change that gave up after every attempt met a fault (parked on the poison queue, `connector.stores.given_up`)
-is sent once more by the next poll, fresh: most such changes the comparison would find again, but a restore
-of an event a person deleted would not (the copy still matches the board).
+is sent once more by the next poll, fresh (at most `POLL_RESENDS` times): most such changes the comparison
+would find again, but a restore of an event a person deleted would not (the copy still matches the board).
+An appointment whose writes Graph refused for good at its current version (`connector.stores.refused`) is
+not sent again: it would only be parked again; the planner's next change to it is.
 
 History costs nothing: the copies come from each mailbox's partition of the `window` table
 (`mappings.live_copies`, one read per mailbox a resource has or had), which repeats each copy whose event
@@ -53,20 +56,22 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from functools import partial
 
-from connector.errors import GraphError, PlanningError
+from connector.errors import GraphError, PlanningError, UnclearAnswer
 from connector.messages import PlanningChange, PollSlice
 from connector.model import Appointment, InvalidPayload
 from connector.services import Services
-from connector.stores import given_up
+from connector.stores import given_up, refused
 from connector.stores.activity import ActivityEntry
 from connector.stores.holds import RELEASED, HeldItem, HoldKind
 from connector.stores.mappings import IndexedCopy
 from connector.stores.registry import ResourceRecord
 from connector.sync.status import OutlookCopy, TrackedResource, event_span
 from connector.sync.to_outlook import Action, DeleteEvent, desired_event, plan
+from connector.workers.appointment_reads import read_appointment
 
 log = logging.getLogger(__name__)
 
+POLL_RESENDS = 3  # how many times a change that gave up on faults is sent again (each after ~an hour of faults)
 POLL_SLICE_SIZE = 100  # resources per PollSlice: a slice is one message, its work one invocation
 # Written once the first run gave every copy in sync its rows in the index and the `window` table
 # (`_index_everything`); a deployment that had only the index ("copies-indexed") runs it once more.
@@ -82,6 +87,7 @@ class PollResult:
     unreadable: list[str] = field(default_factory=list)
     held: dict[str, int] = field(default_factory=dict)  # resource → deletions held for an admin
     sent_again: int = 0  # changes that had given up on faults, sent once more
+    refused: list[str] = field(default_factory=list)  # appointments Graph refused for good at this version
     slices: int = 0  # PollSlice messages the timer sent
 
 
@@ -166,10 +172,10 @@ def compare(services: Services, scope: frozenset[str] | None, now: datetime | No
             result.aged_out += 1
             continue
         # Not in the window: deleted, moved out of it, or assigned to untracked resources only.
-        current = services.planning.get_appointment(guid, services.mappings.appointment_id(guid))
         try:
+            current = read_appointment(services.planning, guid, services.mappings.appointment_id(guid), mine.values())
             still: Appointment | None = None if current is None else Appointment.from_payload(current)
-        except InvalidPayload as exc:
+        except (InvalidPayload, UnclearAnswer) as exc:  # not "gone": looked at again by the next run
             result.unreadable.append(str(exc))
             continue
         if _work(services, still, tracked, mine):
@@ -184,6 +190,9 @@ def compare(services: Services, scope: frozenset[str] | None, now: datetime | No
     for guid, actions in work.items():
         if all(isinstance(a, DeleteEvent) and (guid, a.copy.resource_no) in held for a in actions):
             continue  # nothing but held deletions: the worker would skip them
+        if _still_refused(services, guid, actions, appointments.get(guid)):
+            result.refused.append(guid)
+            continue
         result.enqueued.append(guid)
     for guid in result.enqueued:
         services.work_queues.send_planning_change(PlanningChange(appointment_guid=guid, event="poll",
@@ -299,20 +308,49 @@ def _index_everything(services: Services, tracked: dict[str, TrackedResource],
     services.repositories.cursors.upsert(*INDEXED_ROW, {"At": datetime.now(UTC).isoformat()})
 
 
+def _still_refused(services: Services, guid: str, actions: list[Action], appointment: Appointment | None) -> bool:
+    """Whether every write this appointment needs was refused for good at its current version
+    (`connector.stores.refused`): then sending it again would only park it again. A refusal of an
+    older version is forgotten (the planner changed the appointment: worth trying again)."""
+    cursors = services.repositories.cursors
+    version = refused.version_of(appointment)
+    still = True
+    for resource_no in sorted({_resource_of(action) for action in actions}):
+        seen = refused.refused_version(cursors, guid, resource_no)
+        if seen is not None and seen != version:
+            refused.forget(cursors, guid, resource_no)
+        still = still and seen == version
+    return still
+
+
+def _resource_of(action: Action) -> str:
+    return action.copy.resource_no if isinstance(action, DeleteEvent) else action.resource.resource_no
+
+
 def _send_given_up_again(services: Services) -> int:
     """Each change that gave up after every attempt met a fault goes to the queue once more, fresh (a
-    restore of an event a person deleted would otherwise wait for the next full round)."""
+    restore of an event a person deleted would otherwise wait for the next full round), at most
+    `POLL_RESENDS` times: a change that keeps giving up (each time after an hour of faults) stays parked
+    on the monitor for an admin instead of going round for ever."""
     cursors = services.repositories.cursors
     waiting = given_up.waiting(cursors)
+    sent = 0
     for item in waiting:
-        services.work_queues.send_planning_change(item.message)  # before the row goes: a crash sends it twice
+        message = item.message
+        again = message.resent < POLL_RESENDS
+        if again:  # before the row goes: a crash sends it twice
+            services.work_queues.send_planning_change(replace(message, resent=message.resent + 1))
+            sent += 1
         given_up.forget(cursors, item.key, item.etag)
+        detail = ("sent once more by the poll: it had given up after every attempt met a fault (its parked copy "
+                  "stays on the monitor; retrying that too writes nothing twice)") if again else (
+            f"not sent again by the poll: it gave up on faults {message.resent + 1} times; its parked copy stays "
+            "on the monitor for an admin's Retry")
         services.activity.record(ActivityEntry(
-            "to_outlook", "sync", "retrying", appointment_guid=item.message.appointment_guid.lower(),
-            correlation_id=item.message.correlation_id,
-            detail="sent once more by the poll: it had given up after every attempt met a fault (its parked copy "
-                   "stays on the monitor; retrying that too writes nothing twice)"))
-    return len(waiting)
+            "to_outlook", "sync", "retrying" if again else "failed",
+            appointment_guid=message.appointment_guid.lower(), correlation_id=message.correlation_id,
+            detail=detail))
+    return sent
 
 
 def _aged_out(known: dict[str, OutlookCopy], window_start: datetime) -> bool:
@@ -357,7 +395,7 @@ def _guard(services: Services, work: dict[str, list[Action]], moment: datetime, 
             continue
         decision = holds.guard_items(
             HoldKind.CALENDAR, resource_no, resource_no, {g: HeldItem(g, "", appointment_guid=g) for g in wanted},
-            limit, partial(_calendar_what, resource_no, why=wanted), moment, complete=True, rows=current)
+            limit, partial(calendar_what, resource_no, why=wanted), moment, complete=True, rows=current)
         held.update((guid, resource_no) for guid in decision.held)
         if decision.held:
             result.held[resource_no] = len(decision.held)
@@ -381,7 +419,7 @@ def _guard(services: Services, work: dict[str, list[Action]], moment: datetime, 
     return held
 
 
-def _calendar_what(resource_no: str, count: int, why: dict[str, str]) -> str:
+def calendar_what(resource_no: str, count: int, why: dict[str, str]) -> str:
     """The hold's line on the monitor."""
     reason = Counter(why.values()).most_common(1)[0][0] if why else "no longer on the planning board"
     return f"Delete {count} of the planner's events from {resource_no}'s Outlook calendar (mostly: {reason})"

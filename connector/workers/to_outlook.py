@@ -3,8 +3,9 @@
 The decision is `connector.sync.to_outlook.plan` (pure); this module reads its inputs, runs its actions
 and records what happened:
 
-1. Notifications are hints: the current appointment is read from Dime.Scheduler
-   (`get_appointment`; 404 = deleted), for a `deleted` event too (a forged one deletes nothing).
+1. Notifications are hints: the current appointment is read from Dime.Scheduler, for a `deleted` event
+   too, and only a confirmed absence counts as deleted (`connector.workers.appointment_reads`): a forged
+   webhook, or one whose `id` is another appointment's, deletes nothing.
 2. Appointments that mirror Outlook items (`CreatedByExchange`, or marked by the Outlook → planning
    direction in the mappings) are that direction's echoes: nothing is written for them.
 3. `plan()` with the tracked resources, the stored `OutlookCopy` rows, `PLANNING_RULES` and
@@ -27,11 +28,15 @@ re-sends its message for when the lease should be free (not counted as an attemp
 lease expires, so waiting always ends). A change already in sync takes no lease and writes nothing.
 Failures go through `connector.workers.retry` (throttled → re-queued with Retry-After; permanent or
 exhausted → poison queue + a failed activity entry). A change that gave up because every attempt met a
-fault is also remembered for the next poll, which sends it once more (`connector.stores.given_up`).
+fault is also remembered for the next poll, which sends it once more (`connector.stores.given_up`); a write
+Graph refused for good is remembered with the appointment's version, so the poll does not send it again
+until the planner changes it (`connector.stores.refused`).
 
 Mass-change guard: before it deletes an event, the worker reads the deletion's hold row (a point read,
-`connector/stores/holds.py`). A deletion `poll_planning` held for an admin is skipped, whichever
-message asks for it (a webhook, a retry, a replay); once released it goes ahead, "released by" the admin.
+`connector/stores/holds.py`). A deletion held for an admin is skipped, whichever message asks for it (a
+webhook, a retry, a replay); once released it goes ahead, "released by" the admin. Every other deletion is
+counted per calendar (`connector.sync.deletion_rate`): deletions that arrive one webhook at a time are
+held past MASS_CHANGE_MAX_ITEMS within an hour or two, like the poll's past that many in one run.
 """
 
 from __future__ import annotations
@@ -44,15 +49,16 @@ import weakref
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import quote
 
 from connector.gateways.batcher import GraphBatcher, WriteRequest, WriteResponse, inner_error
 from connector.messages import InvalidMessage, PlanningChange, PollSlice, message_kind
 from connector.model import Appointment, CalendarEvent, InvalidPayload, parse_utc
-from connector.stores import given_up
+from connector.stores import deletion_rate, given_up, refused
 from connector.stores.activity import ActivityEntry
-from connector.stores.holds import HELD, HoldKind
+from connector.stores.holds import HELD, HeldItem, HoldKind
 from connector.stores.mappings import AppointmentStatus
 from connector.stores.repositories import AlreadyExists, ConcurrencyConflict, TableRepository
 from connector.stores.storage import PLANNING_CHANGES_QUEUE
@@ -62,6 +68,7 @@ from connector.sync.conflicts import (
     after_precondition_failed,
     if_match,
 )
+from connector.sync.deletion_rate import over_limit
 from connector.sync.status import (
     EVENT_FIELDS,
     STAMP_PROPERTY_ID,
@@ -75,7 +82,9 @@ from connector.sync.status import (
 )
 from connector.sync.to_outlook import Action, CreateEvent, DeleteEvent, UpdateEvent, desired_event, new_transaction_id, plan
 from connector.sync.to_planning import OutlookEditPolicy, outlook_fields
+from connector.workers.appointment_reads import read_appointment
 from connector.workers.outlook_edits import conflict_account, planner_appointment, planner_changed, take_outlook_edit
+from connector.workers.poll import calendar_what
 from connector.workers.retry import Failure, classify, gives_up_on_faults, handle_failure, park_invalid_message
 
 if TYPE_CHECKING:
@@ -189,11 +198,13 @@ def release_lease(cursors: TableRepository, guid: str, etag: str) -> None:
 
 # -- failures -------------------------------------------------------------------------------------
 class ActionFailed(Exception):
-    """One action of a change failed: the activity entry describing it and the cause."""
+    """One action of a change failed: the activity entry describing it, the cause, and the version of
+    the appointment it was planned from (`refused.version_of`)."""
 
-    def __init__(self, entry: ActivityEntry, cause: BaseException) -> None:
+    def __init__(self, entry: ActivityEntry, cause: BaseException, version: str | None = None) -> None:
         self.entry = entry
         self.cause = cause
+        self.version = version
         super().__init__(str(cause))
 
 
@@ -257,6 +268,9 @@ async def apply_planning_change(services: Services, message: PlanningChange) -> 
         max_attempts = services.settings.work_max_attempts
         if gives_up_on_faults(message, failure, max_attempts):  # before parking: a crash between retries it all
             await _io(given_up.remember, services.repositories.cursors, message)
+        if not failure.transient and isinstance(exc, ActionFailed) and exc.version is not None:
+            # Refused for good: the poll leaves it alone until the planner changes the appointment.
+            await _io(refused.remember, services.repositories.cursors, guid, entry.resource_no, exc.version)
         await _io(handle_failure, services.storage, services.activity, PLANNING_CHANGES_QUEUE, message, failure,
                   max_attempts, entry)
 
@@ -264,17 +278,13 @@ async def apply_planning_change(services: Services, message: PlanningChange) -> 
 async def _read_both(services: Services, message: PlanningChange, guid: str) -> tuple[Appointment | None,
                                                                                  AppointmentStatus]:
     """The appointment as Dime.Scheduler has it now (None when it is gone) and its status rows (one
-    partition read). A `deleted` webhook is read too: only what Dime.Scheduler confirms is gone is
-    deleted (whoever holds the webhook URL must not be able to empty calendars)."""
-    # By its numeric id (`GET /appointment/{id}` may not take the GUID): the message's, else the one
-    # remembered when its events were written (then the status rows are read first).
-    if message.appointment_id:
-        data, status = await asyncio.gather(
-            _io(services.planning.get_appointment, guid, message.appointment_id),
-            _io(services.mappings.appointment_status, guid))
-    else:
-        status = await _io(services.mappings.appointment_status, guid)
-        data = await _io(services.planning.get_appointment, guid, status.appointment_id)
+    partition read). A `deleted` webhook is read too: only an absence Dime.Scheduler confirms deletes
+    (`appointment_reads`: whoever holds the webhook URL must not be able to empty calendars)."""
+    status = await _io(services.mappings.appointment_status, guid)
+    # By its numeric id (`GET /appointment/{id}` may not take the GUID): the one remembered when its
+    # events were written (read from Dime.Scheduler itself), else the message's (which anyone could send).
+    appointment_id = status.appointment_id or message.appointment_id
+    data = await _io(read_appointment, services.planning, guid, appointment_id, status.copies.values())
     return (None if data is None else Appointment.from_payload(data)), status
 
 
@@ -422,11 +432,14 @@ def _how(ctx: _Context, resource_no: str, how: str) -> tuple[str, str]:
 
 async def _unheld(ctx: _Context, actions: list[Action], record: bool) -> list[Action]:
     """The actions without the deletions a hold keeps for an admin (mass-change guard); a released one
-    says who released it."""
+    says who released it. Under the lease (`record` False: the deletions are about to run), each other
+    deletion is counted for its calendar and held past the limit (`_counted_deletion`)."""
     kept: list[Action] = []
     for action in actions:
         if isinstance(action, DeleteEvent):
             item = await _io(ctx.services.holds.item, HoldKind.CALENDAR, action.copy.resource_no, ctx.guid)
+            if item is None and not record:
+                item = await _counted_deletion(ctx, action)
             if item is not None and item.state == HELD:
                 if record:
                     await _io(ctx.services.activity.record, ctx.entry(
@@ -437,6 +450,33 @@ async def _unheld(ctx: _Context, actions: list[Action], record: bool) -> list[Ac
                 action = replace(action, reason=f"{action.reason}; released by {item.released_by}")
         kept.append(action)
     return kept
+
+
+async def _counted_deletion(ctx: _Context, action: DeleteEvent) -> HeldItem | None:
+    """Count a deletion the guard has not seen (a webhook's, a retry's, a poll's: every one not released
+    by an admin) for its calendar. Past MASS_CHANGE_MAX_ITEMS within the last hour or two it is held
+    instead: it opens a hold on that calendar (or joins the open one) with its item row, which the poll
+    then keeps with whatever else it would delete there, as for its own deletions. Returns the held item,
+    or None to delete."""
+    services, resource_no = ctx.services, action.copy.resource_no
+    now = datetime.now(UTC)
+    tally = await _io(deletion_rate.count_deletion, services.repositories.cursors, resource_no, now)
+    if not over_limit(tally, services.settings.mass_change.max_items):
+        return None
+    decision = await _io(lambda: services.holds.guard_items(
+        HoldKind.CALENDAR, resource_no, resource_no, {ctx.guid: HeldItem(ctx.guid, "", appointment_guid=ctx.guid)},
+        0, partial(calendar_what, resource_no, why={ctx.guid: action.reason}), now, complete=False))
+    if decision.hold is None or ctx.guid not in decision.held:
+        return None  # released meanwhile
+    if decision.created:
+        await _io(services.activity.record, ActivityEntry(
+            "to_outlook", "hold", "held", resource_no=resource_no, correlation_id=ctx.message.correlation_id,
+            detail=f"hold {decision.hold.hold_id}: {decision.hold.what} ({tally.recent} deletions in this calendar "
+                   "within the hour); an admin releases or discards it on the monitor"))
+    await _io(services.activity.record, ctx.entry(
+        "delete", "held", resource_no, action.copy.event_id or "",
+        detail=f"held for an admin (hold {decision.hold.hold_id}): {action.reason}"))
+    return HeldItem(ctx.guid, decision.hold.hold_id)
 
 
 async def _execute(ctx: _Context, actions: list[Action]) -> None:
@@ -466,7 +506,8 @@ async def _run_in_order(ctx: _Context, actions: list[Action]) -> None:
             else:
                 await _delete(ctx, action)
         except Exception as exc:
-            raise ActionFailed(ctx.entry(name, "failed", resource_no=resource_no, latency=True), exc) from exc
+            raise ActionFailed(ctx.entry(name, "failed", resource_no=resource_no, latency=True), exc,
+                               refused.version_of(ctx.appointment)) from exc
 
 
 async def _persist(ctx: _Context, store: Callable[[OutlookCopy], None], copy: OutlookCopy, entry: ActivityEntry) -> None:

@@ -118,6 +118,9 @@ def _inner_request(outer: GraphRequest, item: _Item) -> GraphRequest:
 
 
 async def run_batch(emu: Emulator, req: GraphRequest) -> GraphResponse:
+    if len(req.body or b"") > emu.config.batch_max_body_bytes:  # refused as a whole, before it is read
+        raise GraphError(413, "RequestEntityTooLarge",
+                         f"The request body exceeds the limit of {emu.config.batch_max_body_bytes} bytes.")
     items = _parse(req.json_object(), emu.config.batch_max_requests)
     results: dict[str, GraphResponse] = {}
     done = {item.id: asyncio.Event() for item in items}

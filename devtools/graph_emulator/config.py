@@ -98,6 +98,9 @@ class GraphEmulatorConfig:
     # $batch: at most this many requests; Graph runs at most `batch_concurrency` of them at a time,
     # whatever the mailboxes they address (throttling-limits).
     batch_max_requests: int = 20
+    # A $batch body larger than this is refused as a whole with 413 (Graph takes at most 4 MB per
+    # request: reported for sendMail and batches alike).
+    batch_max_body_bytes: int = 4 * 1024 * 1024
     batch_concurrency: int = 4
     # Recurring series: stop expanding after this many occurrences (guards noEnd series).
     max_expanded_occurrences: int = 5000

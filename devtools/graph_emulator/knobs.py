@@ -25,7 +25,7 @@ CHOICES: dict[str, tuple[str, ...]] = {
 }
 _FIXED = {"token", "tenant_id", "application_id", "creator_id"}  # identity, not behaviour
 _COUNTS = {"subscriptions_page_size", "endpoint_min_answers", "batch_concurrency", "batch_max_requests",
-           "delivery_batch_ms"}  # whole and positive
+           "batch_max_body_bytes", "delivery_batch_ms"}  # whole and positive
 _OPTIONAL = {"reauthorization_interval_seconds"}  # None switches the behaviour off
 
 

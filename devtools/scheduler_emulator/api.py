@@ -73,6 +73,8 @@ async def appointment(request: web.Request) -> web.Response:
         # An int64 route parameter: anything else does not match the route at all.
         return error(404, f"no appointment with id {ref!r} (the id is the numeric appointment id)")
     found = emulator.store.appointment(ref)
+    if found is None and emulator.config.appointment_missing_answer == "empty_200":
+        return web.Response(status=200)
     if found is None:
         return error(404, f"no appointment with id {ref!r}")
     return web.json_response(incoming(emulator.store, found, View.of(emulator.config)))

@@ -69,6 +69,9 @@ async def api_gate(request: web.Request, handler: Handler) -> web.StreamResponse
             if fault.retry_after is not None:
                 ra = fault.retry_after
                 headers["Retry-After"] = str(int(ra)) if float(ra).is_integer() else str(ra)
+            if fault.body is not None:
+                return web.Response(status=fault.status, body=fault.body.encode(), headers=headers,
+                                    content_type="application/json")
             if fault.envelope:
                 status, body = envelope(emulator.config, fault.status, f"injected fault #{fault.id}")
                 return web.json_response(body, status=status, headers=headers)

@@ -13,6 +13,7 @@ PayloadCasing = Literal["pascal", "camel"]
 EnvelopeCasing = Literal["pascal", "camel"]
 WebhookRouting = Literal["source_app", "all"]
 AppointmentLookup = Literal["id", "id_or_guid"]
+MissingAppointment = Literal["404", "empty_200"]
 HookCreatedAnswer = Literal["location", "body"]
 PayloadDates = Literal["naive", "utc_z", "offset"]
 
@@ -22,6 +23,7 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "import_envelope_casing": ("pascal", "camel"),
     "webhook_routing": ("source_app", "all"),
     "appointment_lookup": ("id", "id_or_guid"),
+    "appointment_missing_answer": ("404", "empty_200"),
     "webhook_created_answer": ("location", "body"),
     "payload_dates": ("naive", "utc_z", "offset"),
 }
@@ -54,6 +56,7 @@ RUNTIME_KNOBS = frozenset(
         "webhook_routing",
         "payload_outlook_fields",
         "appointment_lookup",
+        "appointment_missing_answer",
         "webhook_created_answer",
         "payload_dates",
         "payload_offset_minutes",
@@ -134,6 +137,9 @@ class SchedulerEmulatorConfig:
     appointment_lookup: AppointmentLookup = "id"
     """``GET /appointment/{id}``: ``id`` accepts the numeric id only (a GUID is 404, as an int64 route
     answers); ``id_or_guid`` accepts both."""
+    appointment_missing_answer: MissingAppointment = "404"
+    """``GET /appointment/{id}`` for an id no appointment has: ``404``, or ``empty_200`` (HTTP 200 with
+    an empty body, as some APIs answer a look-up that found nothing; undocumented either way)."""
     webhook_created_answer: HookCreatedAnswer = "location"
     """The 201 of a webhook subscription: ``location``: an empty body and the hook in the
     ``Location`` header (what Power Platform unsubscribes through); ``body``: the hook as JSON too."""

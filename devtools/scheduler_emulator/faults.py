@@ -2,7 +2,8 @@
 
 A fault matches by HTTP method and route template (as ``GET /_emulator/stats`` spells them, e.g.
 ``/appointment/{id}``); either may be omitted to match every API request. ``count`` limits how many
-requests it hits (unlimited when absent). The first matching fault wins. ``envelope: true`` (for
+requests it hits (unlimited when absent). The first matching fault wins. ``body`` answers that text as
+it is (status 200 unless given): the odd answers a client must not mistake for data. ``envelope: true`` (for
 ``POST /import``) answers the status inside the import envelope, as a failing import does (so, by
 default, with HTTP 200 and the failure in ``StatusCode`` / ``Content``).
 """
@@ -27,12 +28,13 @@ class ApiFault:
     latency_ms: int
     remaining: int | None
     envelope: bool = False
+    body: str | None = None  # answered as it is (an odd answer: an empty or non-JSON body, even with 200)
 
     def as_json(self) -> dict[str, Any]:
         return {
             "id": self.id, "method": self.method, "route": self.route, "status": self.status,
             "retryAfter": self.retry_after, "latencyMs": self.latency_ms, "count": self.remaining,
-            "envelope": self.envelope,
+            "envelope": self.envelope, "body": self.body,
         }
 
 
@@ -60,12 +62,17 @@ class ApiFaults:
             raise FaultProblem("'method' must be a string")
         if route is not None and not (isinstance(route, str) and route.startswith("/")):
             raise FaultProblem("'route' must be a route template starting with '/', e.g. '/appointment/{id}'")
+        raw = body.get("body")
+        if raw is not None and not isinstance(raw, str):
+            raise FaultProblem("'body' must be a string (answered as it is)")
         status = _number(body, "status", integer=True)
-        if status is not None and not 400 <= status <= 599:
-            raise FaultProblem("'status' must be an HTTP error status (400-599)")
+        if raw is not None and status is None:
+            status = 200
+        if status is not None and not (400 <= status <= 599 or (raw is not None and 200 <= status <= 599)):
+            raise FaultProblem("'status' must be an HTTP error status (400-599), or 2xx with a 'body'")
         latency = _number(body, "latencyMs", integer=True) or 0
         if status is None and not latency:
-            raise FaultProblem("give 'status' and/or 'latencyMs'")
+            raise FaultProblem("give 'status' and/or 'latencyMs' (or a 'body')")
         envelope = body.get("envelope", False)
         if not isinstance(envelope, bool):
             raise FaultProblem("'envelope' must be a boolean")
@@ -76,7 +83,7 @@ class ApiFaults:
             raise FaultProblem("'count' must be at least 1 (omit it for no limit)")
         fault = ApiFault(
             self._next_id, method.upper() if method else None, (route.rstrip("/") or "/") if route else None,
-            status, _number(body, "retryAfter"), latency, count, envelope,
+            status, _number(body, "retryAfter"), latency, count, envelope, raw,
         )
         self._next_id += 1
         self.faults.append(fault)

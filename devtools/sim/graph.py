@@ -57,6 +57,7 @@ class FakeGraph:
         # keeps the ids of deleted events taken.
         self.repeated_transaction = "existing"
         self._taken: set[tuple[str, str]] = set()  # (mailbox, transactionId) ever used
+        self.refused_subjects: set[str] = set()  # event contents Graph refuses for good (400; a scenario's)
         self._seq = itertools.count(1)
         self._ids = itertools.count(1)
         self._rounds: dict[str, tuple[list[dict[str, Any]], str]] = {}
@@ -217,6 +218,9 @@ class FakeGraph:
         box = self.mailboxes.get(user_id)
         if box is None:
             return {"status": 404, "body": {"error": {"code": "ErrorInvalidUser", "message": "no such mailbox"}}}
+        if method in ("POST", "PATCH") and (body or {}).get("subject") in self.refused_subjects:
+            self.sim.trace(f"graph: {method} in {user_id}: 400, the content is refused")
+            return {"status": 400, "body": {"error": {"code": "ErrorInvalidRequest", "message": "refused (simulated)"}}}
         if method == "POST" and event_id is None:
             transaction = (body or {}).get("transactionId")
             if transaction and self.repeated_transaction == "conflict" and (user_id, transaction) in self._taken:

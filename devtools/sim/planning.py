@@ -11,12 +11,14 @@ published schema does not carry.
 from __future__ import annotations
 
 import itertools
+import random
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from connector.errors import PlanningError
+from connector.gateways.planning import WEBHOOK_EVENTS, read_by_refs
 from connector.model import BoardImport, parse_utc
 from devtools.sim.model import Version
 
@@ -86,6 +88,9 @@ class FakePlanning:
         self.hidden: set[str] = set()  # resources `GET /resource` leaves out (a scenario's partial answer)
         self.refused_subjects: set[str] = set()  # items Dime.Scheduler refuses as themselves (a scenario's)
         self.failed_batch = "atomic"  # or "partial": the calls of a failing `/import` before the refused one stay
+        # What `GET /appointment/{id}` takes (undocumented; the emulator's knob `appointment_lookup`): the
+        # numeric id only (a GUID is 404) or either; drawn per seed from its own generator.
+        self.lookup = random.Random(f"lookup-{sim.seed}").choice(["id", "id_or_guid"])
 
     # -- the planner's side ---------------------------------------------------------------------
     def plan(self, appointment: BoardAppointment, event: str) -> None:
@@ -107,7 +112,9 @@ class FakePlanning:
             "StartDate": _iso(a.start), "EndDate": _iso(a.end), "Importance": a.importance,
             **({"Category": {"DisplayName": a.category, "Color": "#3366FF"}} if a.category else {}),
             "LastModifiedDate": f"2026-03-02T08:00:{a.modified % 60:02d}Z",
-            "Task": {"TaskNo": "T1", "Job": {"SourceApp": "BC", "SourceType": "SVC", "JobNo": "J1"}},
+            # An Outlook item belongs to no job: no Task, so no Source App (as the emulator shows it).
+            "Task": None if a.from_outlook else {"TaskNo": "T1", "Job": {"SourceApp": "BC", "SourceType": "SVC",
+                                                                         "JobNo": "J1"}},
             "Assignments": [{"ResourceId": i, "Resource": {"ResourceNo": r, "Email": self.resources[r].email
                                                            if r in self.resources else ""}}
                             for i, r in enumerate(a.resources)],
@@ -128,7 +135,7 @@ class FakePlanning:
         if self.sim.faults_on and rng.random() < self.sim.profile.partial_list:
             # A partial answer (a paging or permission hiccup upstream): some resources are left out.
             kept = [r for r in listed if rng.random() < 0.4]
-            left_out = sorted({r["resourceNo"] for r in listed} - {r["resourceNo"] for r in kept})
+            left_out = sorted({str(r["resourceNo"]) for r in listed} - {str(r["resourceNo"]) for r in kept})
             self.sim.trace(f"ds list_resources leaves out {left_out}")
             return kept
         return listed
@@ -136,19 +143,26 @@ class FakePlanning:
     def appointments(self, start: datetime, end: datetime, resources: Sequence[str] | None = None) -> list[dict[str, Any]]:
         self.sim.io_sync("ds appointments")
         wanted = set(resources or ())
+        # Overlapping [start, end); an appointment of no length counts when it starts inside (the emulator's rule).
         return [self.payload(a) for a in self.appointments_by_guid.values()
-                if a.start < end and a.end > start and (not wanted or wanted & set(a.resources))]
+                if ((a.start < end and a.end > start) or (a.start == a.end and start <= a.start < end))
+                and (not wanted or wanted & set(a.resources))]
 
     def get_appointment(self, guid: str, appointment_id: str | None = None) -> dict[str, Any] | None:
-        """By numeric id when given (the strict reading of `GET /appointment/{id}`), else by GUID."""
+        """The gateway's own rule (`read_by_refs`) over `GET /appointment/{id}` as the service answers it."""
+        return read_by_refs(guid, appointment_id, self.read_by_id)
+
+    def read_by_id(self, ref: str) -> dict[str, Any]:
+        """`GET /appointment/{id}` as the Dime.Scheduler emulator answers it: by numeric id, or by GUID too
+        when `lookup` is `id_or_guid`; 404 when no appointment has that id."""
         self.sim.io_sync("ds get_appointment")
-        if appointment_id:
-            found = next((a for a in self.appointments_by_guid.values() if str(a.numeric_id) == appointment_id), None)
-            if found is not None and found.guid != guid.lower():
-                found = None
+        if ref.isdigit():
+            found = next((a for a in self.appointments_by_guid.values() if str(a.numeric_id) == ref), None)
         else:
-            found = self.appointments_by_guid.get(guid.lower())
-        return None if found is None else self.payload(found)
+            found = self.appointments_by_guid.get(ref.lower()) if self.lookup == "id_or_guid" else None
+        if found is None:
+            raise PlanningError(404, f"read appointment {ref}: no appointment with id {ref!r}")
+        return self.payload(found)
 
     def ping(self) -> None:
         self.sim.io_sync("ds ping")
@@ -164,7 +178,7 @@ class FakePlanning:
         def effect() -> None:
             if self.failed_batch == "atomic":
                 for one in items:
-                    self._check(one.resource_email, one.item)
+                    self._check(one.appointment_guid, one.resource_email, one.item)
             for one in items:
                 self._import_item(one.appointment_guid, one.exchange_id, one.resource_email, one.item)
         self.sim.io_sync("ds import upsertExchangeAppointment batch", effect)
@@ -172,17 +186,27 @@ class FakePlanning:
     def _resource_of(self, email: str) -> str | None:
         return next((r.resource_no for r in self.resources.values() if r.email.lower() == email.lower()), None)
 
-    def _check(self, resource_email: str, item: Mapping[str, Any]) -> str:
+    def _planned_on_the_board(self, appointment_guid: str) -> None:
+        """The Exchange procedures may not touch a planner's appointment: a 400 (the emulator's default)."""
+        existing = self.appointments_by_guid.get(appointment_guid.lower())
+        if existing is not None and not existing.from_outlook:
+            raise PlanningError(400, f"import: appointment {appointment_guid} was planned on the board, not created"
+                                     " from Outlook")
+
+    def _check(self, appointment_guid: str, resource_email: str, item: Mapping[str, Any]) -> str:
+        self._planned_on_the_board(appointment_guid)
         resource = self._resource_of(resource_email)
         if resource is None:
             raise PlanningError(400, f"import: no resource with the email {resource_email}")
+        if _when(item["End"]) < _when(item["Start"]):
+            raise PlanningError(400, "import: 'End' is before 'Start'")
         if item.get("Subject") in self.refused_subjects:
             raise PlanningError(400, "import: mboc_upsertExchangeAppointment refused the item (simulated)")
         return resource
 
     def _import_item(self, appointment_guid: str, exchange_id: str, resource_email: str,
                      item: Mapping[str, Any]) -> None:
-        resource = self._check(resource_email, item)
+        resource = self._check(appointment_guid, resource_email, item)
         guid = appointment_guid.lower()
         existing = self.appointments_by_guid.get(guid)
         self.writes += 1
@@ -197,6 +221,7 @@ class FakePlanning:
     def delete_exchange_appointment(self, appointment_guid: str, exchange_id: str, resource_email: str,
                                     item: Mapping[str, Any] | None = None) -> None:
         def effect() -> None:
+            self._planned_on_the_board(appointment_guid)
             if appointment_guid.lower() in self.appointments_by_guid:
                 self.writes += 1
                 self.sim.trace(f"board: Outlook item {exchange_id} removed ({appointment_guid[:8]})")
@@ -208,8 +233,8 @@ class FakePlanning:
         def effect() -> None:
             guid = str(appointment.get("AppointmentGuid") or "").lower()
             current = self.appointments_by_guid.get(guid)
-            if current is None:
-                raise PlanningError(404, "import: appointment not found")
+            if current is None:  # without an id or a known GUID, mboc_upsertAppointment would insert: no task
+                raise PlanningError(400, "import: a new appointment needs 'JobNo' and 'TaskNo' (of an existing task)")
             self.writes += 1
             current.subject, current.body, current.start, current.end = subject, body, start, end
             self.plan(current, "updated")
@@ -218,6 +243,9 @@ class FakePlanning:
         self.sim.io_sync("ds import upsertAppointment", effect)
 
     def register_webhook(self, event: str, notification_url: str, name: str, source_app: str | None = None) -> str:
+        if event not in WEBHOOK_EVENTS:
+            raise ValueError(f"unknown webhook event {event!r}")
+
         def effect() -> str:
             hook_id = f"hook-{next(self._ids)}"
             self.hooks[hook_id] = {"id": hook_id, "event": event, "notificationURL": notification_url,
@@ -226,7 +254,10 @@ class FakePlanning:
         return self.sim.io_sync("ds register_webhook", effect)
 
     def delete_webhook(self, event: str, hook_id: str) -> None:
-        self.sim.io_sync("ds delete_webhook", lambda: self.hooks.pop(hook_id, None))
+        def effect() -> None:
+            if self.hooks.get(hook_id, {}).get("event") == event:  # a hook is deleted under its own event only
+                del self.hooks[hook_id]
+        self.sim.io_sync("ds delete_webhook", effect)
 
 
 @dataclass

@@ -143,3 +143,28 @@ async def test_a_throttled_batch_fails_each_write_transiently_with_its_retry_aft
     batcher = GraphBatcher(graph.send, window_seconds=0.01)
     results = await asyncio.gather(batcher.submit(write("a", 1)), batcher.submit(write("b", 2)), return_exceptions=True)
     assert all(isinstance(r, GraphError) and r.transient and r.retry_after == 3 for r in results)
+
+
+async def test_a_batch_refused_as_a_whole_goes_again_in_halves_so_only_the_refused_write_fails() -> None:
+    """A 413 (too large) or a 400 for the batch itself says nothing about any one write: the halves go
+    again, recursively, and only the write refused on its own fails (was: all eight parked)."""
+    graph = FakeGraph()
+    sizes: list[int] = []
+
+    async def refuse_whole(body: dict[str, Any]) -> dict[str, Any]:
+        sizes.append(len(body["requests"]))
+        if len(body["requests"]) > 3:
+            raise GraphError(400, "BadRequest", "Invalid batch payload format. Too many requests.")
+        if any(r["body"]["subject"] == "s5" for r in body["requests"]):
+            raise GraphError(413, "RequestEntityTooLarge", "the request is too large")
+        return await graph.send(body)
+
+    batcher = GraphBatcher(refuse_whole, window_seconds=0.02)
+    results = await asyncio.gather(*(batcher.submit(write(f"u{i % 3}", i)) for i in range(8)),
+                                   return_exceptions=True)
+    refused = [i for i, r in enumerate(results) if isinstance(r, GraphError)]
+    assert refused == [5]
+    error = results[5]
+    assert isinstance(error, GraphError) and error.status == 413 and not error.transient
+    assert all(isinstance(r, WriteResponse) and r.ok for i, r in enumerate(results) if i != 5)
+    assert sizes[0] == 8 and sizes.count(1) >= 1  # refused whole, then halves down to the one write
