@@ -99,9 +99,11 @@ def _mark(error: BaseException) -> BaseException:
     error.sim_storage_fault = True  # type: ignore[attr-defined]
     if isinstance(error, ResourceExistsError | ResourceModifiedError | ResourceNotFoundError) and \
             error.status_code is None:  # the service's answer to the SDK's retry, with its fields
-        error.status_code, error.error_code = {  # type: ignore[attr-defined]
-            ResourceExistsError: (409, "EntityAlreadyExists"), ResourceModifiedError: (412, "UpdateConditionNotSatisfied"),
-            ResourceNotFoundError: (404, "ResourceNotFound")}[type(error)]
+        status, code = {ResourceExistsError: (409, "EntityAlreadyExists"),
+                        ResourceModifiedError: (412, "UpdateConditionNotSatisfied"),
+                        ResourceNotFoundError: (404, "ResourceNotFound")}[type(error)]
+        error.status_code = status
+        error.error_code = code  # type: ignore[union-attr]  # as the SDK's own errors carry it
     return error
 
 
@@ -129,7 +131,7 @@ def storage_faults(sim: Any, rng: random.Random, probability: float, inner: Haza
             sim.trace(f"storage fault after {label}, the SDK's retry met {again!r}")
             raise _mark(again) from None
         sim.trace(f"storage fault after {label}, the SDK's retry succeeded")
-        return result  # type: ignore[no-any-return]
+        return result
 
     return hazard
 
