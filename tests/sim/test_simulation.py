@@ -38,7 +38,9 @@ def test_seeds_draw_faults_crashes_and_drops() -> None:
     for what in ("fault before graph", "fault after graph", "CRASH process", "drop DS webhook", "drop Graph notification",
                  "429", "NetworkError", "Dime.Scheduler is unavailable", "ds list_resources leaves out",
                  "hold held", "missing skipped", "edits connector event", "deletes connector event",
-                 "at the same time", "to_outlook conflict applied", "412, the changeKey moved"):
+                 "at the same time", "to_outlook conflict applied", "412, the changeKey moved",
+                "storage fault before", "storage fault after", "invocation failed: HttpResponseError",
+                "invocation failed: ServiceRequestError", "invocation failed: ServiceResponseError"):
         assert what in logs, what
 
 
