@@ -103,3 +103,48 @@ def test_a_deleted_item_a_round_took_off_the_cursor_row_is_removed_although_the_
     assert failed, "the round never reached its end"
     assert not left, f"board item(s) {left} of an Outlook item that is gone, before the timers ran"
     assert violations == [], "\n".join(violations + sim.log[-40:])
+
+
+@pytest.mark.parametrize("sender", ["Dime.Scheduler", "Graph"])
+def test_a_webhook_whose_enqueue_meets_a_storage_error_answers_503_and_the_sender_delivers_it_again(
+        sender: str) -> None:
+    """The webhooks only enqueue; when the queue cannot take the change (a storage error the SDK's retries
+    did not get past), the change is not queued and the sender must post it again: both senders retry a
+    5xx. Was: the error escaped the function (the host's 500, `scheduler_notifications` and
+    `graph_notifications` did not answer it themselves), and the simulation's delivery raised it."""
+    failed: list[str] = []
+
+    async def script(sim: Sim) -> None:
+        inner = sim.storage.hazard
+
+        def hazard(label: str, effect: Callable[[], Any]) -> Any:
+            if sim.current is not None and not failed and label.endswith(" send"):
+                failed.append(label)
+                sim.storage_faults += 1
+                raise _server_busy(label)
+            return inner(label, effect)
+
+        sim.storage.hazard = hazard
+        if sender == "Dime.Scheduler":
+            start = EPOCH + timedelta(days=1, hours=9)
+            from devtools.sim.planning import BoardAppointment
+
+            sim._planned(BoardAppointment("5a1e0000-0000-4000-8000-000000000001", "Boiler", start,
+                                          start + timedelta(hours=1), ["ALICE"]), "created")
+        else:
+            start = EPOCH + timedelta(days=1, hours=11)
+            sim.graph.new_event(sim.user_of("ALICE"), {
+                "subject": "Dentist", "showAs": "busy", "start": {"dateTime": start.isoformat(), "timeZone": "UTC"},
+                "end": {"dateTime": (start + timedelta(hours=1)).isoformat(), "timeZone": "UTC"}})
+        await sim.drain()
+        sim.storage.hazard = inner
+        # Before any timer (the poll would find it too): delivered again, the change is applied.
+        applied.append(bool(sim.graph.mailboxes[sim.user_of("ALICE")].events) if sender == "Dime.Scheduler"
+                       else any(a.from_outlook for a in sim.planning.appointments_by_guid.values()))
+
+    applied: list[bool] = []
+    sim, violations = run_scenario(script)
+    assert failed, "no webhook enqueued anything"
+    assert applied == [True]
+    assert any("answered 503 after a storage fault" in line for line in sim.log)
+    assert violations == [], "\n".join(violations)
