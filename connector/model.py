@@ -368,3 +368,6 @@ class BoardImport:
     exchange_id: str
     resource_email: str
     item: Mapping[str, Any]
+    # Take the board item away first, in the same `/import` (`UpsertOnBoard.replace`): a field to clear
+    # cannot be cleared by a blank where Dime.Scheduler takes a blank as "not given".
+    replace: bool = False

@@ -159,7 +159,7 @@ def verify_planning(planning: PlanningGateway, resource_no: str, mailbox: str, n
     email = str(resources[resource_no].get("email") or resources[resource_no].get("Email") or mailbox)
     guid = str(uuid.uuid4())
     start = datetime.combine(datetime.now(UTC).date() + timedelta(days=15), time(9), UTC)
-    item = {"Start": start, "End": start + timedelta(hours=1), "Subject": f"{MARK} board item", "Body": "",
+    item = {"Start": start, "End": start + timedelta(hours=1), "Subject": f"{MARK} board item", "Body": f"{MARK} notes",
             "ShowAs": 3, "Sensitivity": 1, "Importance": 0, "Categories": []}
     answer = _import_answer(planning, Procedure("mboc_upsertExchangeAppointment",
                                                 exchange_parameters(guid, f"{MARK}-{guid}", email, item)))
@@ -181,6 +181,15 @@ def verify_planning(planning: PlanningGateway, resource_no: str, mailbox: str, n
             "offset" if len(start_text) > 19 and start_text[19:20] in "+-" else "naive")
         report.add("payload dates", dates, "a missing offset is read as UTC; Z and ±hh:mm are converted",
                    f"StartDate {start_text!r}")
+        # A blank Body: does the upsert clear it, or take it as "not given" (the item keeps its notes)?
+        planning.upsert_exchange_appointment(guid, f"{MARK}-{guid}", email, dict(item, Body=""))
+        again = planning.appointments(start - timedelta(hours=1), start + timedelta(hours=2), [resource_no])
+        mine = next((a for a in again if str(a.get("AppointmentGuid") or a.get("appointmentGuid") or "").lower()
+                     == guid), {})
+        body = str(mine.get("Body") or mine.get("body") or "")
+        report.add("a blank parameter", "keeps" if body.strip() else "clears",
+                   "an emptied Subject, Body or Categories replaces the board item (delete + upsert, same GUID)",
+                   f"Body after a blank: {body!r}")
         by_guid = planning.client.appointments.get_by_id(guid)
         accepted = bool(by_guid.ok and isinstance(by_guid.data, dict) and str(
             by_guid.data.get("AppointmentGuid") or by_guid.data.get("appointmentGuid") or "").lower() == guid)

@@ -123,6 +123,14 @@ def exchange_parameters(appointment_guid: str, exchange_id: str, resource_email:
     return values
 
 
+def _exchange_calls(one: BoardImport) -> list[Procedure]:
+    """The calls that mirror one Outlook item: its upsert, after its deletion when it is `replace`d (the
+    deletion carries the item's values, as the .NET SDK sends every field of the model)."""
+    values = exchange_parameters(one.appointment_guid, one.exchange_id, one.resource_email, one.item)
+    upsert = Procedure("mboc_upsertExchangeAppointment", values)
+    return [Procedure("mboc_deleteExchangeAppointment", values), upsert] if one.replace else [upsert]
+
+
 @dataclass(frozen=True)
 class ImportResult:
     success: bool
@@ -243,6 +251,31 @@ def read_by_refs(guid: str, appointment_id: str | None, read_one: Callable[[str]
     return None
 
 
+def _numeric(value: Any) -> str | None:
+    text = str(value).strip() if isinstance(value, int | str) and not isinstance(value, bool) else ""
+    return str(int(text)) if text.isdigit() and int(text) > 0 else None
+
+
+def id_for_update(appointment: Mapping[str, Any], appointment_id: str | None,
+                  read_one: Callable[[str], Any]) -> str:
+    """The numeric id `mboc_upsertAppointment` must get to update a planner's appointment: "the appointment
+    id is required if you want to update an existing appointment; otherwise it inserts" (a second
+    appointment for the same job). The payload's `id` (just read from Dime.Scheduler), else the id remembered
+    from it (`appointment_id`), else read first by GUID (`GET /appointment/{guid}`, where the service takes GUIDs).
+    Without one, no update is sent: a permanent `PlanningError` (the change is parked on the monitor).
+    Shared with the simulation's Dime.Scheduler, so the same rule runs there."""
+    for candidate in (_key(appointment, "id"), _key(appointment, "AppointmentId"), appointment_id):
+        if (found := _numeric(candidate)) is not None:
+            return found
+    guid = str(_key(appointment, "AppointmentGuid") or "")
+    read = read_by_refs(guid, None, read_one) if guid else None
+    found = _numeric(_key(read, "id")) if read else None
+    if found is None:
+        raise PlanningError(422, f"update appointment {guid or '(no GUID)'}: its numeric id is not known, and "
+                                 "mboc_upsertAppointment without one inserts a second appointment: not sent")
+    return found
+
+
 class PlanningGateway:
     """Dime.Scheduler reads, imports and webhook registrations."""
 
@@ -303,14 +336,14 @@ class PlanningGateway:
 
     # -- Outlook → planning writes -----------------------------------------------------------
     def upsert_exchange_appointment(self, appointment_guid: str, exchange_id: str, resource_email: str,
-                                    item: Mapping[str, Any]) -> None:
+                                    item: Mapping[str, Any], replace: bool = False) -> None:
         """Mirror one Outlook item on the board (`mboc_upsertExchangeAppointment`); `item` is `board_item()`.
 
         Only the parameters of the official SDK model are sent: the item's all-day flag and location
         have no parameter there (the board shows an all-day item by its midnight-to-midnight times).
+        `replace`: the board item is deleted first, in the same `/import` (`BoardImport.replace`).
         """
-        self.run_import([Procedure("mboc_upsertExchangeAppointment",
-                                   exchange_parameters(appointment_guid, exchange_id, resource_email, item))])
+        self.run_import(_exchange_calls(BoardImport(appointment_guid, exchange_id, resource_email, item, replace)))
 
     def upsert_exchange_appointments(self, items: Sequence[BoardImport]) -> None:
         """Mirror many Outlook items at once: one `/import` per IMPORT_CALLS calls (or IMPORT_BYTES of
@@ -319,13 +352,12 @@ class PlanningGateway:
         batch: list[Procedure] = []
         size = 0
         for one in items:
-            procedure = Procedure("mboc_upsertExchangeAppointment", exchange_parameters(
-                one.appointment_guid, one.exchange_id, one.resource_email, one.item))
-            weight = len(json.dumps(procedure.to_json(), default=str))
-            if batch and (len(batch) >= IMPORT_CALLS or size + weight > IMPORT_BYTES):
+            calls = _exchange_calls(one)  # a replaced item's two calls stay in one `/import`
+            weight = sum(len(json.dumps(call.to_json(), default=str)) for call in calls)
+            if batch and (len(batch) + len(calls) > IMPORT_CALLS or size + weight > IMPORT_BYTES):
                 self.run_import(batch)
                 batch, size = [], 0
-            batch.append(procedure)
+            batch += calls
             size += weight
         if batch:
             self.run_import(batch)
@@ -341,16 +373,20 @@ class PlanningGateway:
                                    exchange_parameters(appointment_guid, exchange_id, resource_email, item or {}))])
 
     def update_planner_appointment(self, appointment: Mapping[str, Any], subject: str, body: str,
-                                   start: datetime, end: datetime, all_day: bool) -> None:
+                                   start: datetime, end: datetime, all_day: bool,
+                                   appointment_id: str | None = None) -> None:
         """Move/retitle a planner's appointment (`mboc_upsertAppointment`), keeping job, task and resources.
 
-        `appointment` is its current `appointment-incoming` payload (from `get_appointment`).
+        `appointment` is its current `appointment-incoming` payload (from `get_appointment`); the call
+        names it by its numeric id too (`id_for_update`: without one the procedure would insert).
         """
         task = appointment.get("Task")
         job = task.get("Job") if isinstance(task, Mapping) else None
         job = job if isinstance(job, Mapping) else {}
         guid = appointment.get("AppointmentGuid") or appointment.get("appointmentGuid")
+        number = id_for_update(appointment, appointment_id, self._read_one)
         self.run_import([Procedure("mboc_upsertAppointment", {
+            "AppointmentId": number,
             "AppointmentGuid": str(guid),
             "SourceApp": str(job.get("SourceApp") or appointment.get("SourceApp") or self._source_app),
             "SourceType": str(job.get("SourceType") or appointment.get("SourceType") or self._source_app[:10]),

@@ -145,7 +145,8 @@ def _index_row(copy: OutlookCopy) -> dict[str, Any]:
 def _board_row(copy: BoardCopy) -> dict[str, Any]:
     return {"Kind": "exchange", "AppointmentGuid": copy.appointment_guid, "UserId": copy.user_id,
             "EventId": copy.event_id, "ContentHash": copy.content_hash, "ChangeKey": copy.change_key or "",
-            "SeriesMasterId": copy.series_master_id or ""}
+            "SeriesMasterId": copy.series_master_id or "",
+            **({"Filled": "v1:" + ",".join(sorted(copy.filled))} if copy.filled is not None else {})}
 
 
 def _series_row(copy: BoardCopy) -> dict[str, Any]:
@@ -160,7 +161,14 @@ def _board_from(row: Row) -> BoardCopy:
     d = row.data
     return BoardCopy(user_id=str(d["UserId"]), event_id=str(d["EventId"]), appointment_guid=str(d["AppointmentGuid"]),
                      content_hash=str(d.get("ContentHash", "")), change_key=d.get("ChangeKey") or None,
-                     series_master_id=d.get("SeriesMasterId") or None)
+                     series_master_id=d.get("SeriesMasterId") or None, filled=_filled(d.get("Filled")))
+
+
+def _filled(value: Any) -> frozenset[str] | None:
+    """`BoardCopy.filled` as saved; None for a row saved before it was kept (or unreadable)."""
+    if not isinstance(value, str) or not value.startswith("v1:"):
+        return None
+    return frozenset(name for name in value[3:].split(",") if name)
 
 
 class MappingStore:

@@ -112,6 +112,24 @@ class BoardCopy:
     content_hash: str
     change_key: str | None = None
     series_master_id: str | None = None
+    # The fields of `CLEARABLE` the board item may hold a value in (what the imports sent, and while an
+    # import is in flight what it sends too); None: not recorded (a copy saved before this was kept), any may.
+    filled: frozenset[str] | None = None
+
+
+# The board fields an Outlook item may lose (a person clears them, or the item turns private and masked).
+# An empty value goes as a blank, and whether Dime.Scheduler's upsert takes a blank as "empty" or as "not
+# given" (keep what the item had) is not documented: `connector.sync.to_planning.plan_item` decides.
+CLEARABLE: tuple[str, ...] = ("Subject", "Body", "Categories")
+
+
+def filled_fields(item: Mapping[str, Any]) -> frozenset[str]:
+    """The fields of `CLEARABLE` that hold a value in a board item (`board_item` shape)."""
+    def blank(value: Any) -> bool:
+        if isinstance(value, str):
+            return not value.strip()
+        return not any(str(v).strip() for v in value or ())
+    return frozenset(name for name in CLEARABLE if not blank(item.get(name)))
 
 
 def content_hash(item: Mapping[str, Any]) -> str:

@@ -25,19 +25,21 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
 from connector.model import CalendarEvent, Sensitivity, ShowAs, graph_time
 from connector.sync.status import (
+    CLEARABLE,
     EVENT_FIELDS,
     TRANSACTION_PREFIX,
     BoardCopy,
     OutlookCopy,
     TrackedResource,
     content_hash,
+    filled_fields,
     hashes_of,
 )
 from connector.sync.timezones import all_day_time, local_midnight, mailbox_zone
@@ -46,6 +48,7 @@ PRIVATE_SUBJECT = "Private appointment"
 PRIVATE_SENSITIVITIES = frozenset({Sensitivity.PRIVATE, Sensitivity.CONFIDENTIAL})
 # Namespace for the board GUIDs of Outlook items: the same item always maps to the same appointment.
 BOARD_NAMESPACE = uuid.UUID("0c6f5f5e-2b7a-4d8e-9a41-6c1f0d7e2b93")
+CLEARABLE_SET = frozenset(CLEARABLE)
 
 
 class PrivateItems(StrEnum):
@@ -79,6 +82,14 @@ class UpsertOnBoard:
     item: Mapping[str, Any]  # the board fields (see `board_item`)
     content_hash: str
     event: CalendarEvent
+    filled: frozenset[str] = frozenset()  # the `CLEARABLE` fields the item holds a value in (`filled_fields`)
+    # Take the board item away and import it again under the same GUID, in one `/import`: a field the board
+    # may hold a value in is empty now, and a blank may not clear it (see `plan_item`).
+    replace: bool = False
+    # Saved before the import: the known copy as it was (its hash: nothing is applied yet) with the fields the
+    # import fills added, so that should it take effect behind a lost answer, the copy still says what the
+    # board may hold. None when the copy records them all already (the common case: no write).
+    widened: BoardCopy | None = None
 
 
 @dataclass(frozen=True)
@@ -219,7 +230,17 @@ def plan_item(
     if board_copy is not None and board_copy.content_hash == digest:
         return Unchanged("nothing the board shows changed", event.change_key, board_copy)
     guid = board_copy.appointment_guid if board_copy else board_guid(resource.user_id, event.id)
-    return UpsertOnBoard(guid, item, digest, event)
+    # Clearing a field. `mboc_upsertExchangeAppointment` gets an empty Subject, Body or category list as a
+    # blank, and Dime.Scheduler does not document whether its upsert takes a blank as "empty" or as "not
+    # given" (then the item keeps what it had: a person could never take categories off the board, and an
+    # item turning private and masked would keep its body and categories there). So when the board item may
+    # hold a value in a field the new version leaves empty, the item is deleted and imported again under the
+    # same GUID, both calls in one `/import` (`BoardImport.replace`): right under either reading, and only
+    # when a field is emptied (the common change, a move or a retitle, stays one upsert).
+    filled = filled_fields(item)
+    before = frozenset() if board_copy is None else CLEARABLE_SET if board_copy.filled is None else board_copy.filled
+    widened = replace(board_copy, filled=before | filled) if board_copy is not None and not filled <= before else None
+    return UpsertOnBoard(guid, item, digest, event, filled, replace=bool(before - filled), widened=widened)
 
 
 def looks_edited(event: CalendarEvent, copy: OutlookCopy, time_zone: str) -> bool:

@@ -63,8 +63,13 @@ async def take_outlook_edit(services: Services, payload: dict[str, Any], copy: O
     if event.start is None or event.end is None:
         return False
     # The planner's all-day days are UTC dates (as `desired_event` reads them): the event's dates.
+    # Named by its numeric id as well (the payload's, else the one remembered from Dime.Scheduler; see
+    # `id_for_update`): without one, `mboc_upsertAppointment` inserts a second appointment rather than update it.
+    appointment_id = Appointment.from_payload(payload).appointment_id
+    if not (appointment_id or "").isdigit():
+        appointment_id = await asyncio.to_thread(services.mappings.appointment_id, copy.appointment_guid)
     await asyncio.to_thread(services.planning.update_planner_appointment, payload, event.subject, event.body,
-                            event.start, event.end, event.all_day)
+                            event.start, event.end, event.all_day, appointment_id)
     fields = outlook_fields(event, time_zone)
     starts_at, ends_at = event_span(fields)
     saved = replace(copy, field_hashes=hashes_of(fields), change_key=event.change_key, starts_at=starts_at,

@@ -193,6 +193,11 @@ async def _sync_one(services: Services, resource: DsResource, record: ResourceRe
     if record is not None and record.status == Status.TRACKED:  # another mailbox now: untrack the old one first
         candidates.append(_Candidate(record, "the resource's mailbox changed", retrack=(resource, user_id)))
         return
+    if record is not None and record.user_id and record.user_id != user_id \
+            and await remove_board_items(services, record) is None:
+        # An untrack cut short before its board removal leaves the old mailbox's items there, and tracking
+        # the new mailbox forgets them: finished first (a round of the old mailbox still runs: next run).
+        return
     await _track(services, resource, user_id, record, report)
 
 
@@ -214,8 +219,14 @@ async def _refresh(services: Services, resource: DsResource, record: ResourceRec
                         f"found again (missing since {record.missing_since:%Y-%m-%d %H:%M} UTC); still tracked")
     time_zone, zone_error = await read_time_zone(services, record.user_id, record.time_zone)
     if (record.email, record.display_name, record.time_zone) != (resource.email, resource.display_name, time_zone):
-        await _io(services.registry.update, record.resource_no, only_if=same, email=resource.email,
-                  display_name=resource.display_name, time_zone=time_zone)
+        updated = await _io(services.registry.update, record.resource_no, only_if=same, email=resource.email,
+                            display_name=resource.display_name, time_zone=time_zone)
+        if updated and record.email and record.email.lower() != resource.email.lower():
+            # The mailbox was renamed: Dime.Scheduler refused the imports sent with the old email since it
+            # changed there (the delta link moved past them), so a full round brings every item again.
+            await enqueue_resync(services, record.user_id, "resync", full=True)
+            await _activity(services, "email", "applied", record.resource_no,
+                            f"email changed to {resource.email}, same mailbox; full sync enqueued")
     if zone_error:
         await _io(services.registry.update, record.resource_no, only_if=same, last_error=zone_error)
     if not record.subscription_id:  # an earlier create failed: try again now

@@ -581,11 +581,12 @@ class ExchangeToPlanning:
         await asyncio.gather(*(self.io(mappings.mark_outlook_item, action.appointment_guid, record.user_id,
                                        action.event.id) for action, _ in pending))
         fresh = [replace(_board_copy(action, record), content_hash="") for action, known in pending if not known]
+        fresh += [action.widened for action, known in pending if known and action.widened is not None]
         if fresh:
             await self.io(mappings.save_board_copies, record.user_id, fresh)
         try:
             await self.io(self.s.planning.upsert_exchange_appointments, [
-                BoardImport(action.appointment_guid, action.event.id, record.email, action.item)
+                BoardImport(action.appointment_guid, action.event.id, record.email, action.item, action.replace)
                 for action, _ in pending])
         except PlanningError as exc:
             if exc.transient:
@@ -621,6 +622,9 @@ class ExchangeToPlanning:
             # reach the planning worker before the import call returns.
             await self.io(mappings.mark_outlook_item, action.appointment_guid, record.user_id, action.event.id)
             copy = _board_copy(action, record)
+            if known and action.widened is not None:
+                # The import may put values in fields the copy does not record: say so first (hash unchanged).
+                await self.io(mappings.save_board_copy, action.widened)
             if not known:
                 # Before a first import, a copy with no hash: if the import takes effect but its answer is
                 # lost, the item's removal still finds the board item to take away (and a later round
@@ -628,7 +632,7 @@ class ExchangeToPlanning:
                 await self.io(mappings.save_board_copy, replace(copy, content_hash=""))
             try:
                 await self.io(planning.upsert_exchange_appointment, action.appointment_guid, action.event.id,
-                              record.email, action.item)
+                              record.email, action.item, action.replace)
             except PlanningError as exc:
                 if not known and not exc.transient:  # refused, so not applied: nothing is on the board
                     await self.io(mappings.delete_board_copy, replace(copy, content_hash=""))
@@ -732,8 +736,7 @@ def _note_sync(services: Services, resource_no: str) -> None:
 def _board_copy(action: UpsertOnBoard, record: ResourceRecord) -> BoardCopy:
     event = action.event
     return BoardCopy(record.user_id, event.id, action.appointment_guid, action.content_hash, event.change_key,
-                     event.series_master_id)
-
+                     event.series_master_id, action.filled)
 
 def _verb(action: Action) -> str:
     return {"UpsertOnBoard": "upsert", "RemoveFromBoard": "delete", "RestoreOutlook": "restore",

@@ -16,6 +16,8 @@ AppointmentLookup = Literal["id", "id_or_guid"]
 MissingAppointment = Literal["404", "empty_200"]
 HookCreatedAnswer = Literal["location", "body"]
 PayloadDates = Literal["naive", "utc_z", "offset"]
+BlankParameter = Literal["keeps", "clears"]
+UpdateWithoutId = Literal["inserts", "by_guid"]
 
 # Knobs whose value is one of a few words: name -> the allowed words.
 CHOICES: dict[str, tuple[str, ...]] = {
@@ -26,6 +28,8 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "appointment_missing_answer": ("404", "empty_200"),
     "webhook_created_answer": ("location", "body"),
     "payload_dates": ("naive", "utc_z", "offset"),
+    "blank_parameter": ("keeps", "clears"),
+    "update_without_id": ("inserts", "by_guid"),
 }
 
 # Knobs that the control plane may change at run time (PATCH /_emulator/config); the rest shape the
@@ -60,6 +64,8 @@ RUNTIME_KNOBS = frozenset(
         "webhook_created_answer",
         "payload_dates",
         "payload_offset_minutes",
+        "blank_parameter",
+        "update_without_id",
     }
 )
 
@@ -93,6 +99,16 @@ class SchedulerEmulatorConfig:
     exchange_upsert_matches_exchange_id: bool = False
     """Without AppointmentGuid/AppointmentId, ``mboc_upsertExchangeAppointment`` creates a new item
     even if one with the same ExchangeId exists, unless this is true (then it updates that item)."""
+    blank_parameter: BlankParameter = "keeps"
+    """A blank value ("") for a free-text or list parameter of ``mboc_upsertExchangeAppointment``
+    (``Subject``, ``Body``, ``Categories``): ``keeps``: taken as "not given", the item keeps what it had
+    (a partial upsert, as a procedure written ``ISNULL(NULLIF(@p, ''), col)`` does: the connector cannot
+    clear a field with a blank); ``clears``: the field becomes empty. Dime.Scheduler documents neither."""
+    update_without_id: UpdateWithoutId = "inserts"
+    """``mboc_upsertAppointment`` without an ``AppointmentId`` (or with 0): ``inserts`` a new appointment
+    (with the given GUID, or a new one when that GUID is taken), as the docs say: "the appointment id is
+    required if you want to update an existing appointment; otherwise it inserts"; ``by_guid``: an
+    existing appointment with that GUID is updated (the kinder reading)."""
     import_user: str = "api"
     """``LastModifiedUser``/``CreatedUser`` written by imports."""
     planner_user: str = "planner"

@@ -2,7 +2,8 @@
 
 Each :class:`Procedure` declares its parameters (names match case-insensitively, as SQL Server's
 do). :meth:`Procedure.parse` turns the wire strings into typed arguments (a null, and a blank
-identifier or typed value, count as "not given"), and ``run`` applies the call to a store, raising
+identifier or typed value, count as "not given"; a blank Subject, Body or Categories of an Outlook item
+follows the ``blank_parameter`` knob), and ``run`` applies the call to a store, raising
 :class:`ProcedureError` with a message for the caller. Upserts are partial: a parameter that is not
 given leaves the stored value alone. Deleting something that does not exist succeeds and changes
 nothing (deletes are idempotent, so a retried import cannot fail on its own earlier success).
@@ -59,8 +60,13 @@ class Param:
     max_length: int | None = None
     low: int | None = None
     high: int | None = None
+    clearable: bool = False  # a blank value follows the ``blank_parameter`` knob: not given, or empty
 
     def parse(self, raw: str, config: SchedulerEmulatorConfig) -> Any:
+        if self.clearable and not raw.strip():
+            if config.blank_parameter == "keeps":
+                return None
+            return [] if self.kind == "list" else ""
         if self.kind == "text":
             value: Any = raw
         elif not raw.strip():
@@ -275,8 +281,15 @@ _PLANNING_FIELDS = {
 
 
 def upsert_appointment(ctx: Context, args: Args) -> Outcome:
-    existing = _find(ctx, args, missing_ok=False)
     store = ctx.store
+    if not args.get("AppointmentId") and ctx.config.update_without_id == "inserts":
+        # "The appointment id is required if you want to update an existing appointment; otherwise it
+        # inserts": a new appointment, under a new GUID when the given one is taken.
+        existing = None
+        if args.get("AppointmentGuid") in store.appointments:
+            args = {**args, "AppointmentGuid": str(uuid.uuid4())}
+    else:
+        existing = _find(ctx, args, missing_ok=False)
     if ("JobNo" in args) != ("TaskNo" in args):
         raise ProcedureError("'JobNo' and 'TaskNo' go together: give both or neither")
     task = None
@@ -409,9 +422,10 @@ def upsert_task(ctx: Context, args: Args) -> Outcome:
 # ExchangeId, ICalUId, Start, End, Subject, Body, Importance, ResourceEmail, ShowAs, Sensitivity,
 # Categories, CreatedByExchange -- and nothing else (no all-day flag, no location).
 _EXCHANGE_ITEM = (
-    Param("ExchangeId"), Param("ICalUId"), Param("Subject", "text"), Param("Body", "text"),
-    Param("Importance", "int", low=0, high=2), Param("ShowAs", "int", low=1, high=6),
-    Param("Sensitivity", "int", low=1, high=4), Param("Categories", "list"), Param("CreatedByExchange", "bool"),
+    Param("ExchangeId"), Param("ICalUId"), Param("Subject", "text", clearable=True),
+    Param("Body", "text", clearable=True), Param("Importance", "int", low=0, high=2), Param("ShowAs", "int", low=1, high=6),
+    Param("Sensitivity", "int", low=1, high=4), Param("Categories", "list", clearable=True),
+    Param("CreatedByExchange", "bool"),
 )
 
 _SOURCE_REQUIRED = (

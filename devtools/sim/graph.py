@@ -13,18 +13,20 @@ import itertools
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from connector.errors import GraphError
 from connector.gateways.graph import DeltaPage
 from connector.model import graph_time, parse_utc
+from devtools.sim.clock import EPOCH
 
 if TYPE_CHECKING:
     from devtools.sim.world import Sim
 
 _EVENT_URL = re.compile(r"^/users/([^/]+)/events(?:/([^/?]+))?$")
 PAGE_SIZE = 3  # small pages: every round crosses page boundaries and checkpoints
+MIN_LIFETIME = timedelta(minutes=45)  # Graph raises a shorter subscription expiry to this
 
 
 @dataclass
@@ -34,6 +36,17 @@ class Notification:
     user_id: str
     change_type: str
     event_id: str
+
+
+@dataclass
+class Lifecycle:
+    """A lifecycle notification Graph owes the subscription's `lifecycleNotificationUrl`."""
+
+    subscription_id: str
+    client_state: str
+    user_id: str
+    event: str  # reauthorizationRequired | subscriptionRemoved | missed
+    expiration: str
 
 
 @dataclass
@@ -51,6 +64,7 @@ class FakeGraph:
         self.mailboxes: dict[str, Mailbox] = {}
         self.subscriptions: dict[str, dict[str, Any]] = {}
         self.outbox: list[Notification] = []
+        self.lifecycle_outbox: list[Lifecycle] = []
         self.writes = 0  # event writes that took effect (the replay check compares it)
         # What a create with a transactionId already used answers (Graph does not document it): "existing"
         # gives the first event back (and a deleted event's id is free again); "conflict" answers 409 and
@@ -74,7 +88,7 @@ class FakeGraph:
 
     def _changed(self, box: Mailbox, event_id: str, change_type: str) -> None:
         box.log.append((next(self._seq), event_id))
-        for sub in self.subscriptions.values():
+        for sub in self._live_subscriptions():
             if sub["resource"] == f"users/{box.user_id}/events":
                 self.outbox.append(Notification(sub["id"], sub["clientState"], box.user_id, change_type, event_id))
 
@@ -103,6 +117,41 @@ class FakeGraph:
         event.update({k: v for k, v in body.items() if not k.startswith("@")})
         return self.write_event(user_id, event, "created")
 
+    # -- subscriptions' lifecycle ----------------------------------------------------------------
+    def _now(self) -> datetime:
+        return EPOCH + timedelta(seconds=self.sim.loop.time())
+
+    def _live_subscriptions(self) -> list[dict[str, Any]]:
+        """The subscriptions still in force: one past its expirationDateTime is gone (Graph deletes it and
+        notifies nothing more; a renewal then answers 404)."""
+        for sub in list(self.subscriptions.values()):
+            if parse_utc(sub["expirationDateTime"], "expirationDateTime") <= self._now():
+                self.sim.trace(f"graph: subscription {sub['id']} of {sub['resource']} expired")
+                del self.subscriptions[sub["id"]]
+        return list(self.subscriptions.values())
+
+    def subscriptions_of(self, user_id: str) -> list[dict[str, Any]]:
+        return [s for s in self._live_subscriptions() if s["resource"] == f"users/{user_id}/events"]
+
+    def lifecycle(self, sub: Mapping[str, Any], event: str) -> None:
+        """Graph owes the subscription's lifecycle URL `event` (delivered, dropped or repeated by the world)."""
+        user_id = str(sub["resource"]).split("/")[1]
+        self.lifecycle_outbox.append(Lifecycle(sub["id"], sub["clientState"], user_id, event,
+                                               sub["expirationDateTime"]))
+
+    def remove_subscription(self, sub: Mapping[str, Any]) -> None:
+        """Graph removed the subscription (`subscriptionRemoved`): no change notification from here on."""
+        self.subscriptions.pop(sub["id"], None)
+        self.lifecycle(sub, "subscriptionRemoved")
+
+    def lose_notifications(self, sub: Mapping[str, Any], rng: Any) -> int:
+        """Graph could not deliver some of the subscription's notifications (`missed`): they are lost."""
+        mine = [n for n in self.outbox if n.subscription_id == sub["id"]]
+        lost = [n for n in mine if rng.random() < 0.7]
+        self.outbox = [n for n in self.outbox if all(n is not gone for gone in lost)]
+        self.lifecycle(sub, "missed")
+        return len(lost)
+
     # -- the gateway surface ---------------------------------------------------------------------
     async def get_user(self, id_or_upn: str) -> dict[str, Any] | None:
         def effect() -> dict[str, Any] | None:
@@ -128,24 +177,29 @@ class FakeGraph:
         def effect() -> dict[str, Any]:
             self._box(user_id)
             sub = {"id": f"sub-{next(self._ids)}", "resource": f"users/{user_id}/events", "clientState": client_state,
-                   "notificationUrl": notification_url, "expirationDateTime": graph_time(expiration)["dateTime"] + "Z"}
+                   "notificationUrl": notification_url, "lifecycleNotificationUrl": lifecycle_url,
+                   "expirationDateTime": self._expiry(expiration)}
             self.subscriptions[sub["id"]] = sub
             return dict(sub)
         return await self.sim.io("graph create_subscription", effect)
 
     async def renew_subscription(self, subscription_id: str, expiration: datetime) -> dict[str, Any]:
         def effect() -> dict[str, Any]:
-            sub = self.subscriptions.get(subscription_id)
+            sub = next((s for s in self._live_subscriptions() if s["id"] == subscription_id), None)
             if sub is None:
                 raise GraphError(404, "ResourceNotFound", "subscription not found")
-            sub["expirationDateTime"] = graph_time(expiration)["dateTime"] + "Z"
+            sub["expirationDateTime"] = self._expiry(expiration)
             return dict(sub)
         return await self.sim.io("graph renew_subscription", effect)
 
+    def _expiry(self, wanted: datetime) -> str:
+        """Graph raises an expiry less than 45 minutes ahead to 45 minutes."""
+        return graph_time(max(wanted, self._now() + MIN_LIFETIME))["dateTime"] + "Z"
+
     async def get_subscription(self, subscription_id: str) -> dict[str, Any] | None:
         return await self.sim.io("graph get_subscription",
-                                 lambda: dict(self.subscriptions[subscription_id])
-                                 if subscription_id in self.subscriptions else None)
+                                 lambda: next((dict(s) for s in self._live_subscriptions() if s["id"] == subscription_id),
+                                              None))
 
     async def delete_subscription(self, subscription_id: str) -> None:
         await self.sim.io("graph delete_subscription", lambda: self.subscriptions.pop(subscription_id, None))
@@ -238,6 +292,7 @@ class FakeGraph:
                 self._taken.add((user_id, transaction))
             self.writes += 1
             created = self.new_event(user_id, body or {})
+            self._connector_wrote(created)
             self.sim.trace(f"graph: event {created['id']} created in {user_id}")
             return {"status": 201, "body": created}
         if event_id is None or event_id not in box.events:
@@ -257,6 +312,7 @@ class FakeGraph:
                 return _refused(exc)
             self.writes += 1
             self.sim.trace(f"graph: event {event_id} patched in {user_id}: {sorted(body or {})}")
+            self._connector_wrote(event)
             return {"status": 200, "body": self.write_event(user_id, event)}
         if method == "DELETE":
             self.writes += 1
@@ -264,6 +320,14 @@ class FakeGraph:
             self.remove_event(user_id, event_id)
             return {"status": 204, "body": None}
         return {"status": 405, "body": {"error": {"code": "MethodNotAllowed"}}}
+
+    def _connector_wrote(self, event: Mapping[str, Any]) -> None:
+        """The oracle's account of the connector's writes to its own events (a person's edit they overwrote)."""
+        from connector.sync.status import TAG_PROPERTY_ID
+
+        for prop in event.get("singleValueExtendedProperties") or ():
+            if prop.get("id") == TAG_PROPERTY_ID:
+                self.sim.model.connector_wrote(str(prop.get("value")).lower(), self.sim.loop.time())
 
     def _delta(self, user_id: str, link: str | None, start: datetime | None, end: datetime | None) -> DeltaPage:
         box = self._box(user_id)

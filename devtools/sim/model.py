@@ -77,6 +77,7 @@ class PersonEdit:
 
     at: float
     event: Mapping[str, Any] | None = None  # None: deleted
+    tenure: int = 0  # which of the resource's mailboxes it was made in (`ActorLog.tenure`)
 
     @property
     def deleted(self) -> bool:
@@ -110,6 +111,12 @@ class ActorLog:
     both_at_once: dict[str, float] = field(default_factory=dict)  # guid → when a person and the planner raced
     # Every version the board held, the planner's and those the connector took from Outlook (by the policies).
     history: dict[str, list[PlannerVersion]] = field(default_factory=dict)
+    # Each resource's mailbox (Graph user id) now, and how many times it changed: a person's edit or deletion
+    # in a mailbox the resource has left says nothing about the events in its new one.
+    mailboxes: dict[str, str] = field(default_factory=dict)
+    tenure: dict[str, int] = field(default_factory=dict)
+    # When the connector wrote one of the appointment's events (Graph's own account): what overwrote an edit.
+    connector_writes: dict[str, list[float]] = field(default_factory=dict)
 
     def planned(self, at: float, guid: str, version: Version, category: str | None, importance: int,
                 resources: Iterable[str]) -> None:
@@ -122,11 +129,25 @@ class ActorLog:
         """The connector wrote a person's version onto the board (CONFLICT_POLICY=outlook, update_planning)."""
         self.history.setdefault(guid, []).append(PlannerVersion(at, version, category, importance, frozenset(resources)))
 
+    def connector_wrote(self, guid: str, at: float) -> None:
+        self.connector_writes.setdefault(guid, []).append(at)
+
     def deleted(self, guid: str) -> None:
         self.planner.setdefault(guid, []).append(None)
 
     def person_did(self, guid: str, resource_no: str, edit: PersonEdit) -> None:
         self.person.setdefault((guid, resource_no), []).append(edit)
+
+    def mailbox_changed(self, resource_no: str, user_id: str, zone_name: str) -> None:
+        """The resource's email now names another mailbox (in its own zone)."""
+        self.mailboxes[resource_no] = user_id
+        self.zones[resource_no] = zone_name
+        self.tenure[resource_no] = self.tenure.get(resource_no, 0) + 1
+
+    def edits_in_mailbox(self, guid: str, resource_no: str) -> list[PersonEdit]:
+        """The person's edits of the resource's event in the mailbox it has now."""
+        now = self.tenure.get(resource_no, 0)
+        return [e for e in self.person.get((guid, resource_no)) or [] if e.tenure == now]
 
     def last(self, guid: str) -> PlannerVersion | None:
         versions = self.planner.get(guid) or [None]
@@ -225,7 +246,29 @@ def board_versions(log: ActorLog, guid: str) -> list[Version]:
     for (edited, _), edits in log.person.items():
         if edited == guid:
             allowed += [event_version(e.event) for e in edits if e.event is not None and e.at >= since]
+    if log.conflict_policy == "outlook":
+        allowed += _taken_unseen(log, guid)
     return allowed
+
+
+def _taken_unseen(log: ActorLog, guid: str) -> list[Version]:
+    """Under CONFLICT_POLICY=outlook, a person's edit the connector saw only after several planner changes
+    (crashes, outages) is a conflict against all of them, and Outlook wins: allowed when the board took that
+    very version while the edit still stood in Outlook (no write of the connector's to the event in between)
+    and the planner changed nothing since."""
+    planned = [v.at for v in log.planner.get(guid, []) if v is not None]
+    writes = log.connector_writes.get(guid, [])
+    found = []
+    for (edited, _), edits in log.person.items():
+        for e in edits if edited == guid else ():
+            if e.event is None:
+                continue
+            version = event_version(e.event).minute()
+            for took in log.history.get(guid, []):
+                if took.at >= e.at and took.version.minute() == version and took.at not in planned \
+                        and not any(e.at < w < took.at for w in writes) and all(p <= took.at for p in planned):
+                    found.append(took.version)
+    return found
 
 
 def _raced_last(log: ActorLog, guid: str) -> PersonEdit | None:
@@ -236,7 +279,10 @@ def _raced_last(log: ActorLog, guid: str) -> PersonEdit | None:
         return None
     before = versions[-2].at if len(versions) > 1 else 0.0
     edits = [e for (edited, _), es in log.person.items() if edited == guid for e in es if e.at >= before]
-    raced = [e for e in edits if e.at == at and e.event is not None]
+    # An edit of the event of a resource the planner's racing version no longer assigns races nothing: that
+    # event is deleted, whatever the person wrote into it.
+    raced = [e for (edited, resource), es in log.person.items() if edited == guid for e in es
+             if e.at == at and e.event is not None and resource in versions[-1].resources]
     # Any other edit since the planner's version before may still be unseen: then several versions race.
     if len(raced) != 1 or len(edits) != 1:
         return None
@@ -246,7 +292,7 @@ def _raced_last(log: ActorLog, guid: str) -> PersonEdit | None:
 def person_deleted(log: ActorLog, guid: str, resource_no: str) -> bool:
     """Whether a person's deletion of this event may stand at the end: it is the last thing done to the event,
     after the planner's last change, under a policy that leaves deletions alone (`ignore`, `update_planning`)."""
-    edits = log.person.get((guid, resource_no)) or []
+    edits = log.edits_in_mailbox(guid, resource_no)
     if not edits or not edits[-1].deleted or log.edit_policy not in ("ignore", "update_planning"):
         return False
     then = _version_at(log, guid, edits[-1].at)
@@ -262,7 +308,7 @@ def event_differences(log: ActorLog, guid: str, resource_no: str, expected: Mapp
     """How the connector's event differs from what it must show. Under `ignore` a person's edit of a field
     stays until the planner changes that field (the connector writes only what the planner changed since)."""
     wrong = {name: value for name, value in expected.items() if actual.get(name) != value}
-    edits = [e for e in log.person.get((guid, resource_no)) or [] if e.event is not None]
+    edits = [e for e in log.edits_in_mailbox(guid, resource_no) if e.event is not None]
     if wrong and edits and log.edit_policy == "ignore":
         kept = shown_in_outlook(edits[-1].event or {})
         final = (log.history.get(guid) or [None])[-1]

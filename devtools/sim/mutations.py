@@ -133,6 +133,17 @@ def _removals_skipped(original: Any) -> Any:
     return twin
 
 
+def _emptied_field_kept(original: Any) -> Any:
+    from dataclasses import replace
+
+    from connector.sync.to_planning import UpsertOnBoard
+
+    def twin(*args: Any, **kwargs: Any) -> Any:
+        action = original(*args, **kwargs)
+        return replace(action, replace=False) if isinstance(action, UpsertOnBoard) else action
+    return twin
+
+
 MUTANTS: tuple[Mutant, ...] = (
     Mutant("body_dropped", "the appointment's description never reaches the technician's Outlook",
            "connector.sync.to_outlook", "desired_event", _with(body={"contentType": "text", "content": ""})),
@@ -152,6 +163,8 @@ MUTANTS: tuple[Mutant, ...] = (
            "connector.sync.to_planning", "board_item", _with(Categories=[])),
     Mutant("private_not_masked", "a private dentist appointment shows its subject on the board",
            "connector.sync.to_planning", "board_item", _never_masked),
+    Mutant("emptied_field_kept", "an item turned private keeps its notes and categories on the board (where "
+           "Dime.Scheduler takes a blank as not given)", "connector.sync.to_planning", "plan_item", _emptied_field_kept),
     Mutant("show_as_filter_ignored", "free time the technician keeps to themselves lands on the board",
            "connector.sync.to_planning", "filtered_out", _ignore_show_as),
     Mutant("all_day_in_utc", "an all-day item of a Brussels technician spans the wrong hours on the board",

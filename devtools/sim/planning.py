@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from connector.errors import PlanningError
-from connector.gateways.planning import WEBHOOK_EVENTS, read_by_refs
+from connector.gateways.planning import WEBHOOK_EVENTS, id_for_update, read_by_refs
 from connector.model import BoardImport, parse_utc
 from devtools.sim.model import Version
 
@@ -91,6 +91,14 @@ class FakePlanning:
         # What `GET /appointment/{id}` takes (undocumented; the emulator's knob `appointment_lookup`): the
         # numeric id only (a GUID is 404) or either; drawn per seed from its own generator.
         self.lookup = random.Random(f"lookup-{sim.seed}").choice(["id", "id_or_guid"])
+        # What a blank Subject, Body or Categories does to an Outlook item (undocumented; the emulator's knob
+        # `blank_parameter`): "keeps" (not given: the item keeps its value) or "clears"; drawn per seed.
+        self.blank = random.Random(f"blank-{sim.seed}").choice(["keeps", "clears"])
+        # `mboc_upsertAppointment` without an AppointmentId (the emulator's `update_without_id`): "inserts", as
+        # documented, or "by_guid" (the kinder reading). Strict unless a test says otherwise.
+        self.update_without_id = "inserts"
+        self.former_emails: set[str] = set()  # emails a resource had before an admin changed them
+        self.stale_refusals: set[str] = set()  # Outlook items refused because their import named a former email
 
     # -- the planner's side ---------------------------------------------------------------------
     def plan(self, appointment: BoardAppointment, event: str) -> None:
@@ -168,20 +176,24 @@ class FakePlanning:
         self.sim.io_sync("ds ping")
 
     def upsert_exchange_appointment(self, appointment_guid: str, exchange_id: str, resource_email: str,
-                                    item: Mapping[str, Any]) -> None:
-        self.sim.io_sync("ds import upsertExchangeAppointment",
-                         lambda: self._import_item(appointment_guid, exchange_id, resource_email, item))
+                                    item: Mapping[str, Any], replace: bool = False) -> None:
+        one = BoardImport(appointment_guid, exchange_id, resource_email, item, replace)
+        self.sim.io_sync("ds import upsertExchangeAppointment", lambda: self._import_all([one]))
 
     def upsert_exchange_appointments(self, items: Sequence[BoardImport]) -> None:
         """One `/import` of many items. A refused item fails the whole call; whether the items before it
         stay applied is not documented, so the seed draws it (`failed_batch`: atomic or partial)."""
-        def effect() -> None:
-            if self.failed_batch == "atomic":
-                for one in items:
-                    self._check(one.appointment_guid, one.resource_email, one.item)
+        self.sim.io_sync("ds import upsertExchangeAppointment batch", lambda: self._import_all(items))
+
+    def _import_all(self, items: Sequence[BoardImport]) -> None:
+        """The calls of one `/import`: per item its deletion when it is replaced, then its upsert."""
+        if self.failed_batch == "atomic":
             for one in items:
-                self._import_item(one.appointment_guid, one.exchange_id, one.resource_email, one.item)
-        self.sim.io_sync("ds import upsertExchangeAppointment batch", effect)
+                self._check(one.appointment_guid, one.resource_email, one.item, one.exchange_id)
+        for one in items:
+            if one.replace:
+                self._delete_item(one.appointment_guid, one.exchange_id)
+            self._import_item(one.appointment_guid, one.exchange_id, one.resource_email, one.item)
 
     def _resource_of(self, email: str) -> str | None:
         return next((r.resource_no for r in self.resources.values() if r.email.lower() == email.lower()), None)
@@ -193,10 +205,13 @@ class FakePlanning:
             raise PlanningError(400, f"import: appointment {appointment_guid} was planned on the board, not created"
                                      " from Outlook")
 
-    def _check(self, appointment_guid: str, resource_email: str, item: Mapping[str, Any]) -> str:
+    def _check(self, appointment_guid: str, resource_email: str, item: Mapping[str, Any],
+               exchange_id: str = "") -> str:
         self._planned_on_the_board(appointment_guid)
         resource = self._resource_of(resource_email)
         if resource is None:
+            if resource_email.lower() in self.former_emails:
+                self.stale_refusals.add(exchange_id)
             raise PlanningError(400, f"import: no resource with the email {resource_email}")
         if _when(item["End"]) < _when(item["Start"]):
             raise PlanningError(400, "import: 'End' is before 'Start'")
@@ -206,33 +221,54 @@ class FakePlanning:
 
     def _import_item(self, appointment_guid: str, exchange_id: str, resource_email: str,
                      item: Mapping[str, Any]) -> None:
-        resource = self._check(appointment_guid, resource_email, item)
+        resource = self._check(appointment_guid, resource_email, item, exchange_id)
         guid = appointment_guid.lower()
         existing = self.appointments_by_guid.get(guid)
         self.writes += 1
         self.sim.trace(f"board: Outlook item {exchange_id} imported as {guid[:8]}")
+        subject, body = str(item.get("Subject") or ""), str(item.get("Body") or "")
+        categories = [str(c) for c in item.get("Categories") or ()]
+        if self.blank == "keeps" and existing is not None:  # a blank is "not given": the item keeps its value
+            subject = subject if subject.strip() else existing.subject
+            body = body if body.strip() else existing.body
+            categories = categories if any(c.strip() for c in categories) else list(existing.categories)
         self.plan(BoardAppointment(
-            guid, str(item.get("Subject") or ""), _when(item["Start"]), _when(item["End"]),
-            [resource], str(item.get("Body") or ""), from_outlook=True, exchange_id=exchange_id,
+            guid, subject, _when(item["Start"]), _when(item["End"]),
+            [resource], body, from_outlook=True, exchange_id=exchange_id,
             show_as=int(item["ShowAs"]), sensitivity=int(item["Sensitivity"]),
             numeric_id=existing.numeric_id if existing else 0, importance=int(item.get("Importance") or 0),
-            categories=[str(c) for c in item.get("Categories") or ()]), "updated" if existing else "created")
+            categories=categories), "updated" if existing else "created")
 
     def delete_exchange_appointment(self, appointment_guid: str, exchange_id: str, resource_email: str,
                                     item: Mapping[str, Any] | None = None) -> None:
-        def effect() -> None:
-            self._planned_on_the_board(appointment_guid)
-            if appointment_guid.lower() in self.appointments_by_guid:
-                self.writes += 1
-                self.sim.trace(f"board: Outlook item {exchange_id} removed ({appointment_guid[:8]})")
-                self.remove(appointment_guid.lower())
-        self.sim.io_sync("ds import deleteExchangeAppointment", effect)
+        self.sim.io_sync("ds import deleteExchangeAppointment", lambda: self._delete_item(appointment_guid, exchange_id))
+
+    def _delete_item(self, appointment_guid: str, exchange_id: str) -> None:
+        self._planned_on_the_board(appointment_guid)
+        if appointment_guid.lower() in self.appointments_by_guid:
+            self.writes += 1
+            self.sim.trace(f"board: Outlook item {exchange_id} removed ({appointment_guid[:8]})")
+            self.remove(appointment_guid.lower())
 
     def update_planner_appointment(self, appointment: Mapping[str, Any], subject: str, body: str,
-                                   start: datetime, end: datetime, all_day: bool) -> None:
+                                   start: datetime, end: datetime, all_day: bool,
+                                   appointment_id: str | None = None) -> None:
+        # The gateway's own rule for the id it sends (it may read the appointment first), then the call.
+        number: str | None = id_for_update(appointment, appointment_id, self.read_by_id)
+        guid = str(appointment.get("AppointmentGuid") or "").lower()
+
         def effect() -> None:
-            guid = str(appointment.get("AppointmentGuid") or "").lower()
-            current = self.appointments_by_guid.get(guid)
+            if number is None and self.update_without_id == "inserts":
+                # "The appointment id is required if you want to update an existing appointment; otherwise it
+                # inserts": a new appointment, which needs a job and a task (the call names none).
+                raise PlanningError(400, "import: a new appointment needs 'JobNo' and 'TaskNo' (of an existing task)")
+            by_id = next((a for a in self.appointments_by_guid.values() if str(a.numeric_id) == number), None)
+            if number is not None and by_id is None:
+                raise PlanningError(400, f"import: unknown AppointmentId {number}")
+            current = by_id or self.appointments_by_guid.get(guid)
+            if current is not None and current.guid != guid and guid:
+                raise PlanningError(400, f"import: AppointmentId {number} and AppointmentGuid {guid} name different"
+                                         " appointments")
             if current is None:  # without an id or a known GUID, mboc_upsertAppointment would insert: no task
                 raise PlanningError(400, "import: a new appointment needs 'JobNo' and 'TaskNo' (of an existing task)")
             self.writes += 1

@@ -63,6 +63,18 @@ def test_board_copies_mark_their_appointment_as_outlook_item(store: MappingStore
     assert store.board_copies("user-1") == [] and not store.is_outlook_item("guid-7")
 
 
+def test_a_board_copy_keeps_which_fields_the_board_item_may_hold(store: MappingStore) -> None:
+    """`BoardCopy.filled` (what a blank may not clear on the board) round-trips, the empty set included; a row
+    saved before it was kept reads as None (any field may hold a value)."""
+    for filled in (frozenset({"Subject", "Categories"}), frozenset()):
+        copy = BoardCopy("user-1", "ev-f", "guid-f", "hash", "ck", filled=filled)
+        store.save_board_copy(copy)
+        assert store.by_event("user-1", "ev-f") == copy
+    store.save_board_copy(BoardCopy("user-1", "ev-f", "guid-f", "hash", "ck"))
+    found = store.by_event("user-1", "ev-f")
+    assert isinstance(found, BoardCopy) and found.filled is None
+
+
 def test_one_partition_read_gives_an_appointments_copies_mark_and_id(store: MappingStore) -> None:
     copy = OutlookCopy("guid-9", "ALICE", "user-1", "t", "ev-9", {"subject": "h"}, "ck")
     store.save_outlook_copy(copy)

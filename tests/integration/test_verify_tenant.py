@@ -55,18 +55,19 @@ def _run(graph: ServerThread, scheduler: ServerThread, graph_knobs: dict[str, An
 STRICT = ({}, {})
 KIND = ({"delta_occurrences": "full", "occurrence_delete_signal": "removed", "honour_body_content_type": False},
         {"import_envelope_casing": "camel", "import_content_as_object": True, "appointment_lookup": "id_or_guid",
-         "webhook_created_answer": "body", "payload_dates": "utc_z"})
+         "webhook_created_answer": "body", "payload_dates": "utc_z", "blank_parameter": "clears"})
 
 
 @pytest.mark.parametrize(("knobs", "expected"), [
     (STRICT, {"delta occurrences": "stub", "deleted occurrence signal": "none", "body without the text Prefer": "html",
               "body with the text Prefer honoured": "true", "import envelope casing": "pascal",
               "import content as object": "false", "GET /appointment/{id} takes the GUID": "id",
-              "webhook registration answer": "location", "payload dates": "naive", "mailbox time zone": "UTC"}),
+              "webhook registration answer": "location", "payload dates": "naive", "mailbox time zone": "UTC",
+              "a blank parameter": "keeps"}),
     (KIND, {"delta occurrences": "full", "deleted occurrence signal": "removed",
             "body with the text Prefer honoured": "false", "import envelope casing": "camel",
             "import content as object": "true", "GET /appointment/{id} takes the GUID": "id_or_guid",
-            "webhook registration answer": "body", "payload dates": "utc_z"}),
+            "webhook registration answer": "body", "payload dates": "utc_z", "a blank parameter": "clears"}),
 ], ids=["strict-defaults", "every-kind-variant"])
 def test_each_variant_is_reported_as_the_emulator_behaves(servers: tuple[ServerThread, ServerThread],
                                                           knobs: tuple[dict[str, Any], dict[str, Any]],

@@ -22,11 +22,12 @@ def call(procedure: str, **params: str | None) -> dict[str, Any]:
 
 def exchange_item(guid: str, *, email: str = "alice@contoso.com", start: str = "2026-01-05 09:00:00Z",
                   end: str = "2026-01-05 10:00:00Z", subject: str = "Dentist", **extra: str | None) -> dict[str, Any]:
-    return call(
-        "mboc_upsertExchangeAppointment", AppointmentGuid=guid, ExchangeId=f"AAMk-{guid[:8]}",
-        ICalUId=f"ical-{guid[:8]}", Start=start, End=end, Subject=subject, Body="private", Importance="0",
-        ResourceEmail=email, ShowAs="3", Sensitivity="1", Categories="Red;Blue", CreatedByExchange="True", **extra,
+    params: dict[str, str | None] = dict(
+        AppointmentGuid=guid, ExchangeId=f"AAMk-{guid[:8]}", ICalUId=f"ical-{guid[:8]}", Start=start, End=end,
+        Subject=subject, Body="private", Importance="0", ResourceEmail=email, ShowAs="3", Sensitivity="1",
+        Categories="Red;Blue", CreatedByExchange="True",
     )
+    return call("mboc_upsertExchangeAppointment", **(params | extra))
 
 
 def job_and_task(job: str = "J1", task: str = "T1") -> list[dict[str, Any]]:
@@ -39,12 +40,11 @@ def job_and_task(job: str = "J1", task: str = "T1") -> list[dict[str, Any]]:
 def planning_appointment(guid: str, *, resource: str = "ALICE", start: str = "2026-01-05T13:00:00.000Z",
                          end: str = "2026-01-05T14:00:00.000Z", subject: str = "Install", **extra: str | None
                          ) -> dict[str, Any]:
-    params: dict[str, str | None] = {"SentFromBackOffice": "True"} | extra
-    return call(
-        "mboc_upsertAppointment", AppointmentId="0", AppointmentGuid=guid, SourceApp="BC", SourceType="JOB",
-        JobNo="J1", TaskNo="T1", ResourceNo=resource, Subject=subject, Body="Boiler", Start=start, End=end,
-        **params,
+    params: dict[str, str | None] = dict(
+        AppointmentId="0", AppointmentGuid=guid, SourceApp="BC", SourceType="JOB", JobNo="J1", TaskNo="T1",
+        ResourceNo=resource, Subject=subject, Body="Boiler", Start=start, End=end, SentFromBackOffice="True",
     )
+    return call("mboc_upsertAppointment", **(params | extra))
 
 
 def envelope(result: Result | httpx.Response) -> dict[str, Any]:

@@ -268,18 +268,21 @@ def test_upsert_appointment_resources_indicators_and_errors(sdk: DimeSchedulerCl
         planning_appointment(G1),
     ]
     assert imported(sdk.imports.run(setup))
-    assert imported(sdk.imports.run([planning_appointment(G1, resource="BOB", Category="conf", TimeMarker="Travel")]))
+    number = numeric_id(ctl, G1)  # an update names the appointment by its id (without one, the call inserts)
+    assert imported(sdk.imports.run([planning_appointment(G1, resource="BOB", Category="conf", TimeMarker="Travel",
+                                                          AppointmentId=number)]))
     got = stored(ctl, G1)
     assert got["ResourceNos"] == ["ALICE", "BOB"]  # added: ReplaceResource not set
     assert got["Category"] == {"DisplayName": "Confirmed", "Color": "#00AA00"}
     assert got["TimeMarker"] == {"Name": "Travel", "Color": "#112233"}
-    assert imported(sdk.imports.run([planning_appointment(G1, resource="BOB", ReplaceResource="True")]))
+    assert imported(sdk.imports.run([planning_appointment(G1, resource="BOB", ReplaceResource="True",
+                                                          AppointmentId=number)]))
     assert stored(ctl, G1)["ResourceNos"] == ["BOB"]
     for bad, fragment in [
-        (planning_appointment(G1, Category="Nope"), "unknown category"),
-        (planning_appointment(G1, TimeMarker="Nope"), "unknown time marker"),
-        (planning_appointment(G1, resource="ZED"), "ZED"),
-        (planning_appointment(G1, Importance="3"), "Importance"),
+        (planning_appointment(G1, Category="Nope", AppointmentId=number), "unknown category"),
+        (planning_appointment(G1, TimeMarker="Nope", AppointmentId=number), "unknown time marker"),
+        (planning_appointment(G1, resource="ZED", AppointmentId=number), "ZED"),
+        (planning_appointment(G1, Importance="3", AppointmentId=number), "Importance"),
         (call("mboc_upsertCategory", CategoryName="X", CategoryHexColor="green"), "#RRGGBB"),
         (call("mboc_upsertAppointment", AppointmentGuid=G1, SourceApp="B" * 31, SourceType="JOB",
               Start="2026-01-05T13:00:00Z", End="2026-01-05T14:00:00Z"), "at most 30"),
@@ -373,3 +376,47 @@ def test_sent_from_back_office_knob(
     assert ctl.get("/stats").json()["webhooks"]["dropped"] == 1  # suppressed
     assert imported(sdk.imports.run([planning_appointment(str(uuid.uuid4()), SentFromBackOffice="False")]))
     assert ctl.get("/stats").json()["webhooks"]["dropped"] == 2
+
+
+@pytest.mark.parametrize("mode", ["inserts", "by_guid"])
+def test_upsert_appointment_without_an_id_inserts_unless_the_guid_is_enough(
+        sdk: DimeSchedulerClient, ctl: httpx.Client, mode: str) -> None:
+    """"The appointment id is required if you want to update an existing appointment; otherwise it inserts"
+    (the default, `update_without_id=inserts`); `by_guid` is the kinder reading. With the id, both update."""
+    seed_people(ctl)
+    if mode != "inserts":
+        ctl.patch("/config", json={"update_without_id": mode}).raise_for_status()
+    assert imported(sdk.imports.run([*job_and_task(), planning_appointment(G1)]))
+    number = numeric_id(ctl, G1)
+    assert imported(sdk.imports.run([planning_appointment(G1, subject="by id", AppointmentId=number)]))
+    assert [a["Subject"] for a in ctl.get("/appointments").json()] == ["by id"]
+    assert imported(sdk.imports.run([planning_appointment(G1, subject="by GUID")]))
+    subjects = sorted(a["Subject"] for a in ctl.get("/appointments").json())
+    assert subjects == (["by GUID", "by id"] if mode == "inserts" else ["by GUID"])
+    assert stored(ctl, G1)["Subject"] == ("by id" if mode == "inserts" else "by GUID")
+    without_job = call("mboc_upsertAppointment", AppointmentGuid=G1, SourceApp="BC", SourceType="JOB",
+                       Subject="no job", Start="2026-01-05T13:00:00Z", End="2026-01-05T14:00:00Z")
+    if mode == "inserts":
+        assert "needs 'JobNo' and 'TaskNo'" in _error_message(sdk.imports.run([without_job]))
+    else:
+        assert imported(sdk.imports.run([without_job]))
+
+
+@pytest.mark.parametrize("mode", ["keeps", "clears"])
+def test_a_blank_subject_body_or_category_list_keeps_or_clears(
+        sdk: DimeSchedulerClient, ctl: httpx.Client, mode: str) -> None:
+    """Whether a blank clears an Outlook item's field is undocumented: `blank_parameter` (default `keeps`: a
+    blank is "not given"). A deletion and a new import under the same GUID clear it under either."""
+    seed_people(ctl)
+    if mode != "keeps":
+        ctl.patch("/config", json={"blank_parameter": mode}).raise_for_status()
+    assert imported(sdk.imports.run([exchange_item(G1)]))
+    assert imported(sdk.imports.run([exchange_item(G1, subject="", Body="", Categories="")]))
+    got = stored(ctl, G1)
+    assert (got["Subject"], got["Body"], got["Categories"]) == (
+        ("Dentist", "private", ["Red", "Blue"]) if mode == "keeps" else ("", "", []))
+    replaced = [call("mboc_deleteExchangeAppointment", AppointmentGuid=G1),
+                exchange_item(G1, subject="Private appointment", Body="", Categories="")]
+    assert imported(sdk.imports.run(replaced))
+    got = stored(ctl, G1)
+    assert (got["Subject"], got["Body"] or "", got["Categories"]) == ("Private appointment", "", [])

@@ -8,6 +8,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable, Iterator
 from datetime import UTC, datetime, timedelta
+from types import SimpleNamespace
 from typing import Any, TypeVar
 
 import httpx
@@ -36,6 +37,8 @@ class Direct:
     """The simulation's I/O points with no scheduler behind them: every call just happens."""
 
     faults_on = False
+    loop = SimpleNamespace(time=lambda: 0.0)
+    model = SimpleNamespace(connector_wrote=lambda *args: None)  # the oracle's log: not under test here
 
     async def io(self, label: str, effect: Callable[[], T]) -> T:
         return effect()

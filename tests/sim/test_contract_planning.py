@@ -111,7 +111,8 @@ class EmulatorBoard(Board):
             return None
         answer.raise_for_status()
         a = answer.json()
-        return {"Subject": a["Subject"], "Body": a["Body"], "Start": parse_utc(a["StartDate"], "Start"),
+        # A field never given is null (an item imported with a blank under `blank_parameter=keeps`): empty.
+        return {"Subject": a["Subject"] or "", "Body": a["Body"] or "", "Start": parse_utc(a["StartDate"], "Start"),
                 "End": parse_utc(a["EndDate"], "End"), "ShowAs": a["ShowAs"], "Sensitivity": a["Sensitivity"],
                 "Importance": a["Importance"], "Categories": list(a["Categories"]),
                 "Resources": sorted(a["ResourceNos"])}
@@ -134,10 +135,13 @@ class QuietSim:
 
 
 class FakeBoard(Board):
-    def __init__(self, failed_batch: str = "atomic", lookup: str = "id") -> None:
+    def __init__(self, failed_batch: str = "atomic", lookup: str = "id", blank: str = "keeps",
+                 update_without_id: str = "inserts") -> None:
         self.gateway = self.fake = FakePlanning(QuietSim())  # type: ignore[arg-type]
         self.fake.failed_batch = failed_batch
         self.fake.lookup = lookup  # what `GET /appointment/{id}` takes: the emulator's `appointment_lookup`
+        self.fake.blank = blank  # what a blank Subject, Body or Categories does: the emulator's `blank_parameter`
+        self.fake.update_without_id = update_without_id  # the emulator's `update_without_id`
 
     def seed_resources(self) -> None:
         for number, email, on in RESOURCES:
@@ -292,6 +296,15 @@ def outlook_script(board: Board) -> list[Any]:
     moved = outlook_item("Dentist (moved)", T0 + HOUR, Body="", ShowAs=4, Sensitivity=3, Importance=1,
                          Categories=["Customer", "Training"])
     seen.append(("changed", outcome(lambda: put(item_guid, "ev-1", "R1@Contoso.example", moved)), board.item(item_guid)))
+    # Emptied fields go as blanks: kept or cleared as the knob says; deleted and imported again in one `/import`
+    # (`replace`), they are gone under either, and the item is there under the same GUID.
+    blanked = dict(moved, Subject="", Body="", Categories=[])
+    seen.append(("blanks", outcome(lambda: put(item_guid, "ev-1", "r1@contoso.example", blanked)), board.item(item_guid)))
+    masked = dict(moved, Subject="Private appointment", Body="", Categories=[])
+    seen.append(("replaced", outcome(lambda: put(item_guid, "ev-1", "r1@contoso.example", masked, True)),
+                 board.item(item_guid)))
+    seen.append(("filled again", outcome(lambda: put(item_guid, "ev-1", "r1@contoso.example", moved)),
+                 board.item(item_guid)))
     seen.append(("as read", parsed(gateway.appointments(T0, T0 + 3 * HOUR, ["R1"]))))
     seen.append(("unknown mailbox", outcome(lambda: put(guid("other-5"), "ev-2", "nobody@contoso.example",
                                                         outlook_item("Lost", T0)))))
@@ -310,10 +323,18 @@ def outlook_script(board: Board) -> list[Any]:
     return seen
 
 
-def test_the_fake_planning_imports_outlook_items_like_the_emulator(emulator_board: Fresh) -> None:
-    expected = outlook_script(emulator_board())
+@pytest.mark.parametrize("blank", ["keeps", "clears"])
+def test_the_fake_planning_imports_outlook_items_like_the_emulator(emulator_board: Fresh, blank: str) -> None:
+    expected = outlook_script(emulator_board(blank_parameter=blank))
     assert expected[0] == ("upsert", None) and expected[1][1] is not None and expected[-3][2] is None
-    assert outlook_script(FakeBoard()) == expected
+    steps = {step[0]: step for step in expected}
+    blanks, replaced = steps["blanks"][2], steps["replaced"][2]
+    assert steps["blanks"][1] is None and steps["replaced"][1] is None
+    kept = blank == "keeps"
+    assert (blanks["Subject"], blanks["Body"], blanks["Categories"]) == (
+        ("Dentist (moved)", "notes", ["Customer", "Training"]) if kept else ("", "", []))
+    assert (replaced["Subject"], replaced["Body"], replaced["Categories"]) == ("Private appointment", "", [])
+    assert outlook_script(FakeBoard(blank=blank)) == expected
 
 
 def batch_script(board: Board) -> list[Any]:
@@ -348,14 +369,23 @@ def planner_update_script(board: Board) -> list[Any]:
     seen.append(parsed(gateway.get_appointment(planned.guid, number)))
     missing = dict(payload, AppointmentGuid=guid("other-9"), id=987654321)
     seen.append(outcome(lambda: update(missing, "Ghost", "", T0, T0 + HOUR, False)))
-    seen.append(sorted(a.guid for a in parsed(gateway.appointments(T0 - HOUR, T0 + 5 * HOUR))))
+    # A payload without its numeric id: the remembered one names it; with none, the appointment is read by GUID
+    # first (a 404 where the service takes numeric ids only): no update is sent, never one that inserts.
+    anonymous = {k: v for k, v in payload.items() if k != "id"}
+    seen.append(outcome(lambda: update(anonymous, "Boiler (remembered id)", "", T0, T0 + HOUR, False, number)))
+    seen.append(outcome(lambda: update(anonymous, "Boiler (no id)", "", T0, T0 + HOUR, False)))
+    # Exactly one appointment for the job, with the last update.
+    seen.append(sorted((a.guid, a.subject) for a in parsed(gateway.appointments(T0 - HOUR, T0 + 5 * HOUR))))
     return seen
 
 
-def test_the_fake_planning_takes_a_planners_update_like_the_emulator(emulator_board: Fresh) -> None:
-    expected = planner_update_script(emulator_board())
+@pytest.mark.parametrize("without_id", ["inserts", "by_guid"])
+def test_the_fake_planning_takes_a_planners_update_like_the_emulator(emulator_board: Fresh, without_id: str) -> None:
+    expected = planner_update_script(emulator_board(update_without_id=without_id))
     assert expected[0] is None and expected[1].subject == "Boiler (Friday)" and expected[2][0] == "PlanningError"
-    assert planner_update_script(FakeBoard()) == expected
+    assert expected[3] is None and expected[4] == ("PlanningError", 422, False)
+    assert expected[5] == [(guid("Boiler"), "Boiler (remembered id)")]
+    assert planner_update_script(FakeBoard(update_without_id=without_id)) == expected
 
 
 # -- webhooks --------------------------------------------------------------------------------------------------
@@ -387,27 +417,3 @@ def test_the_fake_planning_keeps_webhooks_like_the_emulator(emulator_board: Fres
     expected = webhook_script(emulator_board())
     assert expected[0] == 2 and len(expected[1]) == 2 and all(h[0] for h in expected[1])
     assert webhook_script(FakeBoard()) == expected
-
-
-# -- a known deviation, pinned -----------------------------------------------------------------------------------
-def clear_categories_script(board: Board) -> Any:
-    board.seed_resources()
-    item_guid = guid("categories")
-    board.gateway.upsert_exchange_appointment(item_guid, "ev-c", "r1@contoso.example", outlook_item("Call", T0))
-    board.gateway.upsert_exchange_appointment(item_guid, "ev-c", "r1@contoso.example",
-                                              outlook_item("Call", T0, Categories=[]))
-    item = board.item(item_guid)
-    return item and item["Categories"]
-
-
-def test_known_deviation_an_empty_category_list_clears_the_fakes_item_but_not_the_emulators(
-        emulator_board: Fresh) -> None:
-    """KNOWN DEVIATION, kept on purpose until the connector copes: the gateway sends an empty list as "", and
-    the emulator takes a blank value as no value (a partial upsert), so the item keeps its categories; the fake
-    clears them. With the fake made strict (`_import_item`: `... or (existing.categories if existing else [])`)
-    seeds 24, 27, 39, 115, 143, 156, 178, 193 of 0:200 fail: the connector cannot take an Outlook item's
-    categories off the board (nor hide them when the item turns private and masked). Dime.Scheduler documents
-    neither reading. When the connector or the emulator changes, this test fails: make the fake follow the
-    emulator and fold this case into `outlook_script`."""
-    assert clear_categories_script(emulator_board()) == ["Training"]
-    assert clear_categories_script(FakeBoard()) == []

@@ -131,3 +131,42 @@ def test_full_resync_removes_board_items_gone_from_outlook() -> None:
     copies = [BoardCopy("u", "ev1", "g1", "h"), BoardCopy("u", "ev2", "g2", "h")]
     [removal] = plan_full_resync({"ev1"}, copies)
     assert removal.copy.event_id == "ev2"
+
+
+def _copy_of(action: object) -> BoardCopy:
+    assert isinstance(action, UpsertOnBoard)
+    return BoardCopy("user-ALICE", "ev1", action.appointment_guid, action.content_hash, "ck1", filled=action.filled)
+
+
+def test_a_field_emptied_replaces_the_board_item_and_a_plain_edit_does_not() -> None:
+    """Dime.Scheduler may take a blank as "not given" (`blank_parameter=keeps`): an emptied Subject, Body or
+    category list cannot be cleared by an upsert, so the item is deleted and imported again (`replace`)."""
+    first = decide(EVENT)
+    assert isinstance(first, UpsertOnBoard) and not first.replace and first.widened is None
+    assert first.filled == {"Subject", "Body", "Categories"}
+    copy = _copy_of(first)
+    moved = decide(replace(EVENT, start=START + timedelta(hours=2), end=START + timedelta(hours=3)), board=copy)
+    assert isinstance(moved, UpsertOnBoard) and not moved.replace and moved.widened is None
+    for change in ({"categories": ()}, {"body": ""}, {"subject": ""}):
+        emptied = decide(replace(EVENT, **change), board=copy)  # type: ignore[arg-type]
+        assert isinstance(emptied, UpsertOnBoard) and emptied.replace, change
+    masked = decide(replace(EVENT, sensitivity=Sensitivity.PRIVATE), board=copy)
+    assert isinstance(masked, UpsertOnBoard) and masked.replace and masked.filled == {"Subject"}
+    # Cleared once, an item without categories is a plain upsert from then on.
+    bare = decide(replace(EVENT, categories=()), board=copy)
+    assert isinstance(bare, UpsertOnBoard)
+    retitled = decide(replace(EVENT, categories=(), subject="Dentist (late)"), board=_copy_of(bare))
+    assert isinstance(retitled, UpsertOnBoard) and not retitled.replace
+
+
+def test_a_field_filled_widens_the_copy_before_the_import_and_an_old_copy_is_taken_as_filled() -> None:
+    bare = decide(replace(EVENT, categories=()))
+    copy = _copy_of(bare)
+    filled = decide(EVENT, board=copy)
+    assert isinstance(filled, UpsertOnBoard) and not filled.replace
+    # Saved before the import: its answer may be lost after it took effect, and the copy must still know.
+    assert filled.widened == replace(copy, filled=frozenset({"Subject", "Body", "Categories"}))
+    assert filled.widened.content_hash == copy.content_hash
+    legacy = replace(copy, filled=None)  # saved before the fields were kept: any may hold a value
+    assert isinstance(again := decide(replace(EVENT, categories=(), subject="x"), board=legacy), UpsertOnBoard)
+    assert again.replace and again.widened is None
