@@ -185,8 +185,8 @@ class Sim:
         # third of the seeds; their own generator too. Not yet where a person's edit may win over the planner's
         # (CONFLICT_POLICY=outlook, OUTLOOK_EDIT_POLICY=update_planning): the longer delays they make there meet
         # the open hole of a person's edit that the connector sees only after the planner's later change and takes
-        # onto the board, which the oracle refuses (seeds 74, 506, 806 with storage faults; 732, 824, 1032, 1072
-        # on main without them).
+        # onto the board, which the oracle refuses: seed 56 (board, update_planning) with storage faults on here;
+        # before main's oracle fix ac29fae also 74, 506 (outlook) and 806, and 732, 824 without storage faults.
         storage_rng = random.Random(f"storage-faults-{seed}")
         self.profile.storage_fault = storage_rng.choice([0, 0.002, 0.005]) if self.profile.io_fault else 0
         if conflict_policy == "outlook" or edit_policy == "update_planning":
