@@ -309,10 +309,18 @@ def _is_outlook_item(appointment: Appointment | None, message: PlanningChange) -
         return False
 
 
+def _mailbox_moved(copies: Mapping[str, OutlookCopy], tracked: Mapping[str, TrackedResource]) -> bool:
+    return any(no in tracked and tracked[no].user_id != copy.user_id for no, copy in copies.items())
+
+
 async def _apply(services: Services, rt: _Runtime, message: PlanningChange, guid: str) -> None:
     appointment, status = await _read_both(services, message, guid)
     tracked = await rt.tracked(services, appointment.resource_nos if appointment else frozenset(),
                                fresh=message.event == "poll")
+    if _mailbox_moved(status.copies, tracked):
+        # A copy in another mailbox than the list names: the email changed, and a list a few seconds old may
+        # name the mailbox the resource has left. Moving an event is decided on the registry as it is now.
+        tracked = await rt.tracked(services, fresh=True)
     ctx = _Context(services, rt, message, guid, appointment, _changed_at(appointment, message))
     if status.outlook_item or _is_outlook_item(appointment, message):
         await _io(services.activity.record, ctx.entry("skip", "skipped", detail="an Outlook item shown on the board "

@@ -121,6 +121,10 @@ class ActorLog:
     def planned(self, at: float, guid: str, version: Version, category: str | None, importance: int,
                 resources: Iterable[str]) -> None:
         made = PlannerVersion(at, version, category, importance, frozenset(resources))
+        before = (self.planner.get(guid) or [None])[-1]
+        if before is not None and (before.version.minute(), before.category, before.importance, before.resources) == \
+                (version.minute(), category, importance, made.resources):
+            return  # a change that changes nothing (a retitle to the same title) is no change
         self.planner.setdefault(guid, []).append(made)
         self.history.setdefault(guid, []).append(made)
 
@@ -248,7 +252,25 @@ def board_versions(log: ActorLog, guid: str) -> list[Version]:
             allowed += [event_version(e.event) for e in edits if e.event is not None and e.at >= since]
     if log.conflict_policy == "outlook":
         allowed += _taken_unseen(log, guid)
+    elif log.edit_policy == "update_planning":
+        allowed += _merged_late(log, guid, last)
     return allowed
+
+
+def _merged_late(log: ActorLog, guid: str, last: PlannerVersion) -> list[Version]:
+    """Under update_planning, a person's edit the board took after planner changes of *other* fields (the
+    edit reached the connector late): allowed when, field by field, the planner has not changed since the edit
+    what the edit's version shows (nothing the planner did since is undone)."""
+    found = []
+    for (edited, _), edits in log.person.items():
+        for e in edits if edited == guid else ():
+            then = _version_at(log, guid, e.at)
+            if e.event is None or then is None or e.at >= last.at:
+                continue
+            mine, before, now = event_version(e.event).minute(), then.version.minute(), last.version.minute()
+            if all(m == n or b == n for m, b, n in zip(mine, before, now, strict=True)):
+                found.append(event_version(e.event))
+    return found
 
 
 def _taken_unseen(log: ActorLog, guid: str) -> list[Version]:

@@ -95,3 +95,42 @@ def test_an_untrack_cut_short_then_an_email_change_still_takes_the_old_mailboxs_
     _sim, violations = run_scenario(script)
     assert found == {"old item on the board": []}
     assert violations == []
+
+
+def test_a_worker_whose_list_still_names_the_mailbox_a_resource_left_does_not_move_the_event_back() -> None:
+    """Was (seeds 180 and 346 with EMAIL_CHANGES on, at the lifecycle merge): "replay wrote 2 Graph event(s)" and
+    "a mailbox no resource has now: connector event": ALICE's email moved to Erin's mailbox and sync_resources
+    moved her event there; a planner's change then reached a worker whose list of tracked resources (kept a
+    few seconds) still named ALICE's old mailbox, and it moved the event back ("the resource's mailbox
+    changed"). A copy in another mailbox than the list names now makes the worker read the list afresh."""
+    import asyncio
+
+    import connector.workers.to_outlook as to_outlook
+    from devtools.sim.planning import BoardAppointment
+
+    start = EPOCH + timedelta(days=1, hours=2)
+    appointment = BoardAppointment("6f1c0a52-0000-4000-8000-000000000001", "Pump check", start,
+                                   start + timedelta(hours=1), ["ALICE"])
+
+    async def script(sim: Sim) -> None:
+        sim._planned(appointment, "created")
+        await sim.drain()
+        # Each planning worker knows the tracked resources from a moment ago: ALICE in her first mailbox.
+        warm = [asyncio.ensure_future(to_outlook.runtime(p.services).tracked(p.services)) for p in sim.processes]
+        while not all(task.done() for task in warm):
+            await (sim.step() if any(not w[0].done() for w in sim.waiting) else asyncio.sleep(0))
+        erin = sim.graph.mailboxes["user-erin"]
+        sim.model.mailbox_changed("ALICE", erin.user_id, erin.time_zone)
+        sim.planning.former_emails.add(sim.planning.resources["ALICE"].email.lower())
+        sim.planning.resources["ALICE"].email = erin.email
+        sim.run_timer("sync_resources")
+        await sim.drain()  # the event moves to Erin's mailbox
+        assert sim.loop.time() < to_outlook.TRACKED_TTL_SECONDS  # the workers' lists still name the old one
+        appointment.subject = "Pump check, bring the gasket"
+        sim._planned(appointment, "updated")
+
+    sim, violations = run_scenario(script)
+    assert violations == []
+    tagged = {user: [e["subject"] for e in box.events.values() if e.get("singleValueExtendedProperties")]
+              for user, box in sim.graph.mailboxes.items()}
+    assert tagged["user-erin"] == ["Pump check, bring the gasket"] and tagged["user-alice"] == []
