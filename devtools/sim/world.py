@@ -185,15 +185,9 @@ class Sim:
         edit_policy = random.Random(f"edit-policy-{seed}").choice(["restore_outlook", "restore_outlook", "ignore",
                                                                    "update_planning"])
         # Storage errors as the SDKs raise them after their own retries: rare (a few a seed at most), none for a
-        # third of the seeds; their own generator too. Not yet where a person's edit may win over the planner's
-        # (CONFLICT_POLICY=outlook, OUTLOOK_EDIT_POLICY=update_planning): the longer delays they make there meet
-        # the open hole of a person's edit that the connector sees only after the planner's later change and takes
-        # onto the board, which the oracle refuses: seed 56 (board, update_planning) with storage faults on here;
-        # before main's oracle fix ac29fae also 74, 506 (outlook) and 806, and 732, 824 without storage faults.
+        # third of the seeds; their own generator too.
         storage_rng = random.Random(f"storage-faults-{seed}")
         self.profile.storage_fault = storage_rng.choice([0, 0.002, 0.005]) if self.profile.io_fault else 0
-        if conflict_policy == "outlook" or edit_policy == "update_planning":
-            self.profile.storage_fault = 0
         self.storage.hazard = storage_faults(self, storage_rng, self.profile.storage_fault, self.storage.hazard)
         values.update({"SCHEDULER_WEBHOOK_SECRET": SECRET, "CONFLICT_POLICY": conflict_policy,
                        "OUTLOOK_EDIT_POLICY": edit_policy,
