@@ -6,14 +6,18 @@ neither webhook calls Graph or Dime.Scheduler: a change notification becomes one
 per mailbox, a lifecycle event a `SubscriptionLifecycle` (or, for `missed`, an `ExchangeChange`)
 that the exchange-changes worker acts on. This module's imports never reach msgraph. A POST naming more
 subscriptions than one request may read (`MAX_READS_PER_POST`) has the rest dropped unread, its
-accepted items still enqueued, and is answered 503 so that Graph would post it again.
+accepted items still enqueued, and is answered 503 so that Graph would post it again. So is a POST that met a
+storage error (reading subscriptions, enqueuing): Graph posts it again, and what was enqueued already is
+enqueued twice, which the workers take as the same change.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
 import azure.functions as func
+from azure.core.exceptions import AzureError
 
 from connector.messages import ExchangeChange, SubscriptionLifecycle
 from connector.services import Services, services
@@ -67,12 +71,25 @@ def _accepted(verified: Verified) -> func.HttpResponse:
     return func.HttpResponse(status_code=202)
 
 
+def _unless_storage_fails(kind: str, handle: Callable[[], func.HttpResponse]) -> func.HttpResponse:
+    """`handle()`, or 503 when storage failed it (after the SDK's own retries): Graph retries a 5xx."""
+    try:
+        return handle()
+    except AzureError as exc:
+        log.warning("graph %s: storage error %s, answered 503 for Graph to post again", kind, type(exc).__name__)
+        return func.HttpResponse("storage unavailable, post again", status_code=503, mimetype="text/plain")
+
+
 @bp.function_name("graph_notifications")
 @bp.route(route="api/graph/notifications", methods=["POST"], auth_level=func.AuthLevel.ANONYMOUS)
 def graph_notifications(req: func.HttpRequest) -> func.HttpResponse:
     handshake = _handshake(req)
     if handshake is not None:
         return handshake
+    return _unless_storage_fails("notification", lambda: _notifications(req))
+
+
+def _notifications(req: func.HttpRequest) -> func.HttpResponse:
     app = services()
     verified = _verified(req, app, "notification")
     if isinstance(verified, func.HttpResponse):
@@ -91,6 +108,10 @@ def graph_lifecycle(req: func.HttpRequest) -> func.HttpResponse:
     handshake = _handshake(req)
     if handshake is not None:
         return handshake
+    return _unless_storage_fails("lifecycle", lambda: _lifecycle(req))
+
+
+def _lifecycle(req: func.HttpRequest) -> func.HttpResponse:
     app = services()
     verified = _verified(req, app, "lifecycle")
     if isinstance(verified, func.HttpResponse):

@@ -2,7 +2,9 @@
 
 Anonymous at the host level, protected by `SCHEDULER_WEBHOOK_SECRET` carried in the registered URL
 (or the `X-Connector-Secret` header). Validates, enqueues one `PlanningChange` on `planning-changes`
-and answers 200 (Dime.Scheduler counts only 200 as delivered). Never calls Graph or Dime.Scheduler.
+and answers 200 (Dime.Scheduler counts only 200 as delivered). Never calls Graph or Dime.Scheduler. When the
+queue cannot take the change (a storage error the SDK's retries did not get past) it answers 503, so
+Dime.Scheduler delivers it again.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import json
 import logging
 
 import azure.functions as func
+from azure.core.exceptions import AzureError
 
 from connector.services import services
 from connector.telemetry import change_span
@@ -37,5 +40,9 @@ def scheduler_notifications(req: func.HttpRequest) -> func.HttpResponse:
             log.warning("Dime.Scheduler notification rejected: %s", exc.message)
         return _json(exc.status, {"error": exc.message})
     with change_span("scheduler_notifications", ""):  # the worker continues this trace
-        svc.work_queues.send_planning_change(change)
+        try:
+            svc.work_queues.send_planning_change(change)
+        except AzureError as exc:  # not enqueued: the sender must deliver it again
+            log.warning("Dime.Scheduler notification not enqueued (%s): answered 503", type(exc).__name__)
+            return _json(503, {"error": "the change could not be queued; deliver it again"})
     return _json(200, {"accepted": True, "correlationId": change.correlation_id})

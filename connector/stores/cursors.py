@@ -251,15 +251,19 @@ class CursorStore:
                     raise LeaseLost(f"mailbox {lease.user_id}: the lease was taken over") from None
                 etag = current_etag  # someone set Pending: keep it, write our progress on top
 
-    def items_done(self, lease: Lease) -> Lease:
+    def items_done(self, lease: Lease, keep: Sequence[str] = ()) -> Lease:
         """The round looked at its items: off the row (one write, the lease extended), so a later failure
-        of the same round does not make the next one read them all again."""
+        of the same round does not make the next one read them all again; but those in `keep` (a removal
+        waiting for the round's end) stay until that end (`finish`), so a round that fails first leaves
+        them to the next one."""
         etag, base = lease.etag, lease.state
+        done = [item for item in lease.items if item not in keep]
         while True:
             new = replace(base, lease_until=self._clock() + self._ttl,
-                          pending_items=tuple(i for i in base.pending_items if i not in lease.items))
+                          pending_items=tuple(i for i in base.pending_items if i not in done))
             try:
-                return replace(lease, state=new, etag=self._write(lease.user_id, new, etag), items=())
+                return replace(lease, state=new, etag=self._write(lease.user_id, new, etag),
+                               items=tuple(i for i in lease.items if i in keep))
             except (AlreadyExists, ConcurrencyConflict):
                 base, current_etag = self._read(lease.user_id)
                 if base.lease_owner != lease.owner or current_etag is None:

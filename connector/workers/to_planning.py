@@ -322,7 +322,9 @@ class ExchangeToPlanning:
         self._budget.pages -= 1
         if lease.items:
             await self._items(lease, record, settings, message, report)
-            lease = await self.io(self.cursors.items_done, lease)
+            # An item whose removal waits for the round's end stays on the row till then.
+            waiting = [mark for mark in lease.items if mark.removeprefix("!") in self._removals]
+            lease = await self.io(self.cursors.items_done, lease, waiting)
         seen: set[str] = set()
         kept: set[str] = set()  # removals on record in `RoundLog` already
         wrote = resume  # whether the mailbox has page rows to drop at the end

@@ -9,8 +9,10 @@ and queue senders run unchanged on top of them. `tests/sim/test_contract.py` hol
 Every table operation (and every message the connector sends) is one I/O point of its own: it runs
 through `FakeStorage.hazard`, which may crash the calling process or fail before or after the effect, so
 a crash can fall between two writes of one store call (an entity group transaction is one point: all or
-nothing). The calls are synchronous (the stores run in `asyncio.to_thread`), so a point here does not
-let other tasks run in between: the interleaving of store calls is at their `to_thread` points.
+nothing). `storage_faults` draws the errors the SDKs raise there (timeouts, 5xx, an answer lost after the
+write, the SDK's retry meeting 409 or 412). The calls are synchronous (the stores run in
+`asyncio.to_thread`), so a point here does not let other tasks run in between: the interleaving of
+store calls is at their `to_thread` points.
 """
 
 from __future__ import annotations
@@ -25,7 +27,14 @@ from dataclasses import dataclass, field, replace
 from typing import Any, TypeVar
 
 from azure.core import MatchConditions
-from azure.core.exceptions import HttpResponseError, ResourceExistsError, ResourceModifiedError, ResourceNotFoundError
+from azure.core.exceptions import (
+    HttpResponseError,
+    ResourceExistsError,
+    ResourceModifiedError,
+    ResourceNotFoundError,
+    ServiceRequestError,
+    ServiceResponseError,
+)
 from azure.data.tables import TableEntity, TableErrorCode, TableTransactionError, UpdateMode
 
 T = TypeVar("T")
@@ -46,6 +55,82 @@ def crash_points(sim: Any, rng: random.Random, probability: float) -> Hazard:
         crash_here(sim, rng, probability, f"storage {label}")
         result = effect()
         crash_here(sim, rng, probability, f"after storage {label}")
+        return result
+
+    return hazard
+
+
+# What the Table and Queue SDKs raise to the caller once their own retry policy gave up (5xx and timeouts
+# are retried there): (when, exception). "before": nothing happened; "after": the operation took effect and
+# its answer was lost; "retried": it took effect, its answer was lost and the SDK's retry met the service's
+# answer to the same request again (an insert: 409 EntityAlreadyExists; a conditional write: 412; a message:
+# sent twice). Azure documents 500 OperationTimedOut as "may or may not have succeeded".
+STORAGE_FAULTS: tuple[tuple[str, Callable[[str], BaseException]], ...] = (
+    ("before", lambda label: ServiceRequestError(f"{label}: connection timed out (simulated)")),
+    ("before", lambda label: _service_error(503, "ServerBusy", "Server Busy", f"{label}: the server is busy")),
+    ("before", lambda label: _service_error(500, "InternalError", "Internal Server Error", f"{label}: internal error")),
+    ("after", lambda label: ServiceResponseError(f"{label}: read timed out (simulated)")),
+    ("after", lambda label: _service_error(500, "OperationTimedOut", "Operation could not be completed within the "
+                                           "specified time.", f"{label}: the operation timed out")),
+    ("retried", lambda label: ServiceResponseError(f"{label}: read timed out (simulated)")),
+)
+
+
+def _service_error(status: int, code: str, reason: str, message: str) -> HttpResponseError:
+    """An `HttpResponseError` with the fields the storage SDKs set from the service's answer."""
+    error = HttpResponseError(message=f"{message} (simulated)\nErrorCode:{code}")
+    error.status_code, error.reason = status, reason
+    error.error_code = code  # type: ignore[attr-defined]  # as the SDK's own errors carry it
+    return error
+
+
+def injected(error: BaseException | None) -> bool:
+    """Whether `error` (or what it was raised from) is a storage fault `storage_faults` drew."""
+    seen: set[int] = set()
+    while error is not None and id(error) not in seen:
+        if getattr(error, "sim_storage_fault", False):
+            return True
+        seen.add(id(error))
+        error = error.__cause__ or error.__context__
+    return False
+
+
+def _mark(error: BaseException) -> BaseException:
+    error.sim_storage_fault = True  # type: ignore[attr-defined]
+    if isinstance(error, ResourceExistsError | ResourceModifiedError | ResourceNotFoundError) and \
+            error.status_code is None:  # the service's answer to the SDK's retry, with its fields
+        status, code = {ResourceExistsError: (409, "EntityAlreadyExists"),
+                        ResourceModifiedError: (412, "UpdateConditionNotSatisfied"),
+                        ResourceNotFoundError: (404, "ResourceNotFound")}[type(error)]
+        error.status_code = status
+        error.error_code = code  # type: ignore[union-attr]  # as the SDK's own errors carry it
+    return error
+
+
+def storage_faults(sim: Any, rng: random.Random, probability: float, inner: Hazard) -> Hazard:
+    """A hazard for a simulated world: with `probability` per operation (drawn from `rng`), while the world's
+    faults are on, an operation of the connector (an invocation, a timer, a webhook function) fails as the SDK
+    raises it after its own retries (`STORAGE_FAULTS`); `inner` (the crash points) runs around the effect."""
+
+    def hazard(label: str, effect: Callable[[], T]) -> T:
+        if not sim.faults_on or (owner_process(sim) is None and sim.current is None) or rng.random() >= probability:
+            return inner(label, effect)  # type: ignore[no-any-return]
+        when, make = rng.choice(STORAGE_FAULTS)
+        error = _mark(make(label))
+        sim.storage_faults += 1
+        if when == "before":
+            sim.trace(f"storage fault before {label}: {error!r}")
+            raise error
+        result = inner(label, effect)
+        if when == "after":
+            sim.trace(f"storage fault after {label}: {error!r}")
+            raise error
+        try:  # the SDK sends the same request again: what the service answers now is the caller's answer
+            result = effect()
+        except HttpResponseError as again:
+            sim.trace(f"storage fault after {label}, the SDK's retry met {again!r}")
+            raise _mark(again) from None
+        sim.trace(f"storage fault after {label}, the SDK's retry succeeded")
         return result
 
     return hazard

@@ -63,7 +63,7 @@ from devtools.sim.model import (
     shown_in_outlook,
 )
 from devtools.sim.planning import BoardAppointment, FakePlanning, FakeResource
-from devtools.sim.storage import FakeStorage, QueuedMessage, crash_points
+from devtools.sim.storage import FakeStorage, QueuedMessage, crash_points, injected, storage_faults
 
 T = TypeVar("T")
 MAX_DEQUEUE = 5  # host.json maxDequeueCount
@@ -114,6 +114,7 @@ class Profile:
     token_expiry: float
     partial_list: float = 0.0  # share of `GET /resource` answers that leave resources out
     max_items: int = 50  # MASS_CHANGE_MAX_ITEMS
+    storage_fault: float = 0.0  # per table operation or message sent: a storage error (`STORAGE_FAULTS`)
 
     @classmethod
     def draw(cls, rng: random.Random) -> Profile:
@@ -166,6 +167,11 @@ class Sim:
         # A process may die between any two storage operations too (its own generator: the rest of a seed's
         # schedule stays as it was).
         self.storage.hazard = crash_points(self, random.Random(f"storage-{seed}"), self.profile.crash / 2)
+        self.storage_faults = 0  # drawn so far (a webhook's 5xx is expected only when one was drawn in its call)
+        # Messages the host parked after every attempt met a fault (a crash, an error it retries): visible on
+        # the monitor, as the connector's own parked changes are.
+        self.fault_attempts: dict[str, int] = {}
+        self.parked_on_faults: list[str] = []
         self.graph = FakeGraph(self)
         self.graph.repeated_transaction = random.Random(f"transaction-{seed}").choice(["existing", "conflict"])
         # poll_planning's slices: one resource each, two, or all three in one (appointments across slices).
@@ -178,6 +184,11 @@ class Sim:
         conflict_policy = random.Random(f"policy-{seed}").choice(["board", "outlook"])
         edit_policy = random.Random(f"edit-policy-{seed}").choice(["restore_outlook", "restore_outlook", "ignore",
                                                                    "update_planning"])
+        # Storage errors as the SDKs raise them after their own retries: rare (a few a seed at most), none for a
+        # third of the seeds; their own generator too.
+        storage_rng = random.Random(f"storage-faults-{seed}")
+        self.profile.storage_fault = storage_rng.choice([0, 0.002, 0.005]) if self.profile.io_fault else 0
+        self.storage.hazard = storage_faults(self, storage_rng, self.profile.storage_fault, self.storage.hazard)
         values.update({"SCHEDULER_WEBHOOK_SECRET": SECRET, "CONFLICT_POLICY": conflict_policy,
                        "OUTLOOK_EDIT_POLICY": edit_policy,
                        "MASS_CHANGE_MAX_ITEMS": str(self.profile.max_items), **(settings or {})})
@@ -328,23 +339,32 @@ class Sim:
         invocation = self.running.pop(task)
         self.task_process.pop(task).tasks.discard(task)
         error = None if task.cancelled() else task.exception()
+        expected = error is None or injected(error) or \
+            isinstance(error, SimCrash | GraphError | PlanningError | ConnectionError | TimeoutError)
         if invocation is None:  # a timer: a failed run is repaired by the next one
-            if error is not None and not isinstance(error, SimCrash | GraphError | PlanningError | ConnectionError):
+            if not expected:
                 self.failures.append(f"timer failed with {type(error).__name__}: {error}")
+            elif error is not None and not isinstance(error, SimCrash):
+                self.trace(f"timer failed: {error!r}")
             return
-        queue = self.storage.queue(invocation.queue)
+        queue, message = self.storage.queue(invocation.queue), invocation.message
         if error is None:
-            queue.delete_message(invocation.message)
+            queue.delete_message(message)
             return
+        if expected:  # a storage error escaping is no bug in itself: the host retries the message
+            self.fault_attempts[message.id] = self.fault_attempts.get(message.id, 0) + 1
         if isinstance(error, SimCrash):
             return  # the message comes back after its visibility timeout
         self.trace(f"invocation failed: {error!r}")
-        if not isinstance(error, GraphError | PlanningError | ConnectionError | TimeoutError):
+        if not expected:
             # The host retries anything; a bug in the connector shows as an error the sim reports.
             self.failures.append(f"unexpected {type(error).__name__} in {invocation.queue}: {error}")
-        if invocation.message.dequeue_count >= MAX_DEQUEUE:
-            queue.delete_message(invocation.message)
-            self.storage.queue(poison_queue_name(invocation.queue)).send_message(invocation.message.content)
+        if message.dequeue_count >= MAX_DEQUEUE:
+            queue.delete_message(message)
+            self.storage.queue(poison_queue_name(invocation.queue)).send_message(message.content)
+            if self.fault_attempts.get(message.id, 0) >= message.dequeue_count:
+                self.trace(f"host parks {message.id} after {message.dequeue_count} faulty attempts")
+                self.parked_on_faults.append(message.content)
 
     def restart_dead_processes(self) -> None:
         for index, process in enumerate(self.processes):
@@ -376,8 +396,11 @@ class Sim:
         for _ in range(times):
             request = func.HttpRequest("POST", "https://connector.sim/api/scheduler/notifications",
                                        params={"event": hook.event, "secret": SECRET}, body=body)
+            faults = self.storage_faults
             response = self._call_function(scheduler_notifications, request)
             self.trace(f"DS webhook {hook.event} {hook.guid[:8]} → {response.status_code}")
+            if self._sent_again(response, faults, self.planning.outbox, hook):
+                continue
             if response.status_code != 200:
                 self.failures.append(f"scheduler_notifications answered {response.status_code}: {response.get_body()!r}")
 
@@ -394,9 +417,21 @@ class Sim:
             "resourceData": {"@odata.type": "#Microsoft.Graph.Event", "id": note.event_id}}]}).encode()
         for _ in range(2 if self.rng.random() < self.profile.duplicate else 1):
             request = func.HttpRequest("POST", "https://connector.sim/api/graph/notifications", body=body)
+            faults = self.storage_faults
             response = self._call_function(graph_notifications, request)
+            if self._sent_again(response, faults, self.graph.outbox, note):
+                continue
             if response.status_code != 202:
                 self.failures.append(f"graph_notifications answered {response.status_code}")
+
+    def _sent_again(self, response: func.HttpResponse, faults_before: int, outbox: list[Any], delivery: Any) -> bool:
+        """A 5xx answered because a storage fault was drawn in the call: the sender (Dime.Scheduler, Graph) retries
+        a 5xx, so the delivery goes back to its outbox and comes again later. Any other 5xx is the connector's."""
+        if response.status_code < 500 or self.storage_faults == faults_before:
+            return False
+        self.trace(f"webhook answered {response.status_code} after a storage fault: the sender delivers it again")
+        outbox.append(delivery)
+        return True
 
     # -- the timers --------------------------------------------------------------------------------
     def run_timer(self, name: str) -> None:
@@ -722,8 +757,11 @@ class Sim:
             "tenantId": "sim-tenant", "clientState": note.client_state, "lifecycleEvent": note.event}]}).encode()
         for _ in range(2 if self.lifecycle_rng.random() < self.profile.duplicate else 1):
             request = func.HttpRequest("POST", "https://connector.sim/api/graph/lifecycle", body=body)
+            faults = self.storage_faults
             response = self._call_function(graph_lifecycle, request)
             self.trace(f"Graph lifecycle {note.event} {note.subscription_id} → {response.status_code}")
+            if self._sent_again(response, faults, self.graph.lifecycle_outbox, note):
+                continue
             if response.status_code != 202:
                 self.failures.append(f"graph_lifecycle answered {response.status_code}")
 
@@ -1027,13 +1065,16 @@ def check_invariants(sim: Sim, excuse_holds: bool = False, excuse_parked: bool =
         if resource_no not in moving:
             found += _check_outlook_items(sim, resource_no, held_board, parked)
     # Nothing lost: every queue drained. Every fault in the simulation is transient, so a message may be
-    # parked only after every one of its attempts met one (visible on the monitor); the checks above say the
-    # safety net applied its change since, and `_retry_parked` that the admin's Retry of it writes nothing.
+    # parked only after every one of its attempts met one (visible on the monitor): the connector's own
+    # retries used up, or the host's `maxDequeueCount` each attempt of which crashed or met a storage error;
+    # the checks above say the safety net applied its change since, and `_retry_parked` that the admin's
+    # Retry of it writes nothing.
     for name in (PLANNING_CHANGES_QUEUE, EXCHANGE_CHANGES_QUEUE):
         if sim.storage.queue(name).messages:
             found.append(f"{name}: {len(sim.storage.queue(name).messages)} message(s) never processed")
         stuck = [m for m in sim.storage.queue(poison_queue_name(name)).messages
-                 if not _gave_up(sim, m.content) and not _refused_former_email(sim, m.content)]
+                 if not _gave_up(sim, m.content) and m.content not in sim.parked_on_faults
+                 and not _refused_former_email(sim, m.content)]
         if stuck:
             found.append(f"{name}: {len(stuck)} message(s) parked on the poison queue")
     return found

@@ -40,7 +40,9 @@ def test_seeds_draw_faults_crashes_and_drops() -> None:
                  "hold held", "missing skipped", "edits connector event", "deletes connector event",
                  "at the same time", "to_outlook conflict applied", "412, the changeKey moved",
                  "asks to reauthorize subscription", "graph removes subscription", "Graph lifecycle subscriptionRemoved",
-                 "missed", "Graph lifecycle missed", "attacker posts a forged updated"):
+                 "missed", "Graph lifecycle missed", "attacker posts a forged updated",
+                 "storage fault before", "storage fault after", "invocation failed: HttpResponseError",
+                 "invocation failed: ServiceRequestError", "invocation failed: ServiceResponseError"):
         assert what in logs, what
 
 
