@@ -188,7 +188,7 @@ def test_a_new_tracked_resource_gets_a_subscription_and_its_outlook_items_appear
     # mboc_upsertExchangeAppointment has no Location parameter: the board gets none.
     assert kickoff["Location"] is None and kickoff["CreatedByExchange"] and kickoff["ShowAs"] == 3
     private = next(a for a in items if a["Subject"] == PRIVATE_SUBJECT)
-    assert private["Body"] == "" and private["Location"] is None and private["Sensitivity"] == 3
+    assert not private["Body"] and private["Location"] is None and private["Sensitivity"] == 3
     training = next(a for a in items if a["Subject"] == "Safety training")
     # No all-day parameter exists: an all-day item is on the board as whole UTC days.
     assert training["StartDate"].endswith("T00:00:00Z") and training["EndDate"].endswith("T00:00:00Z")
@@ -279,7 +279,7 @@ def test_private_items_are_masked_by_default_and_follow_the_resources_setting(st
     from connector.sync.to_planning import PrivateItems
 
     dentist = next(a for a in board(stack, ALICE) if a["Sensitivity"] == 3)
-    assert dentist["Subject"] == PRIVATE_SUBJECT and dentist["Body"] == "" and dentist["Location"] is None
+    assert dentist["Subject"] == PRIVATE_SUBJECT and not dentist["Body"] and dentist["Location"] is None
     event_id = dentist["ExchangeId"]
     try:
         _own_settings(stack, private_items=PrivateItems.SHOWN)
