@@ -102,8 +102,19 @@ class TableRepository:
                 entity, mode=UpdateMode.REPLACE, etag=etag, match_condition=MatchConditions.IfNotModified
             )
         except (ResourceModifiedError, ResourceNotFoundError):
-            raise ConcurrencyConflict(f"{partition_key}/{row_key}") from None
+            ours = self._holds_our_write(partition_key, row_key, data)
+            if ours is None:
+                raise ConcurrencyConflict(f"{partition_key}/{row_key}") from None
+            return ours
         return str(result["etag"])
+
+    def _holds_our_write(self, partition_key: str, row_key: str, data: Mapping[str, Any]) -> str | None:
+        """After a conditional write answered 412: the row's ETag when it holds exactly what was written. A
+        write can take effect and its answer be lost (a read timeout); the SDK then sends it again and meets
+        its own write, which is a success, not someone else's. (An insert's 409 stays "it exists": callers use
+        it to learn whether they created the row.)"""
+        row = self.get(partition_key, row_key)
+        return row.etag if row is not None and row.data == dict(data) else None
 
     def upsert(self, partition_key: str, row_key: str, data: Mapping[str, Any]) -> str:
         """Write the row whatever is there (last writer wins): only for rows one writer owns."""
