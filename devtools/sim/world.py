@@ -1310,6 +1310,20 @@ class _VirtualTime:
         return getattr(time, name)
 
 
+class _SeededUuid:
+    """The `uuid` module as the connector sees it in the simulation: `uuid4()` comes from the seed, so row keys,
+    lease owners and nonces (and so the order of rows, and the trace) are the same in every replay."""
+
+    def __init__(self, rng: random.Random) -> None:
+        self._rng = rng
+
+    def uuid4(self) -> uuid.UUID:
+        return uuid.UUID(int=self._rng.getrandbits(128), version=4)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(uuid, name)
+
+
 def _patch(sim: Sim) -> list[tuple[Any, str, Any]]:
     """The connector reads time and runs blocking calls through these names: point them at the simulation."""
     import importlib
@@ -1325,10 +1339,14 @@ def _patch(sim: Sim) -> list[tuple[Any, str, Any]]:
     saved: list[tuple[Any, str, Any]] = [(asyncio, "to_thread", asyncio.to_thread)]
     asyncio.to_thread = sim.to_thread  # type: ignore[assignment]
     virtual_time = _VirtualTime(sim.loop.time)
+    seeded = _SeededUuid(random.Random(f"uuid-{sim.seed}"))
     for name, module in list(sys.modules.items()):
         if name.startswith("connector") and getattr(module, "datetime", None) is datetime:
             saved.append((module, "datetime", datetime))
             module.datetime = SimDatetime  # type: ignore[attr-defined]
+        if name.startswith("connector") and getattr(module, "uuid", None) is uuid:
+            saved.append((module, "uuid", uuid))
+            module.uuid = seeded  # type: ignore[attr-defined]
         if name.startswith("connector") and getattr(module, "time", None) is time:
             # `time.monotonic()` (e.g. how long the planning worker trusts its list of tracked resources)
             # must follow the virtual clock too, or a run would depend on the machine's speed.
