@@ -32,6 +32,17 @@ def _write_took_effect_unseen(sim: Sim, appointment: BoardAppointment) -> None:
         {"id": TAG_PROPERTY_ID, "value": appointment.guid}, stamp_property(hashes_of(body))]})
 
 
+async def _importance_raised_unseen(sim: Sim, appointment: BoardAppointment) -> None:
+    """The appointment synced, then the planner raises its importance, and the connector's PATCH of that takes
+    effect unseen (its webhook's delivery is that write)."""
+    sim._planned(appointment, "created")
+    await sim.drain()
+    appointment.importance = 1
+    sim._planned(appointment, "updated")
+    sim.planning.outbox.clear()
+    _write_took_effect_unseen(sim, appointment)
+
+
 @pytest.mark.parametrize("edit_policy", ["restore_outlook", "update_planning"])
 def test_a_write_of_ours_that_took_effect_unseen_is_not_a_persons_edit(edit_policy: str) -> None:
     """Was (seeds 186, 187): "board: appointment <guid> shows <the version before the planner's last change>":
@@ -43,12 +54,7 @@ def test_a_write_of_ours_that_took_effect_unseen_is_not_a_persons_edit(edit_poli
     appointment = _appointment("Boiler service", ["ALICE"], body="Replace the pump.")
 
     async def script(sim: Sim) -> None:
-        sim._planned(appointment, "created")
-        await sim.drain()
-        appointment.importance = 1
-        sim._planned(appointment, "updated")
-        sim.planning.outbox.clear()  # its delivery is the write that took effect unseen:
-        _write_took_effect_unseen(sim, appointment)
+        await _importance_raised_unseen(sim, appointment)
         sim.graph.outbox.clear()  # and its notification is lost too (the worker's 412 must sort it out)
         appointment.start, appointment.end = appointment.start + timedelta(hours=2), appointment.end + timedelta(hours=2)
         sim._planned(appointment, "updated")
@@ -70,12 +76,7 @@ def test_the_echo_of_a_write_of_ours_that_took_effect_unseen_is_not_a_persons_ed
     appointment = _appointment("Boiler service", ["ALICE"], body="Replace the pump.")
 
     async def script(sim: Sim) -> None:
-        sim._planned(appointment, "created")
-        await sim.drain()
-        appointment.importance = 1
-        sim._planned(appointment, "updated")
-        sim.planning.outbox.clear()
-        _write_took_effect_unseen(sim, appointment)
+        await _importance_raised_unseen(sim, appointment)
         await sim.drain()  # its notification: the Outlook → board worker looks at the event
         appointment.importance = 0
         appointment.start, appointment.end = appointment.start + timedelta(hours=2), appointment.end + timedelta(hours=2)
